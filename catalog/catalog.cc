@@ -1,0 +1,1067 @@
+#include "catalog/catalog.h"
+
+#include <algorithm>
+#include <ctime>
+#include <initializer_list>
+#include <set>
+#include <variant>
+
+#include "catalog/hash.h"
+#include "catalog/names.h"
+#include "catalog/schema.h"
+
+namespace samplefs {
+
+// ---------------------------------------------------------------------------
+// Small helpers over Database/Statement.
+
+namespace {
+
+using Param = std::variant<std::nullptr_t, int64_t, std::string>;
+using Params = std::vector<Param>;
+
+void BindAll(Statement& st, const Params& ps) {
+  int i = 1;
+  for (const auto& p : ps) {
+    if (std::holds_alternative<int64_t>(p)) st.Bind(i, std::get<int64_t>(p));
+    else if (std::holds_alternative<std::string>(p)) st.Bind(i, std::string_view(std::get<std::string>(p)));
+    else st.BindNull(i);
+    ++i;
+  }
+}
+
+std::string Quoted(const std::string& s) { return "'" + s + "'"; }
+
+// Rewrites an engine constraint error into the catalog's words.
+Status Explain(const Status& s, const std::string& exists_msg, const std::string& missing_msg) {
+  if (s.code() == Code::kAlreadyExists && !exists_msg.empty())
+    return Status(Code::kAlreadyExists, exists_msg);
+  if (s.code() == Code::kReferenceMissing && !missing_msg.empty())
+    return Status(Code::kReferenceMissing, missing_msg);
+  return s;
+}
+
+Status ValidateText(const std::string& value, const char* field) {
+  if (value.size() > 64 * 1024)
+    return Status(Code::kTooBig, std::string(field) + " is over 64 KiB");
+  if (value.find('\0') != std::string::npos)
+    return Status(Code::kInvalidArgument, std::string(field) + " contains a NUL byte");
+  if (!IsValidUtf8(value))
+    return Status(Code::kInvalidArgument, std::string(field) + " is not valid UTF-8");
+  return Status::Ok();
+}
+
+const char* EntryTypeName(EntryType t) {
+  switch (t) {
+    case EntryType::kFile: return "file";
+    case EntryType::kFolder: return "folder";
+    case EntryType::kSymlink: return "symlink";
+  }
+  return "file";
+}
+
+EntryType EntryTypeFromName(const std::string& s) {
+  if (s == "folder") return EntryType::kFolder;
+  if (s == "symlink") return EntryType::kSymlink;
+  return EntryType::kFile;
+}
+
+Species ReadSpecies(const Statement& st) {
+  return Species{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4)};
+}
+Sample ReadSample(const Statement& st) {
+  return Sample{st.Int(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4), st.Text(5)};
+}
+Dye ReadDye(const Statement& st) { return Dye{st.Int(0), st.Text(1), st.Text(2), st.Text(3)}; }
+Slide ReadSlide(const Statement& st) {
+  return Slide{st.Int(0), st.Text(1), st.Int(2), st.Text(3), st.Text(4), st.Text(5), st.Text(6)};
+}
+Labelling ReadLabelling(const Statement& st) {
+  return Labelling{st.Int(0), st.Int(1), st.Text(2), st.Text(3), st.Text(4), st.Int(5)};
+}
+Image ReadImage(const Statement& st) {
+  return Image{st.Int(0), st.Int(1), st.Text(2), st.Text(3), st.Text(4), st.Text(5)};
+}
+Entry ReadEntry(const Statement& st) {
+  Entry e;
+  e.id = st.Int(0);
+  e.image_id = st.Int(1);
+  e.parent_id = st.IsNull(2) ? 0 : st.Int(2);
+  e.name = st.Text(3);
+  e.type = EntryTypeFromName(st.Text(4));
+  e.size = static_cast<uint64_t>(st.Int(5));
+  e.hash = st.Text(6);
+  e.mode = static_cast<uint32_t>(st.Int(7));
+  e.mtime_ns = st.Int(8);
+  e.target = st.Text(9);
+  e.kind = st.Text(10);
+  return e;
+}
+Tag ReadTag(const Statement& st) { return Tag{st.Int(0), st.Text(1)}; }
+
+constexpr const char* kSpeciesCols = "id, name, species, strain, notes";
+constexpr const char* kSampleCols = "id, name, species_id, patient_id, sample_type, notes";
+constexpr const char* kDyeCols = "id, short_name, long_name, spectra_db_name";
+constexpr const char* kSlideCols = "id, reference, sample_id, creator, notes, created, modified";
+constexpr const char* kLabellingCols = "id, slide_id, structure, isotype, antibody, dye_id";
+constexpr const char* kImageCols = "id, slide_id, name, user, acquired, comments";
+constexpr const char* kEntryCols =
+    "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind";
+
+}  // namespace
+
+// Runs `sql` with `ps`, calling `row` for each result row.
+template <class F>
+static Status ForRows(Database& db, const std::string& sql, const Params& ps, F row) {
+  SFS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+  StatementScope scope(*st);
+  BindAll(*st, ps);
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(bool has_row, st->Step());
+    if (!has_row) return Status::Ok();
+    row(*st);
+  }
+}
+
+template <class T, class Read>
+static Result<std::vector<T>> Rows(Database& db, const std::string& sql, const Params& ps,
+                                   Read read) {
+  std::vector<T> out;
+  SFS_RETURN_IF_ERROR(ForRows(db, sql, ps, [&](const Statement& st) { out.push_back(read(st)); }));
+  return out;
+}
+
+template <class T, class Read>
+static Result<T> OneRow(Database& db, const std::string& sql, const Params& ps, Read read,
+                        const std::string& not_found) {
+  std::optional<T> out;
+  SFS_RETURN_IF_ERROR(ForRows(db, sql, ps, [&](const Statement& st) {
+    if (!out) out = read(st);
+  }));
+  if (!out) return Status(Code::kNotFound, not_found);
+  return std::move(*out);
+}
+
+static Status Exec(Database& db, const std::string& sql, const Params& ps) {
+  SFS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+  StatementScope scope(*st);
+  BindAll(*st, ps);
+  return st->Run();
+}
+
+static Result<int64_t> Count(Database& db, const std::string& sql, const Params& ps) {
+  return OneRow<int64_t>(db, sql, ps, [](const Statement& st) { return st.Int(0); }, "no count");
+}
+
+const char* EntityName(Entity e) {
+  switch (e) {
+    case Entity::kSpecies: return "species";
+    case Entity::kSample: return "sample";
+    case Entity::kDye: return "dye";
+    case Entity::kSlide: return "slide";
+    case Entity::kImage: return "image";
+    case Entity::kEntry: return "entry";
+  }
+  return "entry";
+}
+
+std::string KindFromName(const std::string& name) {
+  std::string n = name;
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto ends = [&](const char* suf) {
+    std::string s(suf);
+    return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+  };
+  for (const char* s : {".h5r", ".csv", ".json"})
+    if (ends(s)) return "analysis";
+  for (const char* s : {".h5", ".tif", ".tiff", ".nd2", ".czi", ".zarr"})
+    if (ends(s)) return "raw";
+  return "other";
+}
+
+std::string NowIso8601() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------
+// Transactions.
+
+Transaction::Transaction(Catalog& catalog) : catalog_(catalog), lock_(catalog.mu_) {
+  depth_ = ++catalog_.txn_depth_;
+  if (depth_ == 1) begin_status_ = catalog_.db_->BeginWrite();
+  else begin_status_ = catalog_.db_->Exec("SAVEPOINT sp" + std::to_string(depth_));
+}
+
+Status Transaction::Commit() {
+  if (!begin_status_.ok()) return begin_status_;
+  if (done_) return Status(Code::kInvalidArgument, "transaction already ended");
+  Status s = depth_ == 1 ? catalog_.db_->Commit()
+                         : catalog_.db_->Exec("RELEASE sp" + std::to_string(depth_));
+  if (s.ok()) done_ = true;
+  return s;
+}
+
+Transaction::~Transaction() {
+  if (!done_ && begin_status_.ok()) {
+    if (depth_ == 1) {
+      (void)catalog_.db_->Rollback();
+    } else {
+      std::string sp = "sp" + std::to_string(depth_);
+      (void)catalog_.db_->Exec("ROLLBACK TO " + sp + "; RELEASE " + sp);
+    }
+  }
+  --catalog_.txn_depth_;
+}
+
+// Runs `fn` inside a transaction; commits when it returns OK.
+template <class F>
+static auto InTxn(Catalog& c, F fn) -> decltype(fn()) {
+  Transaction txn(c);
+  if (!txn.status().ok()) return txn.status();
+  auto r = fn();
+  if (!r.ok()) return r;
+  Status s = txn.Commit();
+  if (!s.ok()) return s;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Opening and migrations.
+
+Result<std::unique_ptr<Catalog>> Catalog::OpenSqlite(const std::string& path,
+                                                     const DatabaseOptions& options) {
+  SFS_ASSIGN_OR_RETURN(auto db, OpenSqliteDatabase(path, options));
+  return Open(std::move(db));
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<Database> db) {
+  std::unique_ptr<Catalog> c(new Catalog(std::move(db)));
+  SFS_RETURN_IF_ERROR(c->Migrate());
+  return c;
+}
+
+int Catalog::schema_version() {
+  std::lock_guard lock(mu_);
+  auto v = OneRow<std::string>(*db_, "SELECT value FROM meta WHERE key = 'schema_version'", {},
+                               [](const Statement& st) { return st.Text(0); }, "");
+  return v.ok() ? std::atoi(v->c_str()) : 0;
+}
+
+Status Catalog::Migrate() {
+  std::lock_guard lock(mu_);
+  SFS_ASSIGN_OR_RETURN(int64_t has_meta,
+                       Count(*db_, "SELECT count(*) FROM sqlite_master WHERE name = 'meta'", {}));
+  if (!has_meta) {
+    Transaction txn(*this);
+    SFS_RETURN_IF_ERROR(txn.status());
+    SFS_RETURN_IF_ERROR(db_->Exec(db_->SchemaSql()));
+    return txn.Commit();
+  }
+  int version = schema_version();
+  if (version > kSchemaVersion)
+    return Status(Code::kTooNew, "the catalog has schema version " + std::to_string(version) +
+                                     ", newer than this samplefs (" +
+                                     std::to_string(kSchemaVersion) +
+                                     "); upgrade samplefs to open it");
+  if (version < 1) return Status(Code::kCorrupt, "the catalog has no valid schema_version");
+  if (version == kSchemaVersion) return Status::Ok();
+  // The whole ladder runs in one transaction: a failure leaves the
+  // catalog exactly at its old version.
+  Transaction txn(*this);
+  SFS_RETURN_IF_ERROR(txn.status());
+  for (int v = version; v < kSchemaVersion; ++v) {
+    std::string sql = db_->MigrationSql(v);
+    if (sql.empty())
+      return Status(Code::kCorrupt, "no migration from schema version " + std::to_string(v));
+    Status s = db_->Exec(sql);
+    if (!s.ok())
+      return Status(s.code(), "migration from schema version " + std::to_string(v) +
+                                  " failed: " + s.message());
+  }
+  return txn.Commit();
+}
+
+Status Catalog::CheckRecordExists(const char* table, int64_t id, const char* what) {
+  SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, std::string("SELECT count(*) FROM ") + table +
+                                                  " WHERE id = ?", {id}));
+  if (!n) return Status(Code::kReferenceMissing, std::string(what) + " " + std::to_string(id) +
+                                                     " does not exist");
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Species.
+
+Result<Species> Catalog::CreateSpecies(const Species& s) {
+  SFS_RETURN_IF_ERROR(ValidateName(s.name, "species name"));
+  for (auto* f : {&s.species, &s.strain, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Species>(
+      *db_, std::string("INSERT INTO species(name, species, strain, notes) VALUES (?, ?, ?, ?) RETURNING ") + kSpeciesCols,
+      {s.name, s.species, s.strain, s.notes}, ReadSpecies, "");
+  if (!r.ok()) return Explain(r.status(), "species " + Quoted(s.name) + " already exists", "");
+  return r;
+}
+
+Result<Species> Catalog::SpeciesByName(const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Species>(*db_, std::string("SELECT ") + kSpeciesCols + " FROM species WHERE name = ?",
+                         {name}, ReadSpecies, "species " + Quoted(name) + " does not exist");
+}
+
+Result<Species> Catalog::SpeciesById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Species>(*db_, std::string("SELECT ") + kSpeciesCols + " FROM species WHERE id = ?",
+                         {id}, ReadSpecies, "species " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::UpdateSpecies(const Species& s) {
+  SFS_RETURN_IF_ERROR(ValidateName(s.name, "species name"));
+  for (auto* f : {&s.species, &s.strain, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "UPDATE species SET name = ?, species = ?, strain = ?, notes = ? "
+                           "WHERE id = ? RETURNING id",
+                           {s.name, s.species, s.strain, s.notes, s.id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "species " + std::to_string(s.id) + " does not exist");
+  return Explain(r.status(), "species " + Quoted(s.name) + " already exists", "");
+}
+
+Status Catalog::DeleteSpecies(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Species sp, SpeciesById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM sample WHERE species_id = ?", {id}));
+    if (n) return Status(Code::kNotEmpty, "species " + Quoted(sp.name) + " still has " +
+                                              std::to_string(n) + " sample(s)");
+    return Exec(*db_, "DELETE FROM species WHERE id = ?", {id});
+  });
+}
+
+Result<std::vector<Species>> Catalog::ListSpecies(int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Species>(*db_, std::string("SELECT ") + kSpeciesCols +
+                                 " FROM species WHERE id > ? ORDER BY id LIMIT ?",
+                       {after_id, int64_t{limit}}, ReadSpecies);
+}
+
+// ---------------------------------------------------------------------------
+// Samples.
+
+Result<Sample> Catalog::CreateSample(const Sample& s) {
+  SFS_RETURN_IF_ERROR(ValidateName(s.name, "sample name"));
+  for (auto* f : {&s.patient_id, &s.sample_type, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Sample>(
+      *db_, std::string("INSERT INTO sample(name, species_id, patient_id, sample_type, notes) "
+                        "VALUES (?, ?, ?, ?, ?) RETURNING ") + kSampleCols,
+      {s.name, s.species_id, s.patient_id, s.sample_type, s.notes}, ReadSample, "");
+  if (!r.ok())
+    return Explain(r.status(), "sample " + Quoted(s.name) + " already exists",
+                   "species " + std::to_string(s.species_id) + " does not exist");
+  return r;
+}
+
+Result<Sample> Catalog::SampleByName(const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Sample>(*db_, std::string("SELECT ") + kSampleCols + " FROM sample WHERE name = ?",
+                        {name}, ReadSample, "sample " + Quoted(name) + " does not exist");
+}
+
+Result<Sample> Catalog::SampleById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Sample>(*db_, std::string("SELECT ") + kSampleCols + " FROM sample WHERE id = ?",
+                        {id}, ReadSample, "sample " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::UpdateSample(const Sample& s) {
+  SFS_RETURN_IF_ERROR(ValidateName(s.name, "sample name"));
+  for (auto* f : {&s.patient_id, &s.sample_type, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "UPDATE sample SET name = ?, species_id = ?, patient_id = ?, "
+                           "sample_type = ?, notes = ? WHERE id = ? RETURNING id",
+                           {s.name, s.species_id, s.patient_id, s.sample_type, s.notes, s.id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "sample " + std::to_string(s.id) + " does not exist");
+  return Explain(r.status(), "sample " + Quoted(s.name) + " already exists",
+                 "species " + std::to_string(s.species_id) + " does not exist");
+}
+
+Status Catalog::DeleteSample(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Sample sa, SampleById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM slide WHERE sample_id = ?", {id}));
+    if (n) return Status(Code::kNotEmpty, "sample " + Quoted(sa.name) + " still has " +
+                                              std::to_string(n) + " slide(s)");
+    return Exec(*db_, "DELETE FROM sample WHERE id = ?", {id});
+  });
+}
+
+Result<std::vector<Sample>> Catalog::ListSamples(int64_t species_id, int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  if (species_id)
+    return Rows<Sample>(*db_, std::string("SELECT ") + kSampleCols +
+                                  " FROM sample WHERE species_id = ? AND id > ? ORDER BY id LIMIT ?",
+                        {species_id, after_id, int64_t{limit}}, ReadSample);
+  return Rows<Sample>(*db_, std::string("SELECT ") + kSampleCols +
+                                " FROM sample WHERE id > ? ORDER BY id LIMIT ?",
+                      {after_id, int64_t{limit}}, ReadSample);
+}
+
+// ---------------------------------------------------------------------------
+// Dyes.
+
+Result<Dye> Catalog::CreateDye(const Dye& d) {
+  SFS_RETURN_IF_ERROR(ValidateName(d.short_name, "dye short name"));
+  if (d.short_name.find_first_of(" \t\n") != std::string::npos)
+    return Status(Code::kInvalidArgument, "dye short name " + Quoted(d.short_name) + " contains spaces");
+  for (auto* f : {&d.long_name, &d.spectra_db_name}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Dye>(*db_, std::string("INSERT INTO dye(short_name, long_name, spectra_db_name) "
+                                         "VALUES (?, ?, ?) RETURNING ") + kDyeCols,
+                       {d.short_name, d.long_name, d.spectra_db_name}, ReadDye, "");
+  if (!r.ok()) return Explain(r.status(), "dye " + Quoted(d.short_name) + " already exists", "");
+  return r;
+}
+
+Result<Dye> Catalog::DyeByName(const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Dye>(*db_, std::string("SELECT ") + kDyeCols + " FROM dye WHERE short_name = ?",
+                     {name}, ReadDye, "dye " + Quoted(name) + " does not exist");
+}
+
+Result<Dye> Catalog::DyeById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Dye>(*db_, std::string("SELECT ") + kDyeCols + " FROM dye WHERE id = ?", {id},
+                     ReadDye, "dye " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::UpdateDye(const Dye& d) {
+  SFS_RETURN_IF_ERROR(ValidateName(d.short_name, "dye short name"));
+  if (d.short_name.find_first_of(" \t\n") != std::string::npos)
+    return Status(Code::kInvalidArgument, "dye short name " + Quoted(d.short_name) + " contains spaces");
+  for (auto* f : {&d.long_name, &d.spectra_db_name}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "UPDATE dye SET short_name = ?, long_name = ?, spectra_db_name = ? "
+                           "WHERE id = ? RETURNING id",
+                           {d.short_name, d.long_name, d.spectra_db_name, d.id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "dye " + std::to_string(d.id) + " does not exist");
+  return Explain(r.status(), "dye " + Quoted(d.short_name) + " already exists", "");
+}
+
+Status Catalog::DeleteDye(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Dye d, DyeById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM labelling WHERE dye_id = ?", {id}));
+    if (n) return Status(Code::kNotEmpty, "dye " + Quoted(d.short_name) + " is used by " +
+                                              std::to_string(n) + " labelling(s)");
+    return Exec(*db_, "DELETE FROM dye WHERE id = ?", {id});
+  });
+}
+
+Result<std::vector<Dye>> Catalog::ListDyes(int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Dye>(*db_, std::string("SELECT ") + kDyeCols + " FROM dye WHERE id > ? ORDER BY id LIMIT ?",
+                   {after_id, int64_t{limit}}, ReadDye);
+}
+
+// ---------------------------------------------------------------------------
+// Slides.
+
+static Status ValidateSlideFields(const Slide& s) {
+  SFS_RETURN_IF_ERROR(ValidateName(s.reference, "slide reference"));
+  for (auto* f : {&s.creator, &s.notes, &s.created}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  return Status::Ok();
+}
+
+Result<Slide> Catalog::CreateSlide(const Slide& s) {
+  SFS_RETURN_IF_ERROR(ValidateSlideFields(s));
+  std::string now = NowIso8601();
+  std::string created = s.created.empty() ? now : s.created;
+  std::string modified = s.modified.empty() ? created : s.modified;
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Slide>(
+      *db_, std::string("INSERT INTO slide(reference, sample_id, creator, notes, created, modified) "
+                        "VALUES (?, ?, ?, ?, ?, ?) RETURNING ") + kSlideCols,
+      {s.reference, s.sample_id, s.creator, s.notes, created, modified}, ReadSlide, "");
+  if (!r.ok())
+    return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
+                   "sample " + std::to_string(s.sample_id) + " does not exist");
+  return r;
+}
+
+Result<Slide> Catalog::SlideByReference(const std::string& reference) {
+  std::lock_guard lock(mu_);
+  return OneRow<Slide>(*db_, std::string("SELECT ") + kSlideCols + " FROM slide WHERE reference = ?",
+                       {reference}, ReadSlide, "slide " + Quoted(reference) + " does not exist");
+}
+
+Result<Slide> Catalog::SlideById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Slide>(*db_, std::string("SELECT ") + kSlideCols + " FROM slide WHERE id = ?", {id},
+                       ReadSlide, "slide " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::UpdateSlide(const Slide& s) {
+  SFS_RETURN_IF_ERROR(ValidateSlideFields(s));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "UPDATE slide SET reference = ?, sample_id = ?, creator = ?, notes = ?, "
+                           "created = ?, modified = ? WHERE id = ? RETURNING id",
+                           {s.reference, s.sample_id, s.creator, s.notes, s.created, NowIso8601(), s.id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "slide " + std::to_string(s.id) + " does not exist");
+  return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
+                 "sample " + std::to_string(s.sample_id) + " does not exist");
+}
+
+Status Catalog::DeleteSlide(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Slide sl, SlideById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM image WHERE slide_id = ?", {id}));
+    if (n) return Status(Code::kNotEmpty, "slide " + Quoted(sl.reference) + " still has " +
+                                              std::to_string(n) + " image(s)");
+    return Exec(*db_, "DELETE FROM slide WHERE id = ?", {id});
+  });
+}
+
+// Builds "WHERE ..." for a slide query over `slide s JOIN sample sa JOIN
+// species sp`; one EXISTS per term, each answered by an index.
+static Status SlideQueryWhere(const Query& q, std::string* where, Params* ps) {
+  for (const auto& t : q.terms) {
+    const std::string& k = t.key;
+    if (k == "species") { *where += " AND sp.name = ?"; ps->push_back(t.value); }
+    else if (k == "sample") { *where += " AND sa.name = ?"; ps->push_back(t.value); }
+    else if (k == "creator") { *where += " AND s.creator = ?"; ps->push_back(t.value); }
+    else if (k == "dye") {
+      *where += " AND EXISTS (SELECT 1 FROM labelling l JOIN dye d ON d.id = l.dye_id "
+                "WHERE l.slide_id = s.id AND d.short_name = ?)";
+      ps->push_back(t.value);
+    } else if (k == "structure") {
+      *where += " AND EXISTS (SELECT 1 FROM labelling l WHERE l.slide_id = s.id AND l.structure = ?)";
+      ps->push_back(t.value);
+    } else if (k == "tag") {
+      *where += " AND EXISTS (SELECT 1 FROM tagging g JOIN tag t ON t.id = g.tag_id "
+                "WHERE g.entity = 'slide' AND g.record_id = s.id AND t.name = ?)";
+      ps->push_back(t.value);
+    } else if (k == "user") {
+      *where += " AND EXISTS (SELECT 1 FROM image i WHERE i.slide_id = s.id AND i.user = ?)";
+      ps->push_back(t.value);
+    } else if (k == "after") {
+      *where += " AND s.created >= ?";
+      ps->push_back(t.value);
+    } else if (k == "before") {
+      *where += " AND s.created < ?";
+      ps->push_back(t.value);
+    } else {
+      *where += " AND EXISTS (SELECT 1 FROM annotation a WHERE a.entity = 'slide' "
+                "AND a.record_id = s.id AND a.key = ? AND a.value = ?)";
+      ps->push_back(t.key);
+      ps->push_back(t.value);
+    }
+  }
+  return Status::Ok();
+}
+
+static const char* kSlideQueryFrom =
+    " FROM slide s JOIN sample sa ON sa.id = s.sample_id JOIN species sp ON sp.id = sa.species_id"
+    " WHERE 1 = 1";
+
+Result<std::vector<Slide>> Catalog::ListSlides(const Query& query, int64_t after_id, int limit) {
+  std::string where;
+  Params ps;
+  SFS_RETURN_IF_ERROR(SlideQueryWhere(query, &where, &ps));
+  ps.push_back(after_id);
+  ps.push_back(int64_t{limit});
+  std::lock_guard lock(mu_);
+  return Rows<Slide>(*db_,
+                     "SELECT s.id, s.reference, s.sample_id, s.creator, s.notes, s.created, s.modified" +
+                         std::string(kSlideQueryFrom) + where + " AND s.id > ? ORDER BY s.id LIMIT ?",
+                     ps, ReadSlide);
+}
+
+Result<bool> Catalog::SlideMatches(const Query& query, int64_t slide_id) {
+  std::string where;
+  Params ps;
+  SFS_RETURN_IF_ERROR(SlideQueryWhere(query, &where, &ps));
+  ps.push_back(slide_id);
+  std::lock_guard lock(mu_);
+  SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*)" + std::string(kSlideQueryFrom) +
+                                                  where + " AND s.id = ?", ps));
+  return n > 0;
+}
+
+Result<std::vector<std::string>> Catalog::ListStructures() {
+  std::lock_guard lock(mu_);
+  return Rows<std::string>(*db_, "SELECT DISTINCT structure FROM labelling ORDER BY structure", {},
+                           [](const Statement& st) { return st.Text(0); });
+}
+
+// ---------------------------------------------------------------------------
+// Labellings.
+
+static Status ValidateLabelling(const Labelling& l) {
+  SFS_RETURN_IF_ERROR(ValidateName(l.structure, "labelled structure"));
+  for (auto* f : {&l.isotype, &l.antibody}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  return Status::Ok();
+}
+
+Result<Labelling> Catalog::AddLabelling(const Labelling& l) {
+  SFS_RETURN_IF_ERROR(ValidateLabelling(l));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Labelling>(
+      *db_, std::string("INSERT INTO labelling(slide_id, structure, isotype, antibody, dye_id) "
+                        "VALUES (?, ?, ?, ?, ?) RETURNING ") + kLabellingCols,
+      {l.slide_id, l.structure, l.isotype, l.antibody, l.dye_id}, ReadLabelling, "");
+  if (!r.ok())
+    return Explain(r.status(), "",
+                   "slide " + std::to_string(l.slide_id) + " or dye " + std::to_string(l.dye_id) +
+                       " does not exist");
+  return r;
+}
+
+Result<std::vector<Labelling>> Catalog::LabellingsOfSlide(int64_t slide_id) {
+  std::lock_guard lock(mu_);
+  return Rows<Labelling>(*db_, std::string("SELECT ") + kLabellingCols +
+                                   " FROM labelling WHERE slide_id = ? ORDER BY id",
+                         {slide_id}, ReadLabelling);
+}
+
+Status Catalog::DeleteLabelling(int64_t id) {
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_, "DELETE FROM labelling WHERE id = ? RETURNING id", {id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "labelling " + std::to_string(id) + " does not exist");
+  return r.status();
+}
+
+Status Catalog::ReplaceLabellings(int64_t slide_id, const std::vector<Labelling>& labellings) {
+  for (const auto& l : labellings) SFS_RETURN_IF_ERROR(ValidateLabelling(l));
+  return InTxn(*this, [&]() -> Status {
+    SFS_RETURN_IF_ERROR(SlideById(slide_id).status());
+    SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM labelling WHERE slide_id = ?", {slide_id}));
+    for (auto l : labellings) {
+      l.slide_id = slide_id;
+      SFS_RETURN_IF_ERROR(AddLabelling(l).status());
+    }
+    return Exec(*db_, "UPDATE slide SET modified = ? WHERE id = ?", {NowIso8601(), slide_id});
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Images.
+
+static Status ValidateImageFields(const Image& i) {
+  SFS_RETURN_IF_ERROR(ValidateName(i.name, "image name"));
+  for (auto* f : {&i.user, &i.acquired, &i.comments}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  return Status::Ok();
+}
+
+Result<Image> Catalog::CreateImage(const Image& i) {
+  SFS_RETURN_IF_ERROR(ValidateImageFields(i));
+  std::string acquired = i.acquired.empty() ? NowIso8601() : i.acquired;
+  return InTxn(*this, [&]() -> Result<Image> {
+    auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(slide_id, name, user, acquired, comments) "
+                                             "VALUES (?, ?, ?, ?, ?) RETURNING ") + kImageCols,
+                           {i.slide_id, i.name, i.user, acquired, i.comments}, ReadImage, "");
+    if (!r.ok())
+      return Explain(r.status(), "image " + Quoted(i.name) + " already exists in this slide",
+                     "slide " + std::to_string(i.slide_id) + " does not exist");
+    SFS_RETURN_IF_ERROR(Exec(*db_,
+                             "INSERT INTO entry(image_id, parent_id, name, type, mode, mtime_ns) "
+                             "VALUES (?, NULL, '', 'folder', 493, 0)",
+                             {r->id}));
+    return r;
+  });
+}
+
+Result<Image> Catalog::ImageByName(int64_t slide_id, const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Image>(*db_, std::string("SELECT ") + kImageCols +
+                                 " FROM image WHERE slide_id = ? AND name = ?",
+                       {slide_id, name}, ReadImage, "image " + Quoted(name) + " does not exist");
+}
+
+Result<Image> Catalog::ImageById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Image>(*db_, std::string("SELECT ") + kImageCols + " FROM image WHERE id = ?", {id},
+                       ReadImage, "image " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::UpdateImage(const Image& i) {
+  SFS_RETURN_IF_ERROR(ValidateImageFields(i));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "UPDATE image SET slide_id = ?, name = ?, user = ?, acquired = ?, "
+                           "comments = ? WHERE id = ? RETURNING id",
+                           {i.slide_id, i.name, i.user, i.acquired, i.comments, i.id},
+                           [](const Statement& st) { return st.Int(0); },
+                           "image " + std::to_string(i.id) + " does not exist");
+  return Explain(r.status(), "image " + Quoted(i.name) + " already exists in that slide",
+                 "slide " + std::to_string(i.slide_id) + " does not exist");
+}
+
+Status Catalog::DeleteImage(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Image im, ImageById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM entry WHERE image_id = ? "
+                                                "AND parent_id IS NOT NULL", {id}));
+    if (n) return Status(Code::kNotEmpty, "image " + Quoted(im.name) + " still has " +
+                                              std::to_string(n) + " file(s) or folder(s)");
+    return Exec(*db_, "DELETE FROM image WHERE id = ?", {id});
+  });
+}
+
+Result<std::vector<Image>> Catalog::ListImages(int64_t slide_id, int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Image>(*db_, std::string("SELECT ") + kImageCols +
+                               " FROM image WHERE slide_id = ? AND id > ? ORDER BY id LIMIT ?",
+                     {slide_id, after_id, int64_t{limit}}, ReadImage);
+}
+
+// ---------------------------------------------------------------------------
+// Entries.
+
+Result<Entry> Catalog::FilesRoot(int64_t image_id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Entry>(*db_, std::string("SELECT ") + kEntryCols +
+                                 " FROM entry WHERE image_id = ? AND parent_id IS NULL",
+                       {image_id}, ReadEntry, "image " + std::to_string(image_id) + " does not exist");
+}
+
+static Status ValidateEntryFields(const Entry& e) {
+  SFS_RETURN_IF_ERROR(ValidateName(e.name, "file name"));
+  if (e.type == EntryType::kFile && !IsHashHex(e.hash))
+    return Status(Code::kInvalidArgument, "file " + Quoted(e.name) + " has no valid content hash");
+  if (e.type == EntryType::kSymlink) {
+    if (e.target.empty() || e.target.size() > 4095)
+      return Status(Code::kInvalidArgument, "symlink target must be 1..4095 bytes");
+    SFS_RETURN_IF_ERROR(ValidateText(e.target, "symlink target"));
+  }
+  if (e.kind != "raw" && e.kind != "analysis" && e.kind != "other")
+    return Status(Code::kInvalidArgument, "kind must be raw, analysis or other, not " + Quoted(e.kind));
+  return Status::Ok();
+}
+
+Result<Entry> Catalog::CreateEntry(const Entry& e) {
+  SFS_RETURN_IF_ERROR(ValidateEntryFields(e));
+  return InTxn(*this, [&]() -> Result<Entry> {
+    SFS_ASSIGN_OR_RETURN(Entry parent, EntryById(e.parent_id));
+    if (parent.type != EntryType::kFolder)
+      return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
+    auto r = OneRow<Entry>(
+        *db_, std::string("INSERT INTO entry(image_id, parent_id, name, type, size, hash, mode, "
+                          "mtime_ns, target, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ") +
+                  kEntryCols,
+        {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
+         static_cast<int64_t>(e.size),
+         e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr), int64_t{e.mode & 07777},
+         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind},
+        ReadEntry, "");
+    if (!r.ok()) return Explain(r.status(), Quoted(e.name) + " already exists", "");
+    return r;
+  });
+}
+
+Result<Entry> Catalog::EntryById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Entry>(*db_, std::string("SELECT ") + kEntryCols + " FROM entry WHERE id = ?", {id},
+                       ReadEntry, "entry " + std::to_string(id) + " does not exist");
+}
+
+Result<Entry> Catalog::EntryByName(int64_t parent_id, const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Entry>(*db_, std::string("SELECT ") + kEntryCols +
+                                 " FROM entry WHERE parent_id = ? AND name = ?",
+                       {parent_id, name}, ReadEntry, Quoted(name) + " does not exist");
+}
+
+Status Catalog::UpdateEntry(const Entry& e) {
+  if (e.parent_id != 0) SFS_RETURN_IF_ERROR(ValidateEntryFields(e));
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(
+      *db_,
+      "UPDATE entry SET size = ?, hash = ?, mode = ?, mtime_ns = ?, target = ?, kind = ? "
+      "WHERE id = ? AND type = ? RETURNING id",
+      {static_cast<int64_t>(e.size), e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr),
+       int64_t{e.mode & 07777}, e.mtime_ns,
+       e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, e.id,
+       std::string(EntryTypeName(e.type))},
+      [](const Statement& st) { return st.Int(0); },
+      "entry " + std::to_string(e.id) + " does not exist");
+  return r.status();
+}
+
+Status Catalog::DeleteEntry(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Entry e, EntryById(id));
+    if (e.parent_id == 0) return Status(Code::kPermission, "files/ of an image cannot be deleted");
+    if (e.type == EntryType::kFolder) {
+      SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM entry WHERE parent_id = ?", {id}));
+      if (n) return Status(Code::kNotEmpty, "folder " + Quoted(e.name) + " is not empty");
+    }
+    return Exec(*db_, "DELETE FROM entry WHERE id = ?", {id});
+  });
+}
+
+Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std::string& new_name,
+                                   bool replace) {
+  SFS_RETURN_IF_ERROR(ValidateName(new_name, "file name"));
+  return InTxn(*this, [&]() -> Result<int64_t> {
+    SFS_ASSIGN_OR_RETURN(Entry e, EntryById(id));
+    if (e.parent_id == 0) return Status(Code::kPermission, "files/ of an image cannot be moved");
+    SFS_ASSIGN_OR_RETURN(Entry parent, EntryById(new_parent_id));
+    if (parent.type != EntryType::kFolder)
+      return Status(Code::kInvalidArgument, "target of the move is not a folder");
+    if (e.type == EntryType::kFolder) {
+      // Refuse moving a folder into its own subtree (it would detach a cycle).
+      int64_t cur = new_parent_id;
+      while (cur) {
+        if (cur == id) return Status(Code::kInvalidArgument, "cannot move a folder into itself");
+        SFS_ASSIGN_OR_RETURN(Entry p, EntryById(cur));
+        cur = p.parent_id;
+      }
+    }
+    int64_t replaced = 0;
+    auto existing = EntryByName(new_parent_id, new_name);
+    if (existing.ok()) {
+      if (existing->id == id) return int64_t{0};  // rename onto itself: no-op
+      if (!replace) return Status(Code::kAlreadyExists, Quoted(new_name) + " already exists");
+      bool src_dir = e.type == EntryType::kFolder, dst_dir = existing->type == EntryType::kFolder;
+      if (src_dir != dst_dir)
+        return Status(src_dir ? Code::kPermission : Code::kPermission,
+                      src_dir ? Quoted(new_name) + " is not a folder" : Quoted(new_name) + " is a folder");
+      SFS_RETURN_IF_ERROR(DeleteEntry(existing->id));
+      replaced = existing->id;
+    } else if (!existing.status().is_not_found()) {
+      return existing.status();
+    }
+    // Entries below a moved folder change image too.
+    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ?, image_id = ? WHERE id = ?",
+                             {new_parent_id, new_name, parent.image_id, id}));
+    if (e.type == EntryType::kFolder && parent.image_id != e.image_id) {
+      SFS_RETURN_IF_ERROR(Exec(*db_,
+                               "WITH RECURSIVE sub(id) AS (SELECT id FROM entry WHERE parent_id = ? "
+                               "UNION ALL SELECT e.id FROM entry e JOIN sub ON e.parent_id = sub.id) "
+                               "UPDATE entry SET image_id = ? WHERE id IN (SELECT id FROM sub)",
+                               {id, parent.image_id}));
+    }
+    return replaced;
+  });
+}
+
+Result<std::vector<Entry>> Catalog::ListEntries(int64_t parent_id, int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Entry>(*db_, std::string("SELECT ") + kEntryCols +
+                               " FROM entry WHERE parent_id = ? AND id > ? ORDER BY id LIMIT ?",
+                     {parent_id, after_id, int64_t{limit}}, ReadEntry);
+}
+
+Result<int64_t> Catalog::CountEntries(int64_t parent_id) {
+  std::lock_guard lock(mu_);
+  return Count(*db_, "SELECT count(*) FROM entry WHERE parent_id = ?", {parent_id});
+}
+
+Result<std::vector<Entry>> Catalog::ListTaggedEntries(int64_t tag_id, int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Entry>(*db_, std::string("SELECT ") + kEntryCols +
+                               " FROM entry WHERE id IN (SELECT record_id FROM tagging WHERE "
+                               "tag_id = ? AND entity = 'entry' AND record_id > ?) ORDER BY id LIMIT ?",
+                     {tag_id, after_id, int64_t{limit}}, ReadEntry);
+}
+
+// ---------------------------------------------------------------------------
+// Tags.
+
+Result<Tag> Catalog::CreateTag(const std::string& name) {
+  SFS_RETURN_IF_ERROR(ValidateName(name, "tag name"));
+  if (name.find(',') != std::string::npos)
+    return Status(Code::kInvalidArgument, "tag name " + Quoted(name) + " contains ','");
+  std::lock_guard lock(mu_);
+  auto r = OneRow<Tag>(*db_, "INSERT INTO tag(name) VALUES (?) RETURNING id, name", {name}, ReadTag, "");
+  if (!r.ok()) return Explain(r.status(), "tag " + Quoted(name) + " already exists", "");
+  return r;
+}
+
+Result<Tag> Catalog::TagByName(const std::string& name) {
+  std::lock_guard lock(mu_);
+  return OneRow<Tag>(*db_, "SELECT id, name FROM tag WHERE name = ?", {name}, ReadTag,
+                     "tag " + Quoted(name) + " does not exist");
+}
+
+Result<Tag> Catalog::TagById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<Tag>(*db_, "SELECT id, name FROM tag WHERE id = ?", {id}, ReadTag,
+                     "tag " + std::to_string(id) + " does not exist");
+}
+
+Status Catalog::DeleteTag(int64_t id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Tag t, TagById(id));
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM tagging WHERE tag_id = ?", {id}));
+    if (n) return Status(Code::kNotEmpty, "tag " + Quoted(t.name) + " is still on " +
+                                              std::to_string(n) + " record(s)");
+    return Exec(*db_, "DELETE FROM tag WHERE id = ?", {id});
+  });
+}
+
+Result<std::vector<Tag>> Catalog::ListTags(int64_t after_id, int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<Tag>(*db_, "SELECT id, name FROM tag WHERE id > ? ORDER BY id LIMIT ?",
+                   {after_id, int64_t{limit}}, ReadTag);
+}
+
+Result<std::vector<std::string>> Catalog::TagsOf(Entity entity, int64_t record_id) {
+  std::lock_guard lock(mu_);
+  return Rows<std::string>(*db_,
+                           "SELECT t.name FROM tagging g JOIN tag t ON t.id = g.tag_id "
+                           "WHERE g.entity = ? AND g.record_id = ? ORDER BY t.name",
+                           {std::string(EntityName(entity)), record_id},
+                           [](const Statement& st) { return st.Text(0); });
+}
+
+Status Catalog::AddTag(Entity entity, int64_t record_id, const std::string& name) {
+  return InTxn(*this, [&]() -> Status {
+    auto t = TagByName(name);
+    if (!t.ok() && t.status().is_not_found()) t = CreateTag(name);
+    if (!t.ok()) return t.status();
+    return Exec(*db_, "INSERT INTO tagging(tag_id, entity, record_id) VALUES (?, ?, ?) "
+                      "ON CONFLICT DO NOTHING",
+                {t->id, std::string(EntityName(entity)), record_id});
+  });
+}
+
+Status Catalog::RemoveTag(Entity entity, int64_t record_id, const std::string& name) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(Tag t, TagByName(name));
+    auto r = OneRow<int64_t>(*db_,
+                             "DELETE FROM tagging WHERE tag_id = ? AND entity = ? AND record_id = ? "
+                             "RETURNING tag_id",
+                             {t.id, std::string(EntityName(entity)), record_id},
+                             [](const Statement& st) { return st.Int(0); },
+                             "the record does not carry tag " + Quoted(name));
+    return r.status();
+  });
+}
+
+Status Catalog::SetTags(Entity entity, int64_t record_id, const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    SFS_RETURN_IF_ERROR(ValidateName(n, "tag name"));
+    if (n.find(',') != std::string::npos)
+      return Status(Code::kInvalidArgument, "tag name " + Quoted(n) + " contains ','");
+  }
+  return InTxn(*this, [&]() -> Status {
+    SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM tagging WHERE entity = ? AND record_id = ?",
+                             {std::string(EntityName(entity)), record_id}));
+    for (const auto& n : names) SFS_RETURN_IF_ERROR(AddTag(entity, record_id, n));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<int64_t>> Catalog::TaggedRecords(Entity entity, int64_t tag_id, int64_t after_id,
+                                                    int limit) {
+  std::lock_guard lock(mu_);
+  return Rows<int64_t>(*db_,
+                       "SELECT record_id FROM tagging WHERE tag_id = ? AND entity = ? AND "
+                       "record_id > ? ORDER BY record_id LIMIT ?",
+                       {tag_id, std::string(EntityName(entity)), after_id, int64_t{limit}},
+                       [](const Statement& st) { return st.Int(0); });
+}
+
+// ---------------------------------------------------------------------------
+// Annotations.
+
+Result<Annotations> Catalog::AnnotationsOf(Entity entity, int64_t record_id) {
+  std::lock_guard lock(mu_);
+  return Rows<std::pair<std::string, std::string>>(
+      *db_, "SELECT key, value FROM annotation WHERE entity = ? AND record_id = ? ORDER BY key",
+      {std::string(EntityName(entity)), record_id},
+      [](const Statement& st) { return std::make_pair(st.Text(0), st.Text(1)); });
+}
+
+Result<std::string> Catalog::Annotation(Entity entity, int64_t record_id, const std::string& key) {
+  std::lock_guard lock(mu_);
+  return OneRow<std::string>(*db_,
+                             "SELECT value FROM annotation WHERE entity = ? AND record_id = ? AND key = ?",
+                             {std::string(EntityName(entity)), record_id, key},
+                             [](const Statement& st) { return st.Text(0); },
+                             "no annotation " + Quoted(key));
+}
+
+Status Catalog::SetAnnotation(Entity entity, int64_t record_id, const std::string& key,
+                              const std::string& value) {
+  if (key.empty() || key.size() > 255) return Status(Code::kInvalidArgument, "annotation key must be 1..255 bytes");
+  SFS_RETURN_IF_ERROR(ValidateText(key, "annotation key"));
+  SFS_RETURN_IF_ERROR(ValidateText(value, "annotation value"));
+  std::lock_guard lock(mu_);
+  return Exec(*db_,
+              "INSERT INTO annotation(entity, record_id, key, value) VALUES (?, ?, ?, ?) "
+              "ON CONFLICT (entity, record_id, key) DO UPDATE SET value = excluded.value",
+              {std::string(EntityName(entity)), record_id, key, value});
+}
+
+Status Catalog::RemoveAnnotation(Entity entity, int64_t record_id, const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_,
+                           "DELETE FROM annotation WHERE entity = ? AND record_id = ? AND key = ? "
+                           "RETURNING record_id",
+                           {std::string(EntityName(entity)), record_id, key},
+                           [](const Statement& st) { return st.Int(0); },
+                           "no annotation " + Quoted(key));
+  return r.status();
+}
+
+// ---------------------------------------------------------------------------
+// Whole catalog.
+
+Result<CatalogStats> Catalog::Stats() {
+  std::lock_guard lock(mu_);
+  CatalogStats s;
+  struct { const char* sql; int64_t* out; } qs[] = {
+      {"SELECT count(*) FROM species", &s.species},
+      {"SELECT count(*) FROM sample", &s.samples},
+      {"SELECT count(*) FROM dye", &s.dyes},
+      {"SELECT count(*) FROM slide", &s.slides},
+      {"SELECT count(*) FROM labelling", &s.labellings},
+      {"SELECT count(*) FROM image", &s.images},
+      {"SELECT count(*) FROM entry WHERE type = 'file'", &s.files},
+      {"SELECT count(*) FROM entry WHERE type = 'folder' AND parent_id IS NOT NULL", &s.folders},
+      {"SELECT count(*) FROM entry WHERE type = 'symlink'", &s.symlinks},
+      {"SELECT count(*) FROM tag", &s.tags},
+      {"SELECT count(*) FROM annotation", &s.annotations},
+      {"SELECT coalesce(sum(size), 0) FROM entry WHERE type = 'file'", &s.file_bytes},
+      {"SELECT count(*) FROM (SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL)", &s.distinct_objects},
+      {"SELECT coalesce(sum(size), 0) FROM (SELECT hash, max(size) AS size FROM entry "
+       "WHERE hash IS NOT NULL GROUP BY hash)", &s.distinct_bytes},
+  };
+  for (auto& q : qs) {
+    SFS_ASSIGN_OR_RETURN(*q.out, Count(*db_, q.sql, {}));
+  }
+  return s;
+}
+
+Status Catalog::ForEachReferencedHash(const std::function<Status(const std::string&)>& fn) {
+  std::vector<std::string> hashes;
+  {
+    std::lock_guard lock(mu_);
+    SFS_RETURN_IF_ERROR(ForRows(*db_, "SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL", {},
+                                [&](const Statement& st) { hashes.push_back(st.Text(0)); }));
+  }
+  for (const auto& h : hashes) SFS_RETURN_IF_ERROR(fn(h));
+  return Status::Ok();
+}
+
+Result<int64_t> Catalog::ExternalChangeCounter() {
+  std::lock_guard lock(mu_);
+  return db_->ExternalChangeCounter();
+}
+
+}  // namespace samplefs

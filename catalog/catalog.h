@@ -1,0 +1,202 @@
+// Catalog: the records of a samplefs catalog (SPEC section 2).
+//
+// Every method is a complete unit of work: it runs in its own transaction
+// (or a savepoint of the caller's Transaction) and either changes
+// everything it says or nothing. Errors come back as Status codes:
+//   kNotFound          the record named does not exist
+//   kAlreadyExists     a unique key is taken (a second "HeLa")
+//   kReferenceMissing  a referenced record does not exist (a sample's species)
+//   kNotEmpty          a record to delete still has children
+//   kInvalidArgument / kNameTooLong   a key fails ValidateName, a bad value
+//   kBusy              another process held the catalog past the busy timeout
+//   kReadOnly          the catalog was opened read-only
+// Messages name the record ("sample 'P12' still has 3 slides").
+//
+// Listing methods page by id: they return records with id > after_id in id
+// order, at most `limit` of them. Ids are never reused, so a cookie of the
+// last id seen resumes a listing exactly even while records are deleted.
+//
+// Thread safety: all methods may be called from any thread; the catalog
+// serializes them on one connection with a recursive mutex (a Transaction
+// holds it for its whole life).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catalog/database.h"
+#include "catalog/query.h"
+#include "catalog/records.h"
+#include "catalog/status.h"
+
+namespace samplefs {
+
+class Catalog;
+
+// RAII transaction: BEGIN (or a SAVEPOINT when nested) on construction,
+// rolled back on destruction unless Commit() succeeded. Holds the catalog's
+// lock, so other threads wait until it ends.
+class Transaction {
+ public:
+  explicit Transaction(Catalog& catalog);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  // The status of BEGIN; a failed begin makes Commit() return it.
+  const Status& status() const { return begin_status_; }
+  Status Commit();
+
+ private:
+  Catalog& catalog_;
+  std::unique_lock<std::recursive_mutex> lock_;
+  Status begin_status_;
+  int depth_ = 0;
+  bool done_ = false;
+};
+
+struct CatalogStats {
+  int64_t species = 0, samples = 0, dyes = 0, slides = 0, labellings = 0, images = 0;
+  int64_t files = 0, folders = 0, symlinks = 0, tags = 0, annotations = 0;
+  int64_t file_bytes = 0;      // sum of file sizes as recorded
+  int64_t distinct_objects = 0;
+  int64_t distinct_bytes = 0;  // bytes of distinct objects referenced
+};
+
+class Catalog {
+ public:
+  // Opens (creating if needed) an SQLite catalog, migrating an older schema
+  // in one transaction. kTooNew for a catalog written by a newer samplefs.
+  static Result<std::unique_ptr<Catalog>> OpenSqlite(const std::string& path,
+                                                     const DatabaseOptions& options = {});
+  // Wraps an already-open database (another engine, tests).
+  static Result<std::unique_ptr<Catalog>> Open(std::unique_ptr<Database> db);
+
+  int schema_version();
+  Database& db() { return *db_; }
+
+  // --- species ---------------------------------------------------------
+  Result<Species> CreateSpecies(const Species& s);
+  Result<Species> SpeciesByName(const std::string& name);
+  Result<Species> SpeciesById(int64_t id);
+  Status UpdateSpecies(const Species& s);  // by id; may rename
+  Status DeleteSpecies(int64_t id);        // kNotEmpty while samples exist
+  Result<std::vector<Species>> ListSpecies(int64_t after_id, int limit);
+
+  // --- samples ---------------------------------------------------------
+  Result<Sample> CreateSample(const Sample& s);
+  Result<Sample> SampleByName(const std::string& name);
+  Result<Sample> SampleById(int64_t id);
+  Status UpdateSample(const Sample& s);
+  Status DeleteSample(int64_t id);  // kNotEmpty while slides exist
+  // species_id 0: all samples.
+  Result<std::vector<Sample>> ListSamples(int64_t species_id, int64_t after_id, int limit);
+
+  // --- dyes ------------------------------------------------------------
+  Result<Dye> CreateDye(const Dye& d);
+  Result<Dye> DyeByName(const std::string& short_name);
+  Result<Dye> DyeById(int64_t id);
+  Status UpdateDye(const Dye& d);
+  Status DeleteDye(int64_t id);  // kNotEmpty while labellings use it
+  Result<std::vector<Dye>> ListDyes(int64_t after_id, int limit);
+
+  // --- slides ----------------------------------------------------------
+  Result<Slide> CreateSlide(const Slide& s);  // created/modified default to now
+  Result<Slide> SlideByReference(const std::string& reference);
+  Result<Slide> SlideById(int64_t id);
+  Status UpdateSlide(const Slide& s);  // sets modified to now
+  Status DeleteSlide(int64_t id);      // kNotEmpty while images exist
+  // Slides matching every term of `query` (empty query: all slides).
+  // kInvalidArgument for a term whose value is malformed.
+  Result<std::vector<Slide>> ListSlides(const Query& query, int64_t after_id, int limit);
+  // Whether slide `slide_id` matches `query` (one indexed statement).
+  Result<bool> SlideMatches(const Query& query, int64_t slide_id);
+  // The distinct labelled structures, sorted by name.
+  Result<std::vector<std::string>> ListStructures();
+
+  // --- labellings ------------------------------------------------------
+  Result<Labelling> AddLabelling(const Labelling& l);
+  Result<std::vector<Labelling>> LabellingsOfSlide(int64_t slide_id);
+  Status DeleteLabelling(int64_t id);
+  // Replaces all labellings of a slide (sidecar edits).
+  Status ReplaceLabellings(int64_t slide_id, const std::vector<Labelling>& labellings);
+
+  // --- images ----------------------------------------------------------
+  // Also creates the image's root folder entry (its files/).
+  Result<Image> CreateImage(const Image& i);
+  Result<Image> ImageByName(int64_t slide_id, const std::string& name);
+  Result<Image> ImageById(int64_t id);
+  Status UpdateImage(const Image& i);  // may rename or move to another slide
+  Status DeleteImage(int64_t id);      // kNotEmpty while files/ has entries
+  Result<std::vector<Image>> ListImages(int64_t slide_id, int64_t after_id, int limit);
+
+  // --- entries (files, folders, symlinks inside files/) -----------------
+  Result<Entry> FilesRoot(int64_t image_id);
+  // parent_id must be a folder of the same image; kAlreadyExists if the
+  // name is taken (use ReplaceEntry... via MoveEntry for overwrite).
+  Result<Entry> CreateEntry(const Entry& e);
+  Result<Entry> EntryById(int64_t id);
+  Result<Entry> EntryByName(int64_t parent_id, const std::string& name);
+  // Updates size/hash/mode/mtime_ns/kind/target of an entry (by id).
+  Status UpdateEntry(const Entry& e);
+  // kNotEmpty for a folder with children; kPermission for a root folder.
+  Status DeleteEntry(int64_t id);
+  // Moves/renames an entry, possibly into another image. If the target
+  // name exists: with `replace` a file/symlink or an empty folder is
+  // replaced (its record deleted) when the types are compatible (kNotEmpty
+  // for a non-empty folder, kPermission for folder vs non-folder);
+  // without `replace` kAlreadyExists. Moving a folder into its own subtree
+  // is kInvalidArgument. Returns the id of the replaced entry, or 0.
+  Result<int64_t> MoveEntry(int64_t id, int64_t new_parent_id, const std::string& new_name,
+                            bool replace);
+  Result<std::vector<Entry>> ListEntries(int64_t parent_id, int64_t after_id, int limit);
+  Result<int64_t> CountEntries(int64_t parent_id);
+  // Files tagged with `tag_id` (for tags/<tag>/files/).
+  Result<std::vector<Entry>> ListTaggedEntries(int64_t tag_id, int64_t after_id, int limit);
+
+  // --- tags --------------------------------------------------------------
+  Result<Tag> CreateTag(const std::string& name);
+  Result<Tag> TagByName(const std::string& name);
+  Result<Tag> TagById(int64_t id);
+  Status DeleteTag(int64_t id);  // kNotEmpty while any record carries it
+  Result<std::vector<Tag>> ListTags(int64_t after_id, int limit);
+  // Tag names of a record, sorted.
+  Result<std::vector<std::string>> TagsOf(Entity entity, int64_t record_id);
+  // Replaces a record's tags, creating tags that do not exist yet.
+  Status SetTags(Entity entity, int64_t record_id, const std::vector<std::string>& names);
+  Status AddTag(Entity entity, int64_t record_id, const std::string& name);
+  Status RemoveTag(Entity entity, int64_t record_id, const std::string& name);
+  // Record ids of `entity` carrying tag `tag_id`, paged by id.
+  Result<std::vector<int64_t>> TaggedRecords(Entity entity, int64_t tag_id, int64_t after_id,
+                                             int limit);
+
+  // --- annotations (free key -> value on any record) --------------------
+  Result<Annotations> AnnotationsOf(Entity entity, int64_t record_id);
+  Result<std::string> Annotation(Entity entity, int64_t record_id, const std::string& key);
+  Status SetAnnotation(Entity entity, int64_t record_id, const std::string& key,
+                       const std::string& value);
+  Status RemoveAnnotation(Entity entity, int64_t record_id, const std::string& key);
+
+  // --- whole catalog ------------------------------------------------------
+  Result<CatalogStats> Stats();
+  // Every distinct object hash any record references (gc, fsck).
+  Status ForEachReferencedHash(const std::function<Status(const std::string&)>& fn);
+  // Changes when another process commits to the catalog.
+  Result<int64_t> ExternalChangeCounter();
+
+ private:
+  friend class Transaction;
+  explicit Catalog(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  Status Migrate();
+  Status CheckRecordExists(const char* table, int64_t id, const char* what);
+
+  std::recursive_mutex mu_;
+  std::unique_ptr<Database> db_;  // GUARDED_BY(mu_)
+  int txn_depth_ = 0;             // GUARDED_BY(mu_)
+};
+
+}  // namespace samplefs

@@ -1,0 +1,645 @@
+#include "catalog/object_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace samplefs {
+namespace {
+
+// Every buffer the store allocates is this size, so memory stays flat
+// whatever the size of the object (STYLE practice 6).
+constexpr size_t kChunk = size_t{1} << 20;
+// Writes are handed to the kernel's writeback in batches of this size.
+constexpr uint64_t kWritebackBatch = uint64_t{8} << 20;
+constexpr uint64_t kMaxFileOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
+
+std::atomic<test_hooks::DigestFilter> g_digest_filter{nullptr};
+
+ContentHash FinishDigest(const XXH3_state_t* state) {
+  XXH128_canonical_t canon;
+  XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(state));
+  ContentHash h;
+  std::memcpy(h.bytes.data(), canon.digest, h.bytes.size());
+  if (auto filter = g_digest_filter.load(std::memory_order_relaxed)) return filter(h);
+  return h;
+}
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+class UniqueDir {
+ public:
+  explicit UniqueDir(DIR* d) : d_(d) {}
+  ~UniqueDir() {
+    if (d_) ::closedir(d_);
+  }
+  UniqueDir(const UniqueDir&) = delete;
+  UniqueDir& operator=(const UniqueDir&) = delete;
+  DIR* get() const { return d_; }
+
+ private:
+  DIR* d_;
+};
+
+struct XxhStateDeleter {
+  void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
+};
+using XxhStatePtr = std::unique_ptr<XXH3_state_t, XxhStateDeleter>;
+
+std::unique_ptr<char[]> NewChunk() { return std::unique_ptr<char[]>(new char[kChunk]); }
+
+// pwrite until everything is written: a regular file may still return a
+// short count (signal, quota edge), and the caller needs to know how far it
+// got to keep size_ truthful.
+Status PwriteAll(int fd, const void* data, size_t size, uint64_t offset, size_t* written) {
+  const char* p = static_cast<const char*>(data);
+  *written = 0;
+  while (*written < size) {
+    ssize_t n = ::pwrite(fd, p + *written, size - *written, static_cast<off_t>(offset + *written));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write to staging file");
+    }
+    if (n == 0) return Status(Code::kIo, "write to staging file made no progress", EIO);
+    *written += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// pread until `size` bytes or end of file; returns the count read.
+Result<size_t> PreadFull(int fd, void* buf, size_t size, uint64_t offset, const char* what) {
+  char* p = static_cast<char*>(buf);
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, p + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, what);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
+}
+
+Status FsyncPath(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open directory " + path);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync directory " + path);
+  return Status::Ok();
+}
+
+// mkdir with 0700; true when this call created it. An existing directory is
+// fine and keeps whatever mode its owner gave it.
+Result<bool> MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0) return true;
+  int err = errno;
+  if (err == EEXIST) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
+    return Status(Code::kIo, path + " exists and is not a directory", ENOTDIR);
+  }
+  return Status::FromErrno(err, "create directory " + path);
+}
+
+Status MakeDirs(const std::string& path) {
+  for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    std::string prefix = path.substr(0, pos);
+    if (prefix.empty() || prefix.back() == '/') continue;
+    auto made = MakeDir(prefix);
+    if (!made.ok()) return made.status();
+  }
+  auto made = MakeDir(path);
+  return made.status();
+}
+
+std::string RandomHex() {
+  uint8_t raw[16];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < sizeof raw) {  // no getrandom (old kernel, seccomp): read the device
+    UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+    if (fd.valid()) {
+      auto r = PreadFull(fd.get(), raw, sizeof raw, 0, "read /dev/urandom");
+      if (r.ok()) got = *r;
+    }
+  }
+  if (got < sizeof raw) {
+    // Last resort; O_EXCL still guarantees we never share a staging file.
+    uint64_t mix = static_cast<uint64_t>(::getpid()) << 32 ^ static_cast<uint64_t>(std::time(nullptr)) ^
+                   reinterpret_cast<uintptr_t>(&got);
+    for (auto& b : raw) {
+      mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;
+      b = static_cast<uint8_t>(mix >> 56);
+    }
+  }
+  ContentHash h;
+  std::memcpy(h.bytes.data(), raw, sizeof raw);
+  return h.hex();
+}
+
+// True when `a` (of size `a_size`) and `b` hold the same bytes. Streams both
+// in kChunk pieces.
+Result<bool> SameBytes(int a, uint64_t a_size, int b) {
+  struct stat st;
+  if (::fstat(b, &st) != 0) return Status::FromErrno(errno, "stat existing object");
+  if (static_cast<uint64_t>(st.st_size) != a_size) return false;
+  auto buf_a = NewChunk();
+  auto buf_b = NewChunk();
+  for (uint64_t off = 0; off < a_size;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, a_size - off));
+    auto ra = PreadFull(a, buf_a.get(), want, off, "read staging file");
+    if (!ra.ok()) return ra.status();
+    auto rb = PreadFull(b, buf_b.get(), want, off, "read existing object");
+    if (!rb.ok()) return rb.status();
+    if (*ra != *rb || std::memcmp(buf_a.get(), buf_b.get(), *ra) != 0) return false;
+    if (*ra < want) return true;  // both ended early at the same point
+    off += want;
+  }
+  return true;
+}
+
+std::string DirOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+bool IsHexPair(const char* s) {
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  return s[0] && s[1] && !s[2] && hex(s[0]) && hex(s[1]);
+}
+
+// Reads every entry name of a directory except "." and "..". `fn` returns
+// false to stop early.
+template <class Fn>
+Status ForEachEntry(DIR* dir, const std::string& path, Fn&& fn) {
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(dir);
+    if (!e) {
+      if (errno != 0) return Status::FromErrno(errno, "read directory " + path);
+      return Status::Ok();
+    }
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    Status st = fn(e->d_name);
+    if (!st.ok()) return st;
+  }
+}
+
+}  // namespace
+
+namespace test_hooks {
+void SetDigestFilter(DigestFilter filter) { g_digest_filter.store(filter); }
+}  // namespace test_hooks
+
+Result<ContentHash> HashFd(int fd, uint64_t size) {
+  XxhStatePtr state(XXH3_createState());
+  if (!state || XXH3_128bits_reset(state.get()) != XXH_OK)
+    return Status(Code::kIo, "cannot allocate a hash state", ENOMEM);
+  // Objects are read once, front to back: let the kernel read ahead further.
+  (void)::posix_fadvise(fd, 0, static_cast<off_t>(std::min(size, kMaxFileOffset)), POSIX_FADV_SEQUENTIAL);
+  auto buf = NewChunk();
+  for (uint64_t off = 0; off < size;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, size - off));
+    auto got = PreadFull(fd, buf.get(), want, off, "read for hashing");
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    XXH3_128bits_update(state.get(), buf.get(), *got);
+    off += *got;
+    if (*got < want) break;
+  }
+  return FinishDigest(state.get());
+}
+
+// ---------------------------------------------------------------------------
+// ObjectWriter
+
+struct ObjectWriter::HashState {
+  XxhStatePtr state{XXH3_createState()};
+};
+
+ObjectWriter::ObjectWriter(ObjectStore* store, int fd, std::string path)
+    : store_(store), fd_(fd), path_(std::move(path)), state_(std::make_unique<HashState>()) {
+  // Without a streaming state the writer still works: Publish re-hashes.
+  if (!state_->state || XXH3_128bits_reset(state_->state.get()) != XXH_OK) in_order_ = false;
+}
+
+ObjectWriter::~ObjectWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!published_) ::unlink(path_.c_str());
+}
+
+Status ObjectWriter::Write(const void* data, size_t size, uint64_t offset) {
+  if (published_) return Status(Code::kInvalidArgument, "write to an already published object");
+  if (offset > kMaxFileOffset || size > kMaxFileOffset - offset)
+    return Status(Code::kTooBig, "write beyond the largest file offset");
+  if (size == 0) return Status::Ok();
+  size_t written = 0;
+  Status st = PwriteAll(fd_, data, size, offset, &written);
+  if (written > 0) size_ = std::max(size_, offset + written);
+  if (!st.ok()) {
+    in_order_ = false;  // part of the range may be on disk; hash from disk
+    return st;
+  }
+  if (in_order_ && offset == hashed_upto_) {
+    XXH3_128bits_update(state_->state.get(), data, size);
+    hashed_upto_ += size;
+  } else {
+    in_order_ = false;
+  }
+  StartWriteback(offset + size);
+  return Status::Ok();
+}
+
+void ObjectWriter::StartWriteback(uint64_t end) {
+  if (getenv("NO_WB")) return;
+  // Start asynchronous writeback of what has streamed in so far, so the
+  // device works while the caller is still producing data and Publish()'s
+  // fsync finds little left to do; without it the page cache holds a whole
+  // large file dirty (dirty_background_ratio of a big-memory machine) and
+  // all of the I/O happens inside fsync. Best effort: errors surface at fsync.
+  if (end < writeback_from_ + kWritebackBatch) return;
+  (void)::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(end - writeback_from_),
+                          SYNC_FILE_RANGE_WRITE);
+  writeback_from_ = end;
+}
+
+Status ObjectWriter::Truncate(uint64_t size) {
+  if (published_) return Status(Code::kInvalidArgument, "truncate of an already published object");
+  if (size > kMaxFileOffset) return Status(Code::kTooBig, "truncate beyond the largest file offset");
+  // A same-size truncate changes no byte (open(O_TRUNC) of a new file sends
+  // one), so the streaming hash stays valid.
+  if (size == size_) return Status::Ok();
+  while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    if (errno != EINTR) return Status::FromErrno(errno, "truncate staging file");
+  }
+  size_ = size;
+  in_order_ = false;
+  writeback_from_ = std::min(writeback_from_, size);
+  return Status::Ok();
+}
+
+Result<size_t> ObjectWriter::Read(void* buf, size_t size, uint64_t offset) const {
+  if (offset > kMaxFileOffset) return size_t{0};
+  size = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileOffset - offset));
+  return PreadFull(fd_, buf, size, offset, "read staging file");
+}
+
+Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
+  if (published_) return Status(Code::kInvalidArgument, "copy into an already published object");
+  if (size > kMaxFileOffset) return Status(Code::kTooBig, "copy beyond the largest file offset");
+  if (size == 0) return Status::Ok();
+  // Only a copy into an empty file continues the in-order stream; anything
+  // else overwrites hashed bytes.
+  const bool hashing = in_order_ && size_ == 0 && hashed_upto_ == 0;
+  if (!hashing) in_order_ = false;
+  std::unique_ptr<char[]> buf;
+  bool use_copy_file_range = true;
+  uint64_t done = 0;
+  auto fail = [&](Status st) {
+    in_order_ = false;
+    return st;
+  };
+  while (done < size) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, size - done));
+    size_t got = 0;
+    if (use_copy_file_range) {
+      // In-kernel copy: no user-space pass over the data (and a reflink on
+      // filesystems that offer one).
+      loff_t in_off = static_cast<loff_t>(done), out_off = static_cast<loff_t>(done);
+      ssize_t n = ::copy_file_range(src_fd, &in_off, fd_, &out_off, want, 0);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EXDEV || err == ENOSYS || err == EOPNOTSUPP || err == EINVAL || err == EBADF) {
+          use_copy_file_range = false;  // unsupported pair of files: copy by hand
+          continue;
+        }
+        return fail(Status::FromErrno(err, "copy into staging file"));
+      }
+      got = static_cast<size_t>(n);
+      if (got > 0) size_ = std::max(size_, done + got);
+      if (got > 0 && hashing) {
+        // Hash what landed in the staging file; it is in the page cache.
+        if (!buf) buf = NewChunk();
+        auto r = PreadFull(fd_, buf.get(), got, done, "read back staging file");
+        if (!r.ok()) return fail(r.status());
+        if (*r != got) return fail(Status(Code::kIo, "staging file shorter than just copied", EIO));
+        XXH3_128bits_update(state_->state.get(), buf.get(), got);
+      }
+    } else {
+      if (!buf) buf = NewChunk();
+      auto r = PreadFull(src_fd, buf.get(), want, done, "read copy source");
+      if (!r.ok()) return fail(r.status());
+      got = *r;
+      size_t written = 0;
+      Status st = PwriteAll(fd_, buf.get(), got, done, &written);
+      if (written > 0) size_ = std::max(size_, done + written);
+      if (!st.ok()) return fail(st);
+      if (hashing) XXH3_128bits_update(state_->state.get(), buf.get(), got);
+    }
+    if (got == 0) {
+      return fail(Status(Code::kIo,
+                         "copy source ended at " + std::to_string(done) + " of " + std::to_string(size) + " bytes",
+                         EIO));
+    }
+    done += got;
+    if (hashing) hashed_upto_ = done;
+    StartWriteback(done);
+  }
+  return Status::Ok();
+}
+
+Result<ContentHash> ObjectWriter::HashFromDisk() const { return HashFd(fd_, size_); }
+
+Result<PublishedObject> ObjectWriter::Publish() {
+  if (published_) return Status(Code::kInvalidArgument, "object already published");
+  // The data must be durable before any name points at it.
+  while (::fsync(fd_) != 0) {
+    if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
+  }
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat staging file " + path_);
+  if (static_cast<uint64_t>(st.st_size) != size_) {
+    // Only possible if someone changed the file behind our back (fd() is
+    // shared for reads); the disk is the truth.
+    size_ = static_cast<uint64_t>(st.st_size);
+    in_order_ = false;
+  }
+  ContentHash hash;
+  if (in_order_ && hashed_upto_ == size_) {
+    hash = FinishDigest(state_->state.get());
+  } else {
+    SFS_ASSIGN_OR_RETURN(hash, HashFromDisk());
+  }
+  SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash));
+  if (::fchmod(fd_, 0400) != 0) return Status::FromErrno(errno, "chmod staging file " + path_);
+
+  const std::string final_path = store_->ObjectPath(hash);
+  PublishedObject out;
+  out.hash = hash;
+  out.size = size_;
+  // A few rounds only matter if gc removes the existing object between our
+  // link() and open(); then the next link() simply succeeds.
+  for (int attempt = 0;; ++attempt) {
+    if (::link(path_.c_str(), final_path.c_str()) == 0) {
+      ::unlink(path_.c_str());  // a leftover name is harmless: CleanStaging
+      break;
+    }
+    if (errno != EEXIST) return Status::FromErrno(errno, "link " + path_ + " to " + final_path);
+
+    UniqueFd existing(::open(final_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!existing.valid()) {
+      if (errno == ENOENT && attempt < 3) continue;
+      return Status::FromErrno(errno, "open existing object " + final_path);
+    }
+    // Never trust the name alone: a collision must not substitute data.
+    SFS_ASSIGN_OR_RETURN(bool same, SameBytes(fd_, size_, existing.get()));
+    if (same) {
+      // A fresh mtime keeps gc's grace period from taking the object before
+      // the caller's catalog transaction references it.
+      if (::futimens(existing.get(), nullptr) != 0)
+        return Status::FromErrno(errno, "touch existing object " + final_path);
+      ::unlink(path_.c_str());
+      out.deduplicated = true;
+      break;
+    }
+    struct stat est;
+    if (::fstat(existing.get(), &est) != 0) return Status::FromErrno(errno, "stat existing object " + final_path);
+    SFS_ASSIGN_OR_RETURN(ContentHash existing_hash, HashFd(existing.get(), static_cast<uint64_t>(est.st_size)));
+    if (existing_hash == hash) {
+      return Status(Code::kCorrupt, "hash collision on " + hash.hex() +
+                                        ": the existing object holds different bytes with the same "
+                                        "XXH3-128; refusing to substitute data");
+    }
+    // The existing object no longer hashes to its name: it is corrupt and
+    // our bytes are the right ones. rename() swaps it in atomically.
+    if (::rename(path_.c_str(), final_path.c_str()) != 0)
+      return Status::FromErrno(errno, "replace corrupt object " + final_path);
+    break;
+  }
+  published_ = true;
+  SFS_RETURN_IF_ERROR(FsyncPath(DirOf(final_path)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// ObjectStore
+
+Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& root_in) {
+  if (root_in.empty()) return Status(Code::kInvalidArgument, "empty object store path");
+  std::string root = root_in;
+  // Absolute, because a daemonised mount changes its working directory.
+  if (root[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd)) return Status::FromErrno(errno, "getcwd");
+    root = std::string(cwd) + "/" + root;
+  }
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  SFS_RETURN_IF_ERROR(MakeDirs(root));
+  for (const char* sub : {"/objects", "/staging"}) {
+    auto made = MakeDir(root + sub);
+    if (!made.ok()) return made.status();
+  }
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root)));
+}
+
+std::string ObjectStore::ObjectPath(const ContentHash& hash) const {
+  const std::string hex = hash.hex();
+  std::string path = root_;
+  path.reserve(root_.size() + 9 + 3 + 3 + hex.size());
+  path += "/objects/";
+  path.append(hex, 0, 2);
+  path += '/';
+  path.append(hex, 2, 2);
+  path += '/';
+  path += hex;
+  return path;
+}
+
+Status ObjectStore::EnsureObjectDir(const ContentHash& hash) const {
+  const std::string hex = hash.hex();
+  const std::string objects = root_ + "/objects";
+  const std::string d1 = objects + "/" + hex.substr(0, 2);
+  const std::string d2 = d1 + "/" + hex.substr(2, 2);
+  std::lock_guard<std::mutex> lock(dir_mu_);
+  SFS_ASSIGN_OR_RETURN(bool made1, MakeDir(d1));
+  if (made1) SFS_RETURN_IF_ERROR(FsyncPath(objects));
+  SFS_ASSIGN_OR_RETURN(bool made2, MakeDir(d2));
+  if (made2) SFS_RETURN_IF_ERROR(FsyncPath(d1));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::string path = root_ + "/staging/" + RandomHex() + ".tmp";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return std::unique_ptr<ObjectWriter>(new ObjectWriter(this, fd, std::move(path)));
+    if (errno != EEXIST) return Status::FromErrno(errno, "create staging file " + path);
+  }
+  return Status(Code::kIo, "could not pick an unused staging file name", EEXIST);
+}
+
+Result<int> ObjectStore::OpenObject(const ContentHash& hash) const {
+  int fd = ::open(ObjectPath(hash).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open object " + hash.hex());
+  return fd;
+}
+
+bool ObjectStore::Exists(const ContentHash& hash) const {
+  struct stat st;
+  return ::stat(ObjectPath(hash).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Result<ObjectInfo> ObjectStore::Stat(const ContentHash& hash) const {
+  struct stat st;
+  if (::stat(ObjectPath(hash).c_str(), &st) != 0) return Status::FromErrno(errno, "stat object " + hash.hex());
+  ObjectInfo info;
+  info.hash = hash;
+  info.size = static_cast<uint64_t>(st.st_size);
+  info.mtime_sec = st.st_mtim.tv_sec;
+  return info;
+}
+
+Status ObjectStore::ForEachObject(const std::function<Status(const ObjectInfo&)>& fn) const {
+  const std::string objects = root_ + "/objects";
+  UniqueDir top(::opendir(objects.c_str()));
+  if (!top.get()) return Status::FromErrno(errno, "open directory " + objects);
+  return ForEachEntry(top.get(), objects, [&](const char* n1) -> Status {
+    if (!IsHexPair(n1)) return Status::Ok();
+    const std::string d1 = objects + "/" + n1;
+    UniqueDir mid(::opendir(d1.c_str()));
+    if (!mid.get()) return errno == ENOENT || errno == ENOTDIR ? Status::Ok() : Status::FromErrno(errno, "open " + d1);
+    return ForEachEntry(mid.get(), d1, [&](const char* n2) -> Status {
+      if (!IsHexPair(n2)) return Status::Ok();
+      const std::string d2 = d1 + "/" + n2;
+      UniqueDir leaf(::opendir(d2.c_str()));
+      if (!leaf.get())
+        return errno == ENOENT || errno == ENOTDIR ? Status::Ok() : Status::FromErrno(errno, "open " + d2);
+      return ForEachEntry(leaf.get(), d2, [&](const char* name) -> Status {
+        std::string_view sv(name);
+        // Only a valid hash filed under its own prefix is an object; any
+        // other name (editor droppings, a misplaced file) is not ours.
+        if (!IsHashHex(sv) || sv.substr(0, 2) != n1 || sv.substr(2, 2) != n2) return Status::Ok();
+        struct stat st;
+        if (::fstatat(::dirfd(leaf.get()), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          if (errno == ENOENT) return Status::Ok();  // removed meanwhile (gc)
+          return Status::FromErrno(errno, "stat object " + std::string(sv));
+        }
+        if (!S_ISREG(st.st_mode)) return Status::Ok();
+        ObjectInfo info;
+        info.hash = *ContentHash::FromHex(sv);
+        info.size = static_cast<uint64_t>(st.st_size);
+        info.mtime_sec = st.st_mtim.tv_sec;
+        return fn(info);
+      });
+    });
+  });
+}
+
+Status ObjectStore::Remove(const ContentHash& hash) {
+  if (::unlink(ObjectPath(hash).c_str()) != 0) return Status::FromErrno(errno, "remove object " + hash.hex());
+  return Status::Ok();
+}
+
+Status ObjectStore::Verify(const ContentHash& hash) const {
+  auto fd = OpenObject(hash);
+  if (!fd.ok()) return fd.status();
+  UniqueFd owned(*fd);
+  struct stat st;
+  if (::fstat(owned.get(), &st) != 0) return Status::FromErrno(errno, "stat object " + hash.hex());
+  SFS_ASSIGN_OR_RETURN(ContentHash actual, HashFd(owned.get(), static_cast<uint64_t>(st.st_size)));
+  if (actual != hash)
+    return Status(Code::kCorrupt, "object " + hash.hex() + " is corrupt: its bytes hash to " + actual.hex());
+  return Status::Ok();
+}
+
+namespace {
+
+// Staging files (`*.tmp`, regular) whose mtime is at least `min_age_sec`
+// old. A live writer bumps the mtime with every write.
+Result<std::vector<std::string>> StaleStagingNames(const std::string& dir, int64_t min_age_sec) {
+  UniqueDir d(::opendir(dir.c_str()));
+  if (!d.get()) return Status::FromErrno(errno, "open directory " + dir);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<std::string> names;
+  Status st = ForEachEntry(d.get(), dir, [&](const char* name) -> Status {
+    std::string_view sv(name);
+    if (sv.size() < 5 || sv.substr(sv.size() - 4) != ".tmp") return Status::Ok();
+    struct stat sb;
+    if (::fstatat(::dirfd(d.get()), name, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return Status::Ok();
+      return Status::FromErrno(errno, "stat staging file " + std::string(sv));
+    }
+    if (!S_ISREG(sb.st_mode)) return Status::Ok();
+    if (now - static_cast<int64_t>(sb.st_mtim.tv_sec) >= min_age_sec) names.emplace_back(sv);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return names;
+}
+
+}  // namespace
+
+Result<int> ObjectStore::CleanStaging(int64_t min_age_sec) {
+  const std::string dir = root_ + "/staging";
+  SFS_ASSIGN_OR_RETURN(std::vector<std::string> names, StaleStagingNames(dir, min_age_sec));
+  int removed = 0;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    if (::unlink(path.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {
+      return Status::FromErrno(errno, "remove staging file " + path);
+    }
+  }
+  return removed;
+}
+
+Result<std::vector<std::string>> ObjectStore::StaleStaging(int64_t min_age_sec) const {
+  const std::string dir = root_ + "/staging";
+  SFS_ASSIGN_OR_RETURN(std::vector<std::string> names, StaleStagingNames(dir, min_age_sec));
+  for (auto& name : names) name = dir + "/" + name;
+  return names;
+}
+
+Status ObjectStore::Space(uint64_t* free_bytes, uint64_t* total_bytes) const {
+  struct statvfs sv;
+  if (::statvfs(root_.c_str(), &sv) != 0) return Status::FromErrno(errno, "statvfs " + root_);
+  if (free_bytes) *free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+  if (total_bytes) *total_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  return Status::Ok();
+}
+
+}  // namespace samplefs

@@ -1,0 +1,159 @@
+// ObjectStore: the content-addressed store of file contents (SPEC section 3).
+//
+// Layout under the store root (created 0700, files 0400/0600):
+//   objects/<h0h1>/<h2h3>/<32-hex-hash>   immutable, read-only objects
+//   staging/<random>.tmp                  files being written
+//
+// Writing: ObjectStore::NewWriter() gives an ObjectWriter bound to a fresh
+// staging file. Data arrives in chunks at any offset (pwrite); the XXH3-128
+// state is fed while writes arrive in order, and the file is re-hashed from
+// disk at Publish() only if a write was out of order or the size changed by
+// truncate. Publish() fsyncs the staging file, links it into objects/ under
+// its hash and fsyncs the directory, so a crash at any point leaves either
+// no object or a complete one. If an object of that name already exists,
+// the bytes are compared first: equal bytes deduplicate (the staging file is
+// dropped and the object's mtime refreshed, so gc's grace period spares it
+// until the caller's catalog transaction references it); different bytes
+// mean the existing object is corrupt (its bytes no longer hash to its name)
+// and is replaced atomically, or — if its bytes do hash to its name — a
+// genuine hash collision, which is refused with kCorrupt and never
+// substitutes data.
+//
+// An ObjectWriter destroyed without Publish() unlinks its staging file.
+// Staging files left by a crash are removed by CleanStaging().
+//
+// Thread safety: ObjectStore is safe to share between threads; an
+// ObjectWriter is used by one thread at a time (callers lock).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "catalog/hash.h"
+#include "catalog/status.h"
+
+namespace samplefs {
+
+class ObjectStore;
+
+struct PublishedObject {
+  ContentHash hash;
+  uint64_t size = 0;
+  bool deduplicated = false;  // an identical object already existed
+};
+
+class ObjectWriter {
+ public:
+  ~ObjectWriter();  // unlinks the staging file unless published
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
+
+  // pwrite of `size` bytes at `offset`. Extends the file as needed.
+  // kNoSpace on a full disk; kInvalidArgument after Publish().
+  Status Write(const void* data, size_t size, uint64_t offset);
+  // Sets the staging file's size (shrink or extend with zeros).
+  Status Truncate(uint64_t size);
+  // Reads back from the staging file (a file being written is readable).
+  // Returns bytes read (0 at/after end).
+  Result<size_t> Read(void* buf, size_t size, uint64_t offset) const;
+  // Copies the whole contents of an open fd (e.g. an existing object, for
+  // copy-on-write of an overwritten file) into the staging file, streaming.
+  Status CopyFrom(int src_fd, uint64_t size);
+
+  uint64_t size() const { return size_; }
+  // The staging file's descriptor, for splice reads of a file being written.
+  int fd() const { return fd_; }
+  const std::string& staging_path() const { return path_; }
+
+  // fsync + hash + link into objects/ + directory fsync. After a successful
+  // Publish the writer is spent (Write returns kInvalidArgument).
+  Result<PublishedObject> Publish();
+
+ private:
+  friend class ObjectStore;
+  ObjectWriter(ObjectStore* store, int fd, std::string path);
+  Result<ContentHash> HashFromDisk() const;
+
+  ObjectStore* store_;
+  int fd_;
+  std::string path_;
+  uint64_t size_ = 0;
+  uint64_t hashed_upto_ = 0;  // bytes [0, hashed_upto_) fed to state_
+  bool in_order_ = true;
+  bool published_ = false;
+  uint64_t writeback_from_ = 0;  // bytes below this were handed to writeback
+  void StartWriteback(uint64_t end);
+  struct HashState;
+  std::unique_ptr<HashState> state_;
+};
+
+struct ObjectInfo {
+  ContentHash hash;
+  uint64_t size = 0;
+  int64_t mtime_sec = 0;  // when it was published (gc grace period)
+};
+
+class ObjectStore {
+ public:
+  // Opens (creating if missing, with mode 0700) a store at `root`.
+  static Result<std::unique_ptr<ObjectStore>> Open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+  // objects/<h0h1>/<h2h3>/<hex>; never leaves the store (hex is validated).
+  std::string ObjectPath(const ContentHash& hash) const;
+
+  Result<std::unique_ptr<ObjectWriter>> NewWriter();
+
+  // Opens an object read-only (O_RDONLY|O_CLOEXEC). kNotFound if missing.
+  // The caller owns the returned descriptor.
+  Result<int> OpenObject(const ContentHash& hash) const;
+  bool Exists(const ContentHash& hash) const;
+  Result<ObjectInfo> Stat(const ContentHash& hash) const;
+
+  // Every object in the store (fsck, gc). Calls `fn` per object; stops and
+  // returns the first non-OK status `fn` returns.
+  Status ForEachObject(const std::function<Status(const ObjectInfo&)>& fn) const;
+  // Removes an object (gc only; records never delete objects).
+  Status Remove(const ContentHash& hash);
+  // Re-hashes an object's bytes; kCorrupt if they differ from its name.
+  Status Verify(const ContentHash& hash) const;
+
+  // Removes staging files older than `min_age_sec` (left by a crash).
+  // Returns how many were removed.
+  Result<int> CleanStaging(int64_t min_age_sec);
+  // Lists staging files older than `min_age_sec` (fsck).
+  Result<std::vector<std::string>> StaleStaging(int64_t min_age_sec) const;
+
+  // Free and total bytes of the store's filesystem (statfs).
+  Status Space(uint64_t* free_bytes, uint64_t* total_bytes) const;
+
+ private:
+  friend class ObjectWriter;
+  explicit ObjectStore(std::string root) : root_(std::move(root)) {}
+  Status EnsureObjectDir(const ContentHash& hash) const;
+  std::string root_;
+  // Serialises creation of objects/xx/yy so that a publisher that finds the
+  // directory already present knows its creator has also fsynced the parent.
+  mutable std::mutex dir_mu_;
+};
+
+// Hashes everything readable from `fd` from offset 0 up to `size` bytes.
+Result<ContentHash> HashFd(int fd, uint64_t size);
+
+namespace test_hooks {
+// Test-only seam. A genuine XXH3-128 collision cannot be produced on demand,
+// so a test installs a filter that every digest the store computes (writer
+// and HashFd, hence also Verify) passes through, e.g. mapping all contents to
+// one name. nullptr (the default) restores plain XXH3-128. Never set in
+// production code; setting it is atomic but not meant to race with writers.
+using DigestFilter = ContentHash (*)(const ContentHash&);
+void SetDigestFilter(DigestFilter filter);
+}  // namespace test_hooks
+
+}  // namespace samplefs

@@ -1,0 +1,23 @@
+// The catalog schema, versioned. kSchemaVersion is what this program writes;
+// an older catalog is migrated one step at a time inside one transaction,
+// a newer one is refused (Code::kTooNew).
+//
+// Version history:
+//   1  species, sample, dye, slide, labelling, image, entry, tag, tagging
+//   2  entry.kind (raw/analysis/other), annotation table, analysis views
+#pragma once
+
+#include <string>
+
+namespace samplefs {
+
+inline constexpr int kSchemaVersion = 2;
+
+// The DDL of the current schema for SQLite (tables, indexes, triggers, views).
+std::string SqliteSchemaSql();
+// DDL that brings an SQLite catalog from `from_version` to from_version+1.
+std::string SqliteMigrationSql(int from_version);
+// The schema of version 1, kept so tests can build an old catalog.
+std::string SqliteSchemaV1Sql();
+
+}  // namespace samplefs

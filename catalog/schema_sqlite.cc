@@ -1,0 +1,230 @@
+// SQLite DDL. The views at the end are part of samplefs's documented
+// interface for analysis (docs/SCHEMA.md): change them only compatibly.
+#include <string>
+
+#include "catalog/schema.h"
+
+namespace samplefs {
+
+namespace {
+
+// Tables common to v1 and v2. Timestamps of records are ISO-8601 UTC text
+// ("2026-11-22T17:37:40Z") so they sort and compare as text and read well
+// in pandas; file mtimes are integer nanoseconds since the epoch, so
+// `cp -a` keeps them exactly.
+const char* kTablesV1 = R"SQL(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE species (
+  id      INTEGER PRIMARY KEY,
+  name    TEXT NOT NULL UNIQUE,
+  species TEXT NOT NULL DEFAULT '',
+  strain  TEXT NOT NULL DEFAULT '',
+  notes   TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE sample (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  species_id  INTEGER NOT NULL REFERENCES species(id) ON DELETE RESTRICT,
+  patient_id  TEXT NOT NULL DEFAULT '',
+  sample_type TEXT NOT NULL DEFAULT '',
+  notes       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sample_species ON sample(species_id, id);
+CREATE TABLE dye (
+  id              INTEGER PRIMARY KEY,
+  short_name      TEXT NOT NULL UNIQUE,
+  long_name       TEXT NOT NULL DEFAULT '',
+  spectra_db_name TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE slide (
+  id        INTEGER PRIMARY KEY,
+  reference TEXT NOT NULL UNIQUE,
+  sample_id INTEGER NOT NULL REFERENCES sample(id) ON DELETE RESTRICT,
+  creator   TEXT NOT NULL DEFAULT '',
+  notes     TEXT NOT NULL DEFAULT '',
+  created   TEXT NOT NULL,
+  modified  TEXT NOT NULL
+);
+CREATE INDEX slide_sample ON slide(sample_id, id);
+CREATE INDEX slide_creator ON slide(creator, id);
+CREATE INDEX slide_created ON slide(created);
+CREATE TABLE labelling (
+  id        INTEGER PRIMARY KEY,
+  slide_id  INTEGER NOT NULL REFERENCES slide(id) ON DELETE CASCADE,
+  structure TEXT NOT NULL,
+  isotype   TEXT NOT NULL DEFAULT '',
+  antibody  TEXT NOT NULL DEFAULT '',
+  dye_id    INTEGER NOT NULL REFERENCES dye(id) ON DELETE RESTRICT
+);
+CREATE INDEX labelling_slide ON labelling(slide_id);
+CREATE INDEX labelling_dye ON labelling(dye_id, slide_id);
+CREATE INDEX labelling_structure ON labelling(structure, slide_id);
+CREATE TABLE image (
+  id       INTEGER PRIMARY KEY,
+  slide_id INTEGER NOT NULL REFERENCES slide(id) ON DELETE RESTRICT,
+  name     TEXT NOT NULL,
+  user     TEXT NOT NULL DEFAULT '',
+  acquired TEXT NOT NULL,
+  comments TEXT NOT NULL DEFAULT '',
+  UNIQUE (slide_id, name)
+);
+CREATE INDEX image_user ON image(user, slide_id);
+-- Everything inside an image's files/: files, folders and symlinks. Each
+-- image has exactly one root folder (parent_id NULL, name '') that stands
+-- for files/ itself, so every other entry has a parent and (parent, name)
+-- is unique. Entries are a tree, so renaming a folder is one UPDATE.
+CREATE TABLE entry (
+  id        INTEGER PRIMARY KEY,
+  image_id  INTEGER NOT NULL REFERENCES image(id) ON DELETE CASCADE,
+  parent_id INTEGER REFERENCES entry(id) ON DELETE CASCADE,
+  name      TEXT NOT NULL,
+  type      TEXT NOT NULL CHECK (type IN ('file', 'folder', 'symlink')),
+  size      INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+  hash      TEXT CHECK (hash IS NULL OR length(hash) = 32),
+  mode      INTEGER NOT NULL,
+  mtime_ns  INTEGER NOT NULL,
+  target    TEXT,
+  CHECK ((type = 'file') = (hash IS NOT NULL)),
+  CHECK ((type = 'symlink') = (target IS NOT NULL))
+);
+CREATE UNIQUE INDEX entry_name ON entry(parent_id, name);
+CREATE UNIQUE INDEX entry_root ON entry(image_id) WHERE parent_id IS NULL;
+CREATE INDEX entry_parent ON entry(parent_id, id);
+CREATE INDEX entry_hash ON entry(hash) WHERE hash IS NOT NULL;
+CREATE TABLE tag (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
+-- Tags on any record: entity is 'species', 'sample', 'dye', 'slide',
+-- 'image' or 'entry'. A tag in use cannot be deleted (RESTRICT).
+CREATE TABLE tagging (
+  tag_id    INTEGER NOT NULL REFERENCES tag(id) ON DELETE RESTRICT,
+  entity    TEXT NOT NULL,
+  record_id INTEGER NOT NULL,
+  PRIMARY KEY (tag_id, entity, record_id)
+);
+CREATE INDEX tagging_record ON tagging(entity, record_id);
+)SQL";
+
+// Additions of v2, shared by the fresh schema and the 1 -> 2 migration.
+const char* kV2Additions = R"SQL(
+CREATE TABLE annotation (
+  entity    TEXT NOT NULL,
+  record_id INTEGER NOT NULL,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (entity, record_id, key)
+);
+CREATE INDEX annotation_key ON annotation(key, value);
+)SQL";
+
+// Tags and annotations are polymorphic (no foreign key can name "any
+// record"), so deleting a record removes its own through triggers.
+const char* kTriggers = R"SQL(
+CREATE TRIGGER species_cleanup AFTER DELETE ON species BEGIN
+  DELETE FROM tagging WHERE entity = 'species' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'species' AND record_id = OLD.id;
+END;
+CREATE TRIGGER sample_cleanup AFTER DELETE ON sample BEGIN
+  DELETE FROM tagging WHERE entity = 'sample' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'sample' AND record_id = OLD.id;
+END;
+CREATE TRIGGER dye_cleanup AFTER DELETE ON dye BEGIN
+  DELETE FROM tagging WHERE entity = 'dye' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'dye' AND record_id = OLD.id;
+END;
+CREATE TRIGGER slide_cleanup AFTER DELETE ON slide BEGIN
+  DELETE FROM tagging WHERE entity = 'slide' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'slide' AND record_id = OLD.id;
+END;
+CREATE TRIGGER image_cleanup AFTER DELETE ON image BEGIN
+  DELETE FROM tagging WHERE entity = 'image' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'image' AND record_id = OLD.id;
+END;
+CREATE TRIGGER entry_cleanup AFTER DELETE ON entry BEGIN
+  DELETE FROM tagging WHERE entity = 'entry' AND record_id = OLD.id;
+  DELETE FROM annotation WHERE entity = 'entry' AND record_id = OLD.id;
+END;
+)SQL";
+
+// The documented analysis views (docs/SCHEMA.md).
+const char* kViews = R"SQL(
+CREATE VIEW entry_path AS
+  WITH RECURSIVE p(id, path) AS (
+    SELECT e.id, e.name FROM entry e
+      JOIN entry r ON r.id = e.parent_id WHERE r.parent_id IS NULL
+    UNION ALL
+    SELECT e.id, p.path || '/' || e.name FROM entry e JOIN p ON e.parent_id = p.id
+  )
+  SELECT id, path FROM p;
+CREATE VIEW slide_info AS
+  SELECT s.id AS slide_id, s.reference AS slide, sa.name AS sample,
+         sa.sample_type AS sample_type, sa.patient_id AS patient_id,
+         sp.name AS species, sp.species AS organism, sp.strain AS strain,
+         s.creator AS creator, s.notes AS notes, s.created AS created,
+         s.modified AS modified,
+         (SELECT group_concat(x, ';') FROM (
+            SELECT l.structure || ':' || d.short_name AS x FROM labelling l
+              JOIN dye d ON d.id = l.dye_id WHERE l.slide_id = s.id ORDER BY l.id)) AS labellings,
+         (SELECT group_concat(x, ',') FROM (
+            SELECT t.name AS x FROM tagging g JOIN tag t ON t.id = g.tag_id
+             WHERE g.entity = 'slide' AND g.record_id = s.id ORDER BY t.name)) AS tags
+    FROM slide s JOIN sample sa ON sa.id = s.sample_id
+    JOIN species sp ON sp.id = sa.species_id;
+CREATE VIEW image_info AS
+  SELECT i.id AS image_id, i.name AS image, i.user AS user, i.acquired AS acquired,
+         i.comments AS comments, si.*,
+         (SELECT group_concat(x, ',') FROM (
+            SELECT t.name AS x FROM tagging g JOIN tag t ON t.id = g.tag_id
+             WHERE g.entity = 'image' AND g.record_id = i.id ORDER BY t.name)) AS image_tags
+    FROM image i JOIN slide_info si ON si.slide_id = i.slide_id;
+CREATE VIEW file_info AS
+  SELECT e.id AS file_id, ep.path AS path, e.size AS size, e.hash AS hash,
+         e.mode AS mode, e.mtime_ns AS mtime_ns, e.kind AS kind,
+         (SELECT group_concat(x, ',') FROM (
+            SELECT t.name AS x FROM tagging g JOIN tag t ON t.id = g.tag_id
+             WHERE g.entity = 'entry' AND g.record_id = e.id ORDER BY t.name)) AS file_tags,
+         ii.*
+    FROM entry e JOIN entry_path ep ON ep.id = e.id
+    JOIN image_info ii ON ii.image_id = e.image_id
+   WHERE e.type = 'file';
+)SQL";
+
+}  // namespace
+
+std::string SqliteSchemaV1Sql() {
+  return std::string(kTablesV1) +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '1');\n";
+}
+
+std::string SqliteSchemaSql() {
+  return std::string(kTablesV1) + kV2Additions +
+         "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
+         "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
+         kTriggers + kViews +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '2');\n";
+}
+
+std::string SqliteMigrationSql(int from_version) {
+  switch (from_version) {
+    case 1:
+      // v1 had no file kinds: derive them from the name as the importer does.
+      return std::string(kV2Additions) +
+             "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
+             "CHECK (kind IN ('raw', 'analysis', 'other'));\n"
+             "UPDATE entry SET kind = CASE "
+             " WHEN lower(name) GLOB '*.h5r' OR lower(name) GLOB '*.csv' OR lower(name) GLOB '*.json' THEN 'analysis'"
+             " WHEN lower(name) GLOB '*.h5' OR lower(name) GLOB '*.tif' OR lower(name) GLOB '*.tiff'"
+             "   OR lower(name) GLOB '*.nd2' OR lower(name) GLOB '*.czi' OR lower(name) GLOB '*.zarr' THEN 'raw'"
+             " ELSE 'other' END WHERE type = 'file';\n" +
+             kTriggers + kViews +
+             "UPDATE meta SET value = '2' WHERE key = 'schema_version';\n";
+    default:
+      return "";
+  }
+}
+
+}  // namespace samplefs

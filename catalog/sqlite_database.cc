@@ -1,0 +1,176 @@
+// The SQLite engine: connection set-up, the statement cache, error mapping
+// and the schema DDL. Everything SQLite-specific in catalog/ is in this file.
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <unordered_map>
+
+#include "catalog/database.h"
+#include "catalog/schema.h"
+
+namespace samplefs {
+
+Status Statement::Run() {
+  for (;;) {
+    auto r = Step();
+    if (!r.ok()) return r.status();
+    if (!*r) return Status::Ok();
+  }
+}
+
+namespace {
+
+Status SqliteStatus(sqlite3* db, int rc, const std::string& context) {
+  int ext = sqlite3_extended_errcode(db);
+  std::string msg = context + ": " + sqlite3_errmsg(db);
+  switch (ext) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+      return Status(Code::kAlreadyExists, msg);
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return Status(Code::kReferenceMissing, msg);
+    default:
+      break;
+  }
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT: return Status(Code::kInvalidArgument, msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Status(Code::kBusy, msg);
+    case SQLITE_FULL: return Status(Code::kNoSpace, msg, ENOSPC);
+    case SQLITE_READONLY: return Status(Code::kReadOnly, msg);
+    case SQLITE_TOOBIG: return Status(Code::kTooBig, msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return Status(Code::kCorrupt, msg);
+    case SQLITE_CANTOPEN: return Status(Code::kNotFound, msg);
+    default: return Status(Code::kIo, msg, EIO);
+  }
+}
+
+class SqliteStatement final : public Statement {
+ public:
+  SqliteStatement(sqlite3* db, sqlite3_stmt* st) : db_(db), st_(st) {}
+  ~SqliteStatement() override { sqlite3_finalize(st_); }
+  void Bind(int i, int64_t v) override { sqlite3_bind_int64(st_, i, v); }
+  void Bind(int i, std::string_view v) override {
+    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void BindNull(int i) override { sqlite3_bind_null(st_, i); }
+  Result<bool> Step() override {
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    Status s = SqliteStatus(db_, rc, "SQL failed");
+    sqlite3_reset(st_);
+    return s;
+  }
+  int64_t Int(int c) const override { return sqlite3_column_int64(st_, c); }
+  std::string Text(int c) const override {
+    const auto* p = sqlite3_column_text(st_, c);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st_, c))
+             : std::string();
+  }
+  bool IsNull(int c) const override { return sqlite3_column_type(st_, c) == SQLITE_NULL; }
+  void Reset() override {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  explicit SqliteDatabase(sqlite3* db) : db_(db) {}
+  ~SqliteDatabase() override {
+    cache_.clear();  // finalize statements before closing
+    sqlite3_close(db_);
+  }
+
+  Result<Statement*> Prepare(const std::string& sql) override {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second.get();
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+    if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot prepare [" + sql + "]");
+    auto owned = std::make_unique<SqliteStatement>(db_, st);
+    Statement* raw = owned.get();
+    cache_.emplace(sql, std::move(owned));
+    return raw;
+  }
+
+  Status Exec(const std::string& sql) override {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      Status s = SqliteStatus(db_, rc, "SQL failed");
+      sqlite3_free(err);
+      return s;
+    }
+    return Status::Ok();
+  }
+
+  Status BeginWrite() override { return Exec("BEGIN IMMEDIATE"); }
+  Status Commit() override { return Exec("COMMIT"); }
+  Status Rollback() override {
+    // After some errors SQLite has already rolled back; that is fine.
+    if (sqlite3_get_autocommit(db_)) return Status::Ok();
+    return Exec("ROLLBACK");
+  }
+  std::string engine() const override { return "sqlite"; }
+
+  Result<int64_t> ExternalChangeCounter() override {
+    SFS_ASSIGN_OR_RETURN(Statement * st, Prepare("PRAGMA data_version"));
+    StatementScope scope(*st);
+    SFS_ASSIGN_OR_RETURN(bool row, st->Step());
+    return row ? st->Int(0) : int64_t{0};
+  }
+
+  std::string SchemaSql() const override { return SqliteSchemaSql(); }
+  std::string MigrationSql(int from) const override { return SqliteMigrationSql(from); }
+
+ private:
+  sqlite3* db_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
+                                                    const DatabaseOptions& options) {
+  bool memory = path == ":memory:" || path.empty();
+  if (!memory && options.create && !options.read_only) {
+    // Create the file ourselves so that it is 0600 whatever the umask.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno(errno, "cannot create catalog " + path);
+    ::close(fd);
+  }
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+  flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (memory) flags |= SQLITE_OPEN_MEMORY | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(memory ? ":memory:" : path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = db ? SqliteStatus(db, rc, "cannot open catalog " + path)
+                  : Status(Code::kIo, "cannot open catalog " + path);
+    sqlite3_close(db);
+    return s;
+  }
+  auto database = std::make_unique<SqliteDatabase>(db);
+  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  sqlite3_extended_result_codes(db, 1);
+  // WAL lets samplectl, sqlite3 and pandas read while the mount writes;
+  // synchronous=NORMAL is durable across application crashes in WAL mode,
+  // and object data is fsynced separately before any commit names it.
+  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=ON;";
+  if (!memory && !options.read_only)
+    pragmas += "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
+  SFS_RETURN_IF_ERROR(database->Exec(pragmas));
+  return std::unique_ptr<Database>(std::move(database));
+}
+
+}  // namespace samplefs

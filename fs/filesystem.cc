@@ -1,0 +1,1041 @@
+// The FUSE low-level callbacks: translate kernel requests into Namespace
+// and Catalog calls and back. Every callback has a last-resort catch that
+// logs and answers EIO, so no exception crosses into libfuse.
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "catalog/crash_point.h"
+#include "catalog/names.h"
+#include "fs/sidecar.h"
+#include "fs/xattr.h"
+
+namespace samplefs::fs {
+
+namespace {
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// An open file descriptor of an object, shared so that a read in flight
+// keeps it open while another thread moves the handle to a newer object.
+struct Fd {
+  int fd;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() { if (fd >= 0) ::close(fd); }
+};
+
+struct FileHandle {
+  enum class Kind { kObject, kText, kLive };
+  Kind kind = Kind::kObject;
+  std::shared_ptr<Fd> fd;          // kObject: the object read
+  std::string text;                // kText: rendered sidecar/status/errors
+  std::shared_ptr<OpenFile> of;    // kLive: a file being written
+  bool writable = false;
+  NodeSpec spec;
+  fuse_ino_t ino = 0;
+  std::mutex mu;                   // guards fd/fd_hash of a kLive handle
+  std::string fd_hash;
+};
+
+Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
+FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+
+std::string UserName(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  struct passwd pw, *res = nullptr;
+  char buf[1024];
+  if (getpwuid_r(ctx->uid, &pw, buf, sizeof buf, &res) == 0 && res) return res->pw_name;
+  return std::to_string(ctx->uid);
+}
+
+// Answers an error. Refusals (an operation that has no meaning, a bad
+// name or value) also go to .samplefs/errors with their reason.
+void ReplyStatus(fuse_req_t req, const char* op, const std::string& path, const Status& s) {
+  Filesystem* fs = Fs(req);
+  switch (s.code()) {
+    case Code::kNotFound:
+    case Code::kOk:
+      break;
+    default:
+      fs->errors().Add(op, path, s.message());
+  }
+  fuse_reply_err(req, s.ok() ? EIO : s.to_errno());
+}
+
+#define SFS_FUSE_TRY try {
+#define SFS_FUSE_CATCH(op)                                           \
+  }                                                                  \
+  catch (const std::exception& e) {                                  \
+    spdlog::error("{} failed with an exception: {}", op, e.what());  \
+    fuse_reply_err(req, EIO);                                        \
+  }                                                                  \
+  catch (...) {                                                      \
+    spdlog::error("{} failed with an unknown exception", op);        \
+    fuse_reply_err(req, EIO);                                        \
+  }
+
+// Attributes of a node, including a pending (unpublished) version's size.
+Result<struct stat> NodeAttr(Filesystem* fs, fuse_ino_t ino, const NodeSpec& spec) {
+  SFS_ASSIGN_OR_RETURN(struct stat st, fs->ns().Attr(spec));
+  st.st_ino = ino;
+  if (spec.kind == NodeKind::kFile) {
+    if (auto of = fs->Find(spec.record_id)) {
+      std::lock_guard lock(of->mu);
+      if (of->writer) {
+        st.st_size = static_cast<off_t>(of->writer->size());
+        st.st_blocks = (st.st_size + 511) / 512;
+        st.st_mtim.tv_sec = st.st_ctim.tv_sec = of->mtime_ns / 1000000000;
+        st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = of->mtime_ns % 1000000000;
+      }
+    }
+  } else if (spec.kind == NodeKind::kErrorsFile) {
+    st.st_size = static_cast<off_t>(fs->errors().size());
+  }
+  return st;
+}
+
+fuse_entry_param EntryParam(Filesystem* fs, const Node& node, const struct stat& st) {
+  fuse_entry_param e{};
+  e.ino = node.ino;
+  e.generation = 0;
+  e.attr = st;
+  e.attr.st_ino = node.ino;
+  e.attr_timeout = fs->options().attr_timeout;
+  e.entry_timeout = fs->options().entry_timeout;
+  return e;
+}
+
+// Resolves a new child node and answers the request with it.
+void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, const NodeSpec& spec,
+                   const char* op) {
+  Filesystem* fs = Fs(req);
+  Node node = fs->nodes().Resolve(parent, name, spec, 1);
+  auto st = NodeAttr(fs, node.ino, spec);
+  if (!st.ok()) {
+    fs->nodes().Forget(node.ino, 1);
+    return ReplyStatus(req, op, fs->PathOf(parent, name), st.status());
+  }
+  fuse_entry_param e = EntryParam(fs, node, *st);
+  if (fuse_reply_entry(req, &e) != 0) fs->nodes().Forget(node.ino, 1);
+}
+
+bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
+  auto node = Fs(req)->nodes().Get(parent);
+  if (!node) {
+    fuse_reply_err(req, ESTALE);
+    return false;
+  }
+  *spec = node->spec;
+  return true;
+}
+
+
+// ---------------------------------------------------------------------------
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  // Always readdirplus: every listed entry gets its node and attributes in
+  // one pass, and d_ino always equals st_ino.
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // Writeback caching would let the kernel report a write as done before
+  // the staging file has it; keep writes synchronous so errors reach write().
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->max_write = 1024 * 1024;
+  conn->max_readahead = 1024 * 1024;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  auto child = fs->ns().Lookup(ps, name);
+  if (!child.ok()) return ReplyStatus(req, "lookup", fs->PathOf(parent, name), child.status());
+  ReplyNewEntry(req, parent, name, *child, "lookup");
+  SFS_FUSE_CATCH("lookup")
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Fs(req)->nodes().Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Fs(req)->nodes().Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  auto st = NodeAttr(fs, ino, node->spec);
+  if (!st.ok()) return ReplyStatus(req, "getattr", fs->PathOf(ino), st.status());
+  fuse_reply_attr(req, &*st, fs->options().attr_timeout);
+  SFS_FUSE_CATCH("getattr")
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  const NodeSpec& spec = node->spec;
+  std::string path = fs->PathOf(ino);
+  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    const auto& id = fs->ns().identity();
+    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != id.uid) ||
+        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != id.gid))
+      return ReplyStatus(req, "chown", path,
+                         Status(Code::kPermission, "files in the catalog belong to the mounting user"));
+  }
+  bool is_entry = spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder ||
+                  spec.kind == NodeKind::kSymlink;
+  if (!is_entry) {
+    if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE))
+      return ReplyStatus(req, "setattr", path,
+                         Status(Code::kPermission, std::string("cannot change the size or mode of ") +
+                                                       NodeKindName(spec.kind)));
+    // Times of records and generated files are derived; touching them is
+    // accepted and has no effect (tar and cp -a set them on directories).
+  } else {
+    int64_t id = spec.record_id;
+    if ((to_set & FUSE_SET_ATTR_SIZE) && spec.kind == NodeKind::kFile) {
+      auto of = fi && Handle(fi)->of ? Handle(fi)->of : fs->Acquire(id);
+      Status s;
+      {
+        std::lock_guard lock(of->mu);
+        s = fs->EnsureWriterLocked(*of, attr->st_size == 0);
+        if (s.ok()) s = of->writer->Truncate(static_cast<uint64_t>(attr->st_size));
+        if (s.ok()) of->mtime_ns = NowNs();
+        // truncate(1) with no open handle publishes at once.
+        if (s.ok() && of->writers == 0) s = fs->PublishLocked(*of);
+        if (!s.ok() && of->writers == 0) of->writer.reset();
+      }
+      fs->MaybeRelease(of);
+      if (!s.ok()) return ReplyStatus(req, "truncate", path, s);
+    } else if (to_set & FUSE_SET_ATTR_SIZE) {
+      return ReplyStatus(req, "truncate", path, Status(Code::kInvalidArgument, "not a file"));
+    }
+    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+      int64_t mtime = -1;
+      if (to_set & FUSE_SET_ATTR_MTIME_NOW) mtime = NowNs();
+      else if (to_set & FUSE_SET_ATTR_MTIME)
+        mtime = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
+      bool pending = false;
+      if (mtime >= 0) {
+        if (auto of = fs->Find(id)) {
+          std::lock_guard lock(of->mu);
+          // A pending version takes the time with it when it is published.
+          if (of->writer) {
+            of->mtime_ns = mtime;
+            pending = true;
+          }
+        }
+      }
+      Transaction txn(fs->catalog());
+      auto e = fs->catalog().EntryById(id);
+      Status s = txn.status();
+      if (s.ok()) s = e.status();
+      if (s.ok()) {
+        if ((to_set & FUSE_SET_ATTR_MODE) && e->type != EntryType::kSymlink) e->mode = attr->st_mode & 07777;
+        if (mtime >= 0 && !pending) e->mtime_ns = mtime;
+        s = fs->catalog().UpdateEntry(*e);
+      }
+      if (s.ok()) s = txn.Commit();
+      if (!s.ok()) return ReplyStatus(req, "setattr", path, s);
+    }
+  }
+  auto st = NodeAttr(fs, ino, spec);
+  if (!st.ok()) return ReplyStatus(req, "setattr", path, st.status());
+  fuse_reply_attr(req, &*st, fs->options().attr_timeout);
+  SFS_FUSE_CATCH("setattr")
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  if (node->spec.kind != NodeKind::kSymlink) return (void)fuse_reply_err(req, EINVAL);
+  auto e = fs->catalog().EntryById(node->spec.record_id);
+  if (!e.ok()) return ReplyStatus(req, "readlink", fs->PathOf(ino), e.status());
+  fuse_reply_readlink(req, e->target.c_str());
+  SFS_FUSE_CATCH("readlink")
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  auto spec = fs->ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
+  if (!spec.ok()) return ReplyStatus(req, "mkdir", fs->PathOf(parent, name), spec.status());
+  ReplyNewEntry(req, parent, name, *spec, "mkdir");
+  SFS_FUSE_CATCH("mkdir")
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  Filesystem* fs = Fs(req);
+  ReplyStatus(req, "mknod", fs->PathOf(parent, name),
+              Status(Code::kPermission, S_ISREG(mode) ? "use open(O_CREAT) to create files"
+                                                      : "device nodes, FIFOs and sockets cannot be "
+                                                        "stored in the catalog"));
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t parent, const char* name) {
+  Filesystem* fs = Fs(req);
+  ReplyStatus(req, "link", fs->PathOf(parent, name),
+              Status(Code::kPermission, "hard links cannot be stored in the catalog; copy the file "
+                                        "(identical contents are stored once) or use a symlink"));
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  Status s = fs->ns().Unlink(ps, name);
+  if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
+  fs->nodes().Unbind(parent, name);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("unlink")
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  Status s = fs->ns().Rmdir(ps, name);
+  if (!s.ok()) return ReplyStatus(req, "rmdir", fs->PathOf(parent, name), s);
+  fs->nodes().Unbind(parent, name);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("rmdir")
+}
+
+void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  auto e = fs->ns().Symlink(ps, name, link);
+  if (!e.ok()) return ReplyStatus(req, "symlink", fs->PathOf(parent, name), e.status());
+  NodeSpec spec;
+  spec.kind = NodeKind::kSymlink;
+  spec.record_id = e->id;
+  ReplyNewEntry(req, parent, name, spec, "symlink");
+  SFS_FUSE_CATCH("symlink")
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps, nps;
+  if (!ParentSpec(req, parent, &ps) || !ParentSpec(req, newparent, &nps)) return;
+  auto r = fs->ns().Rename(ps, name, nps, newname, flags);
+  if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
+  if (auto ino = fs->nodes().Find(parent, name)) fs->nodes().Move(*ino, newparent, newname);
+  else fs->nodes().Unbind(newparent, newname);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("rename")
+}
+
+// Opens a file's current object for reading (kNotFound/kCorrupt -> EIO
+// with a log line naming the object).
+Result<std::shared_ptr<Fd>> OpenEntryObject(Filesystem* fs, const Entry& e, const std::string& path) {
+  auto h = ContentHash::FromHex(e.hash);
+  if (!h) return Status(Code::kCorrupt, "file record has an invalid hash");
+  auto fd = fs->store().OpenObject(*h);
+  if (!fd.ok()) {
+    spdlog::error("object {} of {} cannot be opened: {}", e.hash, path, fd.status().ToString());
+    return Status(Code::kCorrupt, "object " + e.hash + " is missing from the store");
+  }
+  return std::make_shared<Fd>(*fd);
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  const NodeSpec& spec = node->spec;
+  std::string path = fs->PathOf(ino);
+  bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+  auto h = std::make_unique<FileHandle>();
+  h->spec = spec;
+  h->ino = ino;
+  h->writable = writable;
+  switch (spec.kind) {
+    case NodeKind::kFile: {
+      if (writable) {
+        if (fs->options().read_only) return ReplyStatus(req, "open", path, Status(Code::kReadOnly, "read-only mount"));
+        h->kind = FileHandle::Kind::kLive;
+        h->of = fs->Acquire(spec.record_id);
+        Status s;
+        {
+          std::lock_guard lock(h->of->mu);
+          ++h->of->writers;
+          if (fi->flags & O_TRUNC) {
+            auto e = fs->catalog().EntryById(spec.record_id);
+            s = e.status();
+            // Truncating an empty file changes nothing: no new version.
+            if (s.ok() && (e->size > 0 || h->of->writer)) {
+              s = fs->EnsureWriterLocked(*h->of, true);
+              if (s.ok()) s = h->of->writer->Truncate(0);
+              h->of->mtime_ns = NowNs();
+            }
+          }
+          if (!s.ok()) --h->of->writers;
+        }
+        if (!s.ok()) {
+          fs->MaybeRelease(h->of);
+          return ReplyStatus(req, "open", path, s);
+        }
+        fi->keep_cache = 0;
+      } else {
+        auto of = fs->Find(spec.record_id);
+        bool live = false;
+        if (of) {
+          std::lock_guard lock(of->mu);
+          live = of->writer != nullptr;
+        }
+        if (live) {
+          h->kind = FileHandle::Kind::kLive;
+          h->of = of;
+          fi->keep_cache = 0;
+        } else {
+          auto e = fs->catalog().EntryById(spec.record_id);
+          if (!e.ok()) return ReplyStatus(req, "open", path, e.status());
+          auto fd = OpenEntryObject(fs, *e, path);
+          if (!fd.ok()) return ReplyStatus(req, "open", path, fd.status());
+          h->kind = FileHandle::Kind::kObject;
+          h->fd = *fd;
+          h->fd_hash = e->hash;
+          // Objects never change: the kernel may keep cached pages as long
+          // as this inode still shows the same object.
+          fi->keep_cache = fs->KeepCache(ino, e->hash);
+        }
+      }
+      break;
+    }
+    case NodeKind::kSidecar:
+    case NodeKind::kStatusFile:
+    case NodeKind::kErrorsFile: {
+      if (writable)
+        return ReplyStatus(req, "open", path,
+                           Status(Code::kPermission, spec.kind == NodeKind::kSidecar
+                                                         ? "sidecar documents are read-only in this version"
+                                                         : "generated files are read-only"));
+      h->kind = FileHandle::Kind::kText;
+      if (spec.kind == NodeKind::kErrorsFile) {
+        h->text = fs->errors().Text();
+      } else {
+        auto t = fs->ns().Render(spec);
+        if (!t.ok()) return ReplyStatus(req, "open", path, t.status());
+        h->text = std::move(*t);
+      }
+      // Generated text may change size between stat and read.
+      fi->direct_io = 1;
+      break;
+    }
+    default:
+      return (void)fuse_reply_err(req, EISDIR);
+  }
+  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  if (fuse_reply_open(req, fi) != 0) {
+    std::unique_ptr<FileHandle> drop(Handle(fi));
+    if (drop->of) {
+      if (drop->writable) {
+        std::lock_guard lock(drop->of->mu);
+        --drop->of->writers;
+      }
+      fs->MaybeRelease(drop->of);
+    }
+  }
+  SFS_FUSE_CATCH("open")
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  std::string path = fs->PathOf(parent, name);
+  if (!S_ISREG(mode)) return ReplyStatus(req, "create", path, Status(Code::kPermission, "only regular files"));
+  auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
+  if (!e.ok()) {
+    // O_CREAT without O_EXCL on an existing name is an open.
+    if (e.status().is_exists() && !(fi->flags & O_EXCL)) {
+      auto existing = fs->ns().Lookup(ps, name);
+      if (existing.ok() && existing->kind == NodeKind::kFile) {
+        Node node = fs->nodes().Resolve(parent, name, *existing, 1);
+        auto st = NodeAttr(fs, node.ino, *existing);
+        if (!st.ok()) {
+          fs->nodes().Forget(node.ino, 1);
+          return ReplyStatus(req, "create", path, st.status());
+        }
+        // Reuse open's logic through a synthetic open below.
+        fuse_entry_param ep = EntryParam(fs, node, *st);
+        auto h = std::make_unique<FileHandle>();
+        h->spec = *existing;
+        h->ino = node.ino;
+        h->writable = true;
+        h->kind = FileHandle::Kind::kLive;
+        h->of = fs->Acquire(existing->record_id);
+        Status s;
+        {
+          std::lock_guard lock(h->of->mu);
+          ++h->of->writers;
+          if ((fi->flags & O_TRUNC) && (st->st_size > 0 || h->of->writer)) {
+            s = fs->EnsureWriterLocked(*h->of, true);
+            if (s.ok()) s = h->of->writer->Truncate(0);
+            h->of->mtime_ns = NowNs();
+          }
+          if (!s.ok()) --h->of->writers;
+        }
+        if (!s.ok()) {
+          fs->MaybeRelease(h->of);
+          fs->nodes().Forget(node.ino, 1);
+          return ReplyStatus(req, "create", path, s);
+        }
+        fi->fh = reinterpret_cast<uint64_t>(h.release());
+        if (fuse_reply_create(req, &ep, fi) != 0) {
+          std::unique_ptr<FileHandle> drop(Handle(fi));
+          { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
+          fs->MaybeRelease(drop->of);
+          fs->nodes().Forget(node.ino, 1);
+        }
+        return;
+      }
+    }
+    return ReplyStatus(req, "create", path, e.status());
+  }
+  NodeSpec spec;
+  spec.kind = NodeKind::kFile;
+  spec.record_id = e->id;
+  Node node = fs->nodes().Resolve(parent, name, spec, 1);
+  auto st = NodeAttr(fs, node.ino, spec);
+  if (!st.ok()) {
+    fs->nodes().Forget(node.ino, 1);
+    return ReplyStatus(req, "create", path, st.status());
+  }
+  auto h = std::make_unique<FileHandle>();
+  h->spec = spec;
+  h->ino = node.ino;
+  h->writable = true;
+  h->kind = FileHandle::Kind::kLive;
+  h->of = fs->Acquire(e->id);
+  {
+    std::lock_guard lock(h->of->mu);
+    ++h->of->writers;
+    h->of->mtime_ns = e->mtime_ns;
+  }
+  fuse_entry_param ep = EntryParam(fs, node, *st);
+  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  if (fuse_reply_create(req, &ep, fi) != 0) {
+    std::unique_ptr<FileHandle> drop(Handle(fi));
+    { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
+    fs->MaybeRelease(drop->of);
+    fs->nodes().Forget(node.ino, 1);
+  }
+  SFS_FUSE_CATCH("create")
+}
+
+void ReplyFromFd(fuse_req_t req, const std::shared_ptr<Fd>& fd, size_t size, off_t off) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fd->fd;
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* h = Handle(fi);
+  switch (h->kind) {
+    case FileHandle::Kind::kText: {
+      if (static_cast<size_t>(off) >= h->text.size()) return (void)fuse_reply_buf(req, nullptr, 0);
+      size_t n = std::min(size, h->text.size() - static_cast<size_t>(off));
+      fuse_reply_buf(req, h->text.data() + off, n);
+      return;
+    }
+    case FileHandle::Kind::kObject:
+      return ReplyFromFd(req, h->fd, size, off);
+    case FileHandle::Kind::kLive: {
+      std::shared_ptr<Fd> fd;
+      {
+        std::unique_lock lock(h->of->mu);
+        if (h->of->writer) {
+          // The growing staging file: copy out under the lock, because a
+          // publish may retire the staging file right after.
+          std::vector<char> buf(size);
+          auto n = h->of->writer->Read(buf.data(), size, static_cast<uint64_t>(off));
+          lock.unlock();
+          if (!n.ok()) return ReplyStatus(req, "read", fs->PathOf(h->ino), n.status());
+          fuse_reply_buf(req, buf.data(), *n);
+          return;
+        }
+        std::lock_guard hl(h->mu);
+        auto e = fs->catalog().EntryById(h->spec.record_id);
+        if (!e.ok()) return ReplyStatus(req, "read", fs->PathOf(h->ino), e.status());
+        if (!h->fd || h->fd_hash != e->hash) {
+          auto nfd = OpenEntryObject(fs, *e, fs->PathOf(h->ino));
+          if (!nfd.ok()) return ReplyStatus(req, "read", fs->PathOf(h->ino), nfd.status());
+          h->fd = *nfd;
+          h->fd_hash = e->hash;
+        }
+        fd = h->fd;
+      }
+      return ReplyFromFd(req, fd, size, off);
+    }
+  }
+  SFS_FUSE_CATCH("read")
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* h = Handle(fi);
+  if (!h->writable || !h->of) return (void)fuse_reply_err(req, EBADF);
+  Status s;
+  {
+    std::lock_guard lock(h->of->mu);
+    s = h->of->error;
+    if (s.ok()) s = fs->EnsureWriterLocked(*h->of, false);
+    if (s.ok()) s = h->of->writer->Write(buf, size, static_cast<uint64_t>(off));
+    if (s.ok()) h->of->mtime_ns = NowNs();
+    // A failed write makes the pending version incomplete: it is never
+    // published, and close() reports the error again.
+    else if (h->of->error.ok()) h->of->error = s;
+  }
+  if (!s.ok()) return ReplyStatus(req, "write", fs->PathOf(h->ino), s);
+  fuse_reply_write(req, size);
+  SFS_FUSE_CATCH("write")
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* h = Handle(fi);
+  Status s;
+  if (h->writable && h->of) {
+    std::lock_guard lock(h->of->mu);
+    s = h->of->error;
+    // The last writer's close publishes, so close() can report failures.
+    if (s.ok() && h->of->writers == 1 && h->of->writer) s = fs->PublishLocked(*h->of);
+  }
+  if (!s.ok()) return ReplyStatus(req, "close", fs->PathOf(h->ino), s);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("flush")
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  std::unique_ptr<FileHandle> h(Handle(fi));
+  if (h->writable && h->of) {
+    std::lock_guard lock(h->of->mu);
+    if (--h->of->writers == 0) {
+      if (!h->of->error.ok()) {
+        // The error was reported at write/close; drop the incomplete version.
+        h->of->writer.reset();
+        h->of->error = Status::Ok();
+      } else if (h->of->writer) {
+        // Data that arrived after flush (shared mmap writeback).
+        Status s = fs->PublishLocked(*h->of);
+        if (!s.ok()) {
+          spdlog::error("publishing {} at release failed: {}", fs->PathOf(h->ino), s.ToString());
+          fs->errors().Add("release", fs->PathOf(h->ino), s.message());
+          h->of->writer.reset();
+        }
+      }
+    }
+  }
+  if (h->of) fs->MaybeRelease(h->of);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("release")
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* h = Handle(fi);
+  Status s;
+  if (h->of) {
+    std::lock_guard lock(h->of->mu);
+    s = h->of->error;
+    if (s.ok() && h->of->writer) s = fs->PublishLocked(*h->of);
+  }
+  if (!s.ok()) return ReplyStatus(req, "fsync", fs->PathOf(ino), s);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("fsync")
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  // Every directory change is committed before its reply.
+  fuse_reply_err(req, 0);
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* h = Handle(fi);
+  if (mode != 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (!h->writable || !h->of) return (void)fuse_reply_err(req, EBADF);
+  Status s;
+  {
+    std::lock_guard lock(h->of->mu);
+    s = fs->EnsureWriterLocked(*h->of, false);
+    uint64_t end = static_cast<uint64_t>(offset + length);
+    if (s.ok() && end > h->of->writer->size()) s = h->of->writer->Truncate(end);
+  }
+  if (!s.ok()) return ReplyStatus(req, "fallocate", fs->PathOf(h->ino), s);
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("fallocate")
+}
+
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+                     off_t off_out, fuse_file_info* fi_out, size_t len, int) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  FileHandle* in = Handle(fi_in);
+  FileHandle* out = Handle(fi_out);
+  // Whole-file copy of a published file into an empty new file: record the
+  // same object (an instant, deduplicated copy). Anything else falls back
+  // to the kernel's read/write copy.
+  if (in->kind == FileHandle::Kind::kObject && out->writable && out->of && off_in == 0 && off_out == 0) {
+    auto src = fs->catalog().EntryById(in->spec.record_id);
+    if (src.ok() && src->hash == in->fd_hash && len >= src->size) {
+      std::lock_guard lock(out->of->mu);
+      auto dst = fs->catalog().EntryById(out->spec.record_id);
+      if (dst.ok() && !out->of->writer && dst->size == 0 && out->of->error.ok()) {
+        dst->hash = src->hash;
+        dst->size = src->size;
+        dst->mtime_ns = NowNs();
+        Status s = fs->catalog().UpdateEntry(*dst);
+        if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs->PathOf(out->ino), s);
+        fuse_reply_write(req, src->size);
+        return;
+      }
+    }
+  }
+  fuse_reply_err(req, EOPNOTSUPP);
+  SFS_FUSE_CATCH("copy_file_range")
+}
+
+void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  std::vector<char> buf(size);
+  size_t pos = 0;
+  auto add = [&](const std::string& name, const struct stat& st, fuse_entry_param* e, off_t next) {
+    size_t need = plus ? fuse_add_direntry_plus(req, buf.data() + pos, size - pos, name.c_str(), e, next)
+                       : fuse_add_direntry(req, buf.data() + pos, size - pos, name.c_str(), &st, next);
+    if (need > size - pos) return false;
+    pos += need;
+    return true;
+  };
+  uint64_t cookie = static_cast<uint64_t>(off);
+  // "." and ".." (the kernel takes no lookup reference for them).
+  for (; cookie < kFirstCookie; ++cookie) {
+    fuse_entry_param e{};
+    e.attr.st_mode = S_IFDIR;
+    e.attr.st_ino = cookie == 0 ? ino : node->parent;
+    if (!add(cookie == 0 ? "." : "..", e.attr, &e, static_cast<off_t>(cookie + 1))) break;
+  }
+  Status s;
+  if (cookie >= kFirstCookie) {
+    s = fs->ns().List(node->spec, cookie, [&](const DirEntry& d) {
+      struct stat st {};
+      if (d.attr) {
+        st = *d.attr;
+      } else {
+        auto a = fs->ns().Attr(d.spec);
+        if (!a.ok()) return true;  // vanished while listing: skip it
+        st = *a;
+      }
+      Node child = fs->nodes().Resolve(ino, d.name, d.spec, plus ? 1 : 0);
+      st.st_ino = child.ino;
+      fuse_entry_param e = EntryParam(fs, child, st);
+      if (!add(d.name, st, &e, static_cast<off_t>(d.next_cookie))) {
+        if (plus) fs->nodes().Forget(child.ino, 1);
+        return false;
+      }
+      return true;
+    });
+  }
+  if (!s.ok() && pos == 0) return ReplyStatus(req, "readdir", fs->PathOf(ino), s);
+  fuse_reply_buf(req, buf.data(), pos);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  SFS_FUSE_TRY
+  OpReaddirCommon(req, ino, size, off, false);
+  SFS_FUSE_CATCH("readdir")
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  SFS_FUSE_TRY
+  OpReaddirCommon(req, ino, size, off, true);
+  SFS_FUSE_CATCH("readdirplus")
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  uint64_t free_bytes = 0, total = 0;
+  Status s = fs->store().Space(&free_bytes, &total);
+  if (!s.ok()) return ReplyStatus(req, "statfs", "/", s);
+  struct statvfs st {};
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_blocks = total / 4096;
+  st.f_bfree = free_bytes / 4096;
+  st.f_bavail = free_bytes / 4096;
+  st.f_files = 1ULL << 40;
+  st.f_ffree = 1ULL << 39;
+  st.f_favail = 1ULL << 39;
+  st.f_namemax = kMaxNameBytes;
+  fuse_reply_statfs(req, &st);
+  SFS_FUSE_CATCH("statfs")
+}
+
+// security.*, system.* and trusted.* never reach the catalog: the kernel
+// asks for security.capability before every write, and ls -l for ACLs.
+bool IsUserXattr(const char* name) { return std::strncmp(name, "user.", 5) == 0; }
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  SFS_FUSE_TRY
+  if (!IsUserXattr(name)) return (void)fuse_reply_err(req, ENODATA);
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  auto v = GetXattr(fs->catalog(), node->spec, name);
+  if (!v.ok()) {
+    if (v.status().is_not_found()) return (void)fuse_reply_err(req, ENODATA);
+    return ReplyStatus(req, "getxattr", fs->PathOf(ino), v.status());
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, v->size());
+  if (v->size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, v->data(), v->size());
+  SFS_FUSE_CATCH("getxattr")
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  auto names = ListXattrs(fs->catalog(), node->spec);
+  if (!names.ok()) return ReplyStatus(req, "listxattr", fs->PathOf(ino), names.status());
+  std::string out;
+  for (const auto& n : *names) {
+    out += n;
+    out.push_back('\0');
+  }
+  if (size == 0) return (void)fuse_reply_xattr(req, out.size());
+  if (out.size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, out.data(), out.size());
+  SFS_FUSE_CATCH("listxattr")
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int flags) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  if (!IsUserXattr(name)) {
+    // EOPNOTSUPP for ACLs makes cp -a fall back to chmod, which we store.
+    if (std::strncmp(name, "trusted.", 8) == 0) return (void)fuse_reply_err(req, EPERM);
+    return (void)fuse_reply_err(req, EOPNOTSUPP);
+  }
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  Status s = SetXattr(fs->catalog(), node->spec, name, std::string(value, size), flags);
+  if (!s.ok()) {
+    if (s.is_not_found()) {
+      fs->errors().Add("setxattr", fs->PathOf(ino), s.message());
+      return (void)fuse_reply_err(req, ENODATA);
+    }
+    return ReplyStatus(req, "setxattr", fs->PathOf(ino), s);
+  }
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("setxattr")
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  SFS_FUSE_TRY
+  Filesystem* fs = Fs(req);
+  if (!IsUserXattr(name)) return (void)fuse_reply_err(req, ENODATA);
+  auto node = fs->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  Status s = RemoveXattr(fs->catalog(), node->spec, name);
+  if (!s.ok()) {
+    if (s.is_not_found()) return (void)fuse_reply_err(req, ENODATA);
+    return ReplyStatus(req, "removexattr", fs->PathOf(ino), s);
+  }
+  fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("removexattr")
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions options)
+    : catalog_(catalog),
+      store_(store),
+      options_(options),
+      ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}) {}
+
+Status Filesystem::Prepare() {
+  empty_hash_ = ContentHash::Of("", 0).hex();
+  if (store_.Exists(*ContentHash::FromHex(empty_hash_)) || options_.read_only) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(auto w, store_.NewWriter());
+  return w->Publish().status();
+}
+
+std::string Filesystem::PathOf(fuse_ino_t ino, const std::string& child) const {
+  std::string path = child.empty() ? "" : "/" + child;
+  for (int depth = 0; ino != FUSE_ROOT_ID && depth < 64; ++depth) {
+    auto n = nodes_.Get(ino);
+    if (!n) return "?" + path;
+    path = "/" + n->name + path;
+    ino = n->parent;
+  }
+  return path.empty() ? "/" : path;
+}
+
+std::shared_ptr<OpenFile> Filesystem::Acquire(int64_t entry_id) {
+  std::lock_guard lock(files_mu_);
+  auto& slot = files_[entry_id];
+  if (!slot) {
+    slot = std::make_shared<OpenFile>();
+    slot->entry_id = entry_id;
+  }
+  return slot;
+}
+
+std::shared_ptr<OpenFile> Filesystem::Find(int64_t entry_id) {
+  std::lock_guard lock(files_mu_);
+  auto it = files_.find(entry_id);
+  return it == files_.end() ? nullptr : it->second;
+}
+
+void Filesystem::MaybeRelease(const std::shared_ptr<OpenFile>& of) {
+  std::lock_guard lock(files_mu_);
+  auto it = files_.find(of->entry_id);
+  if (it == files_.end() || it->second != of) return;
+  std::lock_guard ol(of->mu);
+  // The table holds one reference and `of` is another: nobody else uses it.
+  if (of->writers == 0 && !of->writer && of.use_count() <= 2) files_.erase(it);
+}
+
+Status Filesystem::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
+  if (of.writer) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(auto writer, store_.NewWriter());
+  if (!truncate_to_zero) {
+    SFS_ASSIGN_OR_RETURN(Entry e, catalog_.EntryById(of.entry_id));
+    of.mtime_ns = e.mtime_ns;
+    if (e.size > 0) {
+      // Copy-on-write: the new version starts as the old content.
+      auto h = ContentHash::FromHex(e.hash);
+      if (!h) return Status(Code::kCorrupt, "file record has an invalid hash");
+      SFS_ASSIGN_OR_RETURN(int fd, store_.OpenObject(*h));
+      Fd guard(fd);
+      SFS_RETURN_IF_ERROR(writer->CopyFrom(fd, e.size));
+    }
+  }
+  of.writer = std::move(writer);
+  return Status::Ok();
+}
+
+Status Filesystem::PublishLocked(OpenFile& of) {
+  if (!of.writer) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(PublishedObject obj, of.writer->Publish());
+  CrashPoint("before-commit");
+  Transaction txn(catalog_);
+  SFS_RETURN_IF_ERROR(txn.status());
+  auto e = catalog_.EntryById(of.entry_id);
+  if (!e.ok()) {
+    // Unlinked while open: the data goes with it (the object stays until gc).
+    of.writer.reset();
+    return e.status().is_not_found() ? Status::Ok() : e.status();
+  }
+  e->hash = obj.hash.hex();
+  e->size = obj.size;
+  e->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
+  SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
+  SFS_RETURN_IF_ERROR(txn.Commit());
+  CrashPoint("after-commit");
+  of.writer.reset();
+  return Status::Ok();
+}
+
+bool Filesystem::KeepCache(fuse_ino_t ino, const std::string& hash) {
+  std::lock_guard lock(cache_mu_);
+  auto& slot = cached_hash_[ino];
+  bool keep = slot == hash;
+  slot = hash;
+  return keep;
+}
+
+const fuse_lowlevel_ops& Filesystem::Operations() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o{};
+    o.init = OpInit;
+    o.lookup = OpLookup;
+    o.forget = OpForget;
+    o.forget_multi = OpForgetMulti;
+    o.getattr = OpGetattr;
+    o.setattr = OpSetattr;
+    o.readlink = OpReadlink;
+    o.mknod = OpMknod;
+    o.mkdir = OpMkdir;
+    o.unlink = OpUnlink;
+    o.rmdir = OpRmdir;
+    o.symlink = OpSymlink;
+    o.rename = OpRename;
+    o.link = OpLink;
+    o.open = OpOpen;
+    o.create = OpCreate;
+    o.read = OpRead;
+    o.write = OpWrite;
+    o.flush = OpFlush;
+    o.release = OpRelease;
+    o.fsync = OpFsync;
+    o.fsyncdir = OpFsyncdir;
+    o.readdir = OpReaddir;
+    o.readdirplus = OpReaddirplus;
+    o.statfs = OpStatfs;
+    o.setxattr = OpSetxattr;
+    o.getxattr = OpGetxattr;
+    o.listxattr = OpListxattr;
+    o.removexattr = OpRemovexattr;
+    o.fallocate = OpFallocate;
+    o.copy_file_range = OpCopyFileRange;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace samplefs::fs

@@ -1,0 +1,821 @@
+#include "fs/namespace.h"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "catalog/names.h"
+#include "fs/sidecar.h"
+
+namespace samplefs::fs {
+
+namespace {
+
+constexpr int kPage = 256;
+
+NodeSpec Spec(NodeKind k, int64_t id = 0, std::string text = {}) {
+  NodeSpec s;
+  s.kind = k;
+  s.record_id = id;
+  s.text = std::move(text);
+  return s;
+}
+
+NodeSpec SidecarSpec(Entity e, int64_t id) {
+  NodeSpec s = Spec(NodeKind::kSidecar, id);
+  s.entity = e;
+  return s;
+}
+
+NodeSpec SlideListSpec(const std::string& key, const std::string& value) {
+  return Spec(NodeKind::kSlideList, 0, Query{{{key, value}}}.ToString());
+}
+
+Status NotFound(const std::string& name) {
+  return Status(Code::kNotFound, "'" + name + "' does not exist");
+}
+
+// Maps an entry record to its node kind.
+NodeSpec EntrySpec(const Entry& e) {
+  switch (e.type) {
+    case EntryType::kFolder: return Spec(NodeKind::kFolder, e.id);
+    case EntryType::kSymlink: return Spec(NodeKind::kSymlink, e.id);
+    case EntryType::kFile: return Spec(NodeKind::kFile, e.id);
+  }
+  return Spec(NodeKind::kFile, e.id);
+}
+
+// Returns the spec if `r` found something, kNotFound otherwise.
+template <class T, class F>
+Result<NodeSpec> Found(const Result<T>& r, F make) {
+  if (!r.ok()) return r.status();
+  return make(*r);
+}
+
+// The fixed (non-record) children of a node, in listing order. Lookup()
+// resolves each of them, so listing and lookup can never disagree.
+std::vector<std::string> FixedNames(NodeKind k) {
+  switch (k) {
+    case NodeKind::kRoot:
+      return {"species", "samples", "slides", "dyes", "structures", "tags", "query", ".samplefs"};
+    case NodeKind::kMetaDir: return {"status.json", "errors"};
+    case NodeKind::kSpecies: return {"species.json", "slides"};
+    case NodeKind::kSample: return {"sample.json", "slides"};
+    case NodeKind::kDye: return {"dye.json", "slides"};
+    case NodeKind::kStructure: return {"slides"};
+    case NodeKind::kSlide: return {"slide.json", "images"};
+    case NodeKind::kImage: return {"image.json"};
+    case NodeKind::kTag: return {"slides", "images", "files"};
+    case NodeKind::kQuery: return {"slides", "images"};
+    default: return {};
+  }
+}
+
+// Fixed children whose spec needs no catalog access.
+std::optional<NodeSpec> StaticChild(const NodeSpec& n, const std::string& name) {
+  switch (n.kind) {
+    case NodeKind::kRoot:
+      if (name == "species") return Spec(NodeKind::kSpeciesView);
+      if (name == "samples") return Spec(NodeKind::kSamplesView);
+      if (name == "slides") return Spec(NodeKind::kSlidesView);
+      if (name == "dyes") return Spec(NodeKind::kDyesView);
+      if (name == "structures") return Spec(NodeKind::kStructuresView);
+      if (name == "tags") return Spec(NodeKind::kTagsView);
+      if (name == "query") return Spec(NodeKind::kQueryView);
+      if (name == ".samplefs") return Spec(NodeKind::kMetaDir);
+      break;
+    case NodeKind::kMetaDir:
+      if (name == "status.json") return Spec(NodeKind::kStatusFile);
+      if (name == "errors") return Spec(NodeKind::kErrorsFile);
+      break;
+    case NodeKind::kSpecies:
+      if (name == "species.json") return SidecarSpec(Entity::kSpecies, n.record_id);
+      break;
+    case NodeKind::kSample:
+      if (name == "sample.json") return SidecarSpec(Entity::kSample, n.record_id);
+      break;
+    case NodeKind::kDye:
+      if (name == "dye.json") return SidecarSpec(Entity::kDye, n.record_id);
+      break;
+    case NodeKind::kSlide:
+      if (name == "slide.json") return SidecarSpec(Entity::kSlide, n.record_id);
+      if (name == "images") return Spec(NodeKind::kImages, n.record_id);
+      break;
+    case NodeKind::kImage:
+      if (name == "image.json") return SidecarSpec(Entity::kImage, n.record_id);
+      break;
+    case NodeKind::kTag:
+      if (name == "images") return Spec(NodeKind::kTagImages, n.record_id);
+      if (name == "files") return Spec(NodeKind::kTagFiles, n.record_id);
+      break;
+    case NodeKind::kQuery:
+      if (name == "slides") return Spec(NodeKind::kSlideList, 0, n.text);
+      if (name == "images") return Spec(NodeKind::kQueryImages, 0, n.text);
+      break;
+    default:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
+  struct stat st {};
+  st.st_uid = id.uid;
+  st.st_gid = id.gid;
+  st.st_nlink = 1;
+  st.st_blksize = 128 * 1024;
+  mode_t type = e.type == EntryType::kFolder ? S_IFDIR : e.type == EntryType::kSymlink ? S_IFLNK : S_IFREG;
+  st.st_mode = type | (e.type == EntryType::kSymlink ? 0777 : (e.mode & 07777));
+  st.st_size = e.type == EntryType::kSymlink ? static_cast<off_t>(e.target.size())
+               : e.type == EntryType::kFile ? static_cast<off_t>(e.size) : 0;
+  st.st_blocks = (st.st_size + 511) / 512;
+  int64_t ns = e.parent_id != 0 ? e.mtime_ns : static_cast<int64_t>(id.mount_time) * 1000000000;
+  st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = ns / 1000000000;
+  st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = ns % 1000000000;
+  return st;
+}
+
+time_t ParseIso8601(const std::string& s) {
+  std::tm tm{};
+  if (s.size() < 10) return 0;
+  if (sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec) < 3)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return timegm(&tm);
+}
+
+Result<Query> Namespace::FilterOf(const NodeSpec& n) { return Query::Parse(n.text); }
+
+Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& name) {
+  if (name.size() > kMaxNameBytes)
+    return Status(Code::kNameTooLong, "name is " + std::to_string(name.size()) + " bytes, the limit is 255");
+  if (auto spec = StaticChild(parent, name)) return *spec;
+
+  switch (parent.kind) {
+    case NodeKind::kSpeciesView:
+      return Found(catalog_.SpeciesByName(name), [](const Species& s) { return Spec(NodeKind::kSpecies, s.id); });
+    case NodeKind::kSamplesView:
+      return Found(catalog_.SampleByName(name), [](const Sample& s) { return Spec(NodeKind::kSample, s.id); });
+    case NodeKind::kDyesView:
+      return Found(catalog_.DyeByName(name), [](const Dye& d) { return Spec(NodeKind::kDye, d.id); });
+    case NodeKind::kTagsView:
+      return Found(catalog_.TagByName(name), [](const Tag& t) { return Spec(NodeKind::kTag, t.id); });
+    case NodeKind::kStructuresView: {
+      SFS_ASSIGN_OR_RETURN(auto all, catalog_.ListStructures());
+      for (const auto& s : all)
+        if (s == name) return Spec(NodeKind::kStructure, 0, s);
+      return NotFound(name);
+    }
+    case NodeKind::kQueryView: {
+      // Any name is a query; a malformed one fails with the parser's reason.
+      SFS_RETURN_IF_ERROR(Query::Parse(name).status());
+      return Spec(NodeKind::kQuery, 0, name);
+    }
+    case NodeKind::kSpecies:
+      if (name == "slides") {
+        SFS_ASSIGN_OR_RETURN(Species s, catalog_.SpeciesById(parent.record_id));
+        return SlideListSpec("species", s.name);
+      }
+      return NotFound(name);
+    case NodeKind::kSample:
+      if (name == "slides") {
+        SFS_ASSIGN_OR_RETURN(Sample s, catalog_.SampleById(parent.record_id));
+        return SlideListSpec("sample", s.name);
+      }
+      return NotFound(name);
+    case NodeKind::kDye:
+      if (name == "slides") {
+        SFS_ASSIGN_OR_RETURN(Dye d, catalog_.DyeById(parent.record_id));
+        return SlideListSpec("dye", d.short_name);
+      }
+      return NotFound(name);
+    case NodeKind::kStructure:
+      if (name == "slides") return SlideListSpec("structure", parent.text);
+      return NotFound(name);
+    case NodeKind::kTag:
+      if (name == "slides") {
+        SFS_ASSIGN_OR_RETURN(Tag t, catalog_.TagById(parent.record_id));
+        return SlideListSpec("tag", t.name);
+      }
+      return NotFound(name);
+    case NodeKind::kSlidesView:
+      return Found(catalog_.SlideByReference(name), [](const Slide& s) { return Spec(NodeKind::kSlide, s.id); });
+    case NodeKind::kSlideList: {
+      SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideByReference(name));
+      SFS_ASSIGN_OR_RETURN(Query q, FilterOf(parent));
+      SFS_ASSIGN_OR_RETURN(bool match, catalog_.SlideMatches(q, s.id));
+      if (!match) return NotFound(name);
+      return Spec(NodeKind::kSlide, s.id);
+    }
+    case NodeKind::kImages:
+      return Found(catalog_.ImageByName(parent.record_id, name),
+                   [](const Image& i) { return Spec(NodeKind::kImage, i.id); });
+    case NodeKind::kImage:
+      if (name == "files") {
+        SFS_ASSIGN_OR_RETURN(Entry root, catalog_.FilesRoot(parent.record_id));
+        return Spec(NodeKind::kFolder, root.id);
+      }
+      return NotFound(name);
+    case NodeKind::kFolder:
+      return Found(catalog_.EntryByName(parent.record_id, name), EntrySpec);
+    case NodeKind::kTagImages:
+      return LookupTaggedImage(parent.record_id, name);
+    case NodeKind::kQueryImages:
+      return LookupQueryImage(parent.text, name);
+    case NodeKind::kTagFiles:
+      return LookupTaggedFile(parent.record_id, name);
+    default:
+      return NotFound(name);
+  }
+}
+
+// Images outside their slide are named "<slide>:<image>"; both parts may
+// contain ':', so every split point is tried.
+template <class Accept>
+static Result<NodeSpec> LookupSlideImageName(Catalog& c, const std::string& name, Accept accept) {
+  for (size_t pos = name.find(':'); pos != std::string::npos; pos = name.find(':', pos + 1)) {
+    auto slide = c.SlideByReference(name.substr(0, pos));
+    if (!slide.ok()) continue;
+    auto image = c.ImageByName(slide->id, name.substr(pos + 1));
+    if (!image.ok()) continue;
+    SFS_ASSIGN_OR_RETURN(bool ok, accept(*slide, *image));
+    if (ok) return Spec(NodeKind::kImage, image->id);
+  }
+  return NotFound(name);
+}
+
+Result<NodeSpec> Namespace::LookupTaggedImage(int64_t tag_id, const std::string& name) {
+  return LookupSlideImageName(catalog_, name, [&](const Slide&, const Image& i) -> Result<bool> {
+    SFS_ASSIGN_OR_RETURN(Tag t, catalog_.TagById(tag_id));
+    SFS_ASSIGN_OR_RETURN(auto tags, catalog_.TagsOf(Entity::kImage, i.id));
+    return std::find(tags.begin(), tags.end(), t.name) != tags.end();
+  });
+}
+
+Result<NodeSpec> Namespace::LookupQueryImage(const std::string& expr, const std::string& name) {
+  SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(expr));
+  return LookupSlideImageName(catalog_, name, [&](const Slide& s, const Image&) {
+    return catalog_.SlideMatches(q, s.id);
+  });
+}
+
+// Tagged files are listed flat as "<slide>:<image>:<path with '/' as ':'>".
+Result<std::string> Namespace::TaggedFileName(const Entry& e) {
+  std::string path = e.name;
+  int64_t parent = e.parent_id;
+  while (parent) {
+    SFS_ASSIGN_OR_RETURN(Entry p, catalog_.EntryById(parent));
+    if (p.parent_id == 0) break;
+    path = p.name + ":" + path;
+    parent = p.parent_id;
+  }
+  SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(e.image_id));
+  SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
+  std::string name = s.reference + ":" + i.name + ":" + path;
+  if (name.size() > kMaxNameBytes) name = std::to_string(e.id) + ":" + e.name;
+  return name;
+}
+
+Result<NodeSpec> Namespace::LookupTaggedFile(int64_t tag_id, const std::string& name) {
+  // Tags on files are few compared with files; a scan of the tag's files
+  // keeps the naming free of ambiguity.
+  int64_t after = 0;
+  for (;;) {
+    SFS_ASSIGN_OR_RETURN(auto page, catalog_.ListTaggedEntries(tag_id, after, kPage));
+    if (page.empty()) return NotFound(name);
+    for (const auto& e : page) {
+      SFS_ASSIGN_OR_RETURN(std::string n, TaggedFileName(e));
+      if (n == name) return EntrySpec(e);
+      after = e.id;
+    }
+  }
+}
+
+Result<struct stat> Namespace::Attr(const NodeSpec& n) {
+  struct stat st {};
+  st.st_uid = id_.uid;
+  st.st_gid = id_.gid;
+  st.st_nlink = 1;
+  st.st_blksize = 128 * 1024;
+  time_t t = id_.mount_time;
+  auto set_time = [&](time_t sec, long nsec = 0) {
+    st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = sec;
+    st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = nsec;
+  };
+  set_time(t);
+  switch (n.kind) {
+    case NodeKind::kFile:
+    case NodeKind::kSymlink:
+    case NodeKind::kFolder: {
+      SFS_ASSIGN_OR_RETURN(Entry e, catalog_.EntryById(n.record_id));
+      return EntryAttr(e, id_);
+    }
+    case NodeKind::kSidecar:
+    case NodeKind::kStatusFile: {
+      SFS_ASSIGN_OR_RETURN(std::string body, Render(n));
+      st.st_mode = S_IFREG | (n.kind == NodeKind::kSidecar ? 0644 : 0444);
+      st.st_size = static_cast<off_t>(body.size());
+      break;
+    }
+    case NodeKind::kErrorsFile:
+      st.st_mode = S_IFREG | 0444;
+      break;  // size filled in by the FUSE layer, which owns the error log
+    case NodeKind::kSlide: {
+      SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(n.record_id));
+      st.st_mode = S_IFDIR | 0755;
+      set_time(ParseIso8601(s.modified));
+      break;
+    }
+    case NodeKind::kImage: {
+      SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(n.record_id));
+      st.st_mode = S_IFDIR | 0755;
+      set_time(ParseIso8601(i.acquired));
+      break;
+    }
+    case NodeKind::kSpecies:
+      SFS_RETURN_IF_ERROR(catalog_.SpeciesById(n.record_id).status());
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    case NodeKind::kSample:
+      SFS_RETURN_IF_ERROR(catalog_.SampleById(n.record_id).status());
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    case NodeKind::kDye:
+      SFS_RETURN_IF_ERROR(catalog_.DyeById(n.record_id).status());
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    case NodeKind::kTag:
+      SFS_RETURN_IF_ERROR(catalog_.TagById(n.record_id).status());
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    case NodeKind::kImages:
+      SFS_RETURN_IF_ERROR(catalog_.SlideById(n.record_id).status());
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    // Directories where creating something has a meaning are writable.
+    case NodeKind::kSpeciesView:
+    case NodeKind::kSamplesView:
+    case NodeKind::kSlidesView:
+    case NodeKind::kDyesView:
+    case NodeKind::kTagsView:
+      st.st_mode = S_IFDIR | 0755;
+      break;
+    case NodeKind::kSlideList: {
+      // species/<sp>/slides and samples/<s>/slides create slides; the
+      // other listings are views only.
+      SFS_ASSIGN_OR_RETURN(Query q, FilterOf(n));
+      bool creates = q.terms.size() == 1 && (q.terms[0].key == "species" || q.terms[0].key == "sample");
+      st.st_mode = S_IFDIR | (creates ? 0755 : 0555);
+      break;
+    }
+    default:
+      st.st_mode = S_IFDIR | 0555;
+      break;
+  }
+  st.st_blocks = (st.st_size + 511) / 512;
+  return st;
+}
+
+Result<std::string> Namespace::Render(const NodeSpec& n) {
+  if (n.kind == NodeKind::kSidecar) return RenderSidecar(catalog_, n.entity, n.record_id);
+  if (n.kind == NodeKind::kStatusFile) {
+    SFS_ASSIGN_OR_RETURN(CatalogStats s, catalog_.Stats());
+    nlohmann::ordered_json j = {
+        {"samplefs", "0.1.0"},
+        {"schema_version", catalog_.schema_version()},
+        {"engine", catalog_.db().engine()},
+        {"mounted_at", static_cast<int64_t>(id_.mount_time)},
+        {"species", s.species}, {"samples", s.samples}, {"dyes", s.dyes},
+        {"slides", s.slides}, {"images", s.images}, {"files", s.files},
+        {"folders", s.folders}, {"tags", s.tags}, {"file_bytes", s.file_bytes},
+        {"stored_bytes", s.distinct_bytes}};
+    return j.dump(2) + "\n";
+  }
+  return Status(Code::kInvalidArgument, "not a generated file");
+}
+
+Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
+                       const std::function<bool(const DirEntry&)>& emit) {
+  if (cookie < kRecordCookieBase) {
+    auto fixed = FixedNames(dir.kind);
+    for (size_t i = cookie - kFirstCookie; i < fixed.size(); ++i) {
+      SFS_ASSIGN_OR_RETURN(NodeSpec spec, Lookup(dir, fixed[i]));
+      if (!emit({fixed[i], spec, kFirstCookie + i + 1})) return Status::Ok();
+    }
+    cookie = kRecordCookieBase;
+  }
+  int64_t after = static_cast<int64_t>(cookie - kRecordCookieBase);
+  auto next = [](int64_t id) { return kRecordCookieBase + static_cast<uint64_t>(id); };
+
+  // Pages of records; each call to `page` returns false when done or full.
+  auto run = [&](auto fetch, auto to_entry) -> Status {
+    for (;;) {
+      auto page = fetch(after);
+      if (!page.ok()) return page.status();
+      if (page->empty()) return Status::Ok();
+      for (const auto& rec : *page) {
+        auto e = to_entry(rec);
+        if (!e.ok()) return e.status();
+        if (!emit(*e)) return Status::Ok();
+        after = rec.id;
+      }
+      if (static_cast<int>(page->size()) < kPage) return Status::Ok();
+    }
+  };
+
+  switch (dir.kind) {
+    case NodeKind::kSpeciesView:
+      return run([&](int64_t a) { return catalog_.ListSpecies(a, kPage); },
+                 [&](const Species& s) -> Result<DirEntry> { return DirEntry{s.name, Spec(NodeKind::kSpecies, s.id), next(s.id)}; });
+    case NodeKind::kSamplesView:
+      return run([&](int64_t a) { return catalog_.ListSamples(0, a, kPage); },
+                 [&](const Sample& s) -> Result<DirEntry> { return DirEntry{s.name, Spec(NodeKind::kSample, s.id), next(s.id)}; });
+    case NodeKind::kDyesView:
+      return run([&](int64_t a) { return catalog_.ListDyes(a, kPage); },
+                 [&](const Dye& d) -> Result<DirEntry> { return DirEntry{d.short_name, Spec(NodeKind::kDye, d.id), next(d.id)}; });
+    case NodeKind::kTagsView:
+      return run([&](int64_t a) { return catalog_.ListTags(a, kPage); },
+                 [&](const Tag& t) -> Result<DirEntry> { return DirEntry{t.name, Spec(NodeKind::kTag, t.id), next(t.id)}; });
+    case NodeKind::kSlidesView:
+    case NodeKind::kSlideList: {
+      Query q;
+      if (dir.kind == NodeKind::kSlideList) {
+        SFS_ASSIGN_OR_RETURN(q, FilterOf(dir));
+      }
+      return run([&](int64_t a) { return catalog_.ListSlides(q, a, kPage); },
+                 [&](const Slide& s) -> Result<DirEntry> { return DirEntry{s.reference, Spec(NodeKind::kSlide, s.id), next(s.id)}; });
+    }
+    case NodeKind::kImages:
+      return run([&](int64_t a) { return catalog_.ListImages(dir.record_id, a, kPage); },
+                 [&](const Image& i) -> Result<DirEntry> { return DirEntry{i.name, Spec(NodeKind::kImage, i.id), next(i.id)}; });
+    case NodeKind::kImage: {
+      // files/ comes after image.json; its cookie is the root entry's id.
+      SFS_ASSIGN_OR_RETURN(Entry root, catalog_.FilesRoot(dir.record_id));
+      if (after < root.id) emit({"files", Spec(NodeKind::kFolder, root.id), next(root.id)});
+      return Status::Ok();
+    }
+    case NodeKind::kFolder:
+      return run([&](int64_t a) { return catalog_.ListEntries(dir.record_id, a, kPage); },
+                 [&](const Entry& e) -> Result<DirEntry> {
+                   return DirEntry{e.name, EntrySpec(e), next(e.id), EntryAttr(e, id_)};
+                 });
+    case NodeKind::kStructuresView: {
+      SFS_ASSIGN_OR_RETURN(auto all, catalog_.ListStructures());
+      // Structures have no ids: the cookie is the position in the sorted list.
+      for (size_t i = static_cast<size_t>(after); i < all.size(); ++i)
+        if (!emit({all[i], Spec(NodeKind::kStructure, 0, all[i]), next(static_cast<int64_t>(i + 1))}))
+          return Status::Ok();
+      return Status::Ok();
+    }
+    case NodeKind::kTagImages: {
+      return run(
+          [&](int64_t a) -> Result<std::vector<Image>> {
+            SFS_ASSIGN_OR_RETURN(auto ids, catalog_.TaggedRecords(Entity::kImage, dir.record_id, a, kPage));
+            std::vector<Image> out;
+            for (int64_t id : ids) {
+              SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(id));
+              out.push_back(i);
+            }
+            return out;
+          },
+          [&](const Image& i) -> Result<DirEntry> {
+            SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
+            return DirEntry{s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)};
+          });
+    }
+    case NodeKind::kTagFiles:
+      return run([&](int64_t a) { return catalog_.ListTaggedEntries(dir.record_id, a, kPage); },
+                 [&](const Entry& e) -> Result<DirEntry> {
+                   SFS_ASSIGN_OR_RETURN(std::string n, TaggedFileName(e));
+                   return DirEntry{n, EntrySpec(e), next(e.id)};
+                 });
+    case NodeKind::kQueryImages: {
+      SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(dir.text));
+      // Cookie = image id; slides are walked in id order and so are their
+      // images, so (slide, image) order equals image-id order only within a
+      // slide. Walk all matching slides and skip images up to the cookie.
+      int64_t slide_after = 0;
+      for (;;) {
+        SFS_ASSIGN_OR_RETURN(auto slides, catalog_.ListSlides(q, slide_after, kPage));
+        if (slides.empty()) return Status::Ok();
+        for (const auto& s : slides) {
+          int64_t img_after = 0;
+          for (;;) {
+            SFS_ASSIGN_OR_RETURN(auto imgs, catalog_.ListImages(s.id, img_after, kPage));
+            if (imgs.empty()) break;
+            for (const auto& i : imgs) {
+              img_after = i.id;
+              if (i.id <= after) continue;
+              if (!emit({s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)}))
+                return Status::Ok();
+            }
+          }
+          slide_after = s.id;
+        }
+      }
+    }
+    default:
+      return Status::Ok();
+  }
+}
+
+}  // namespace samplefs::fs
+
+// ---------------------------------------------------------------------------
+// Changes.
+
+namespace samplefs::fs {
+
+namespace {
+
+Status NoMeaning(const std::string& what) { return Status(Code::kPermission, what); }
+
+// The single `key=value` of a slides/ listing that can create slides.
+std::optional<QueryTerm> CreatingTerm(const NodeSpec& n) {
+  if (n.kind != NodeKind::kSlideList) return std::nullopt;
+  auto q = Query::Parse(n.text);
+  if (!q.ok() || q->terms.size() != 1) return std::nullopt;
+  const auto& t = q->terms[0];
+  if (t.key != "species" && t.key != "sample") return std::nullopt;
+  return t;
+}
+
+}  // namespace
+
+Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& name, mode_t mode,
+                                  const std::string& user) {
+  SFS_RETURN_IF_ERROR(ValidateName(name));
+  switch (parent.kind) {
+    case NodeKind::kSpeciesView: {
+      Species s;
+      s.name = name;
+      SFS_ASSIGN_OR_RETURN(s, catalog_.CreateSpecies(s));
+      return Spec(NodeKind::kSpecies, s.id);
+    }
+    case NodeKind::kSamplesView: {
+      // A sample needs a species; until sample.json says which, it belongs
+      // to "Unspecified" (created on first use).
+      Transaction txn(catalog_);
+      SFS_RETURN_IF_ERROR(txn.status());
+      auto sp = catalog_.SpeciesByName("Unspecified");
+      if (!sp.ok() && sp.status().is_not_found()) {
+        Species u;
+        u.name = "Unspecified";
+        u.notes = "samples created with mkdir before their species was set";
+        sp = catalog_.CreateSpecies(u);
+      }
+      if (!sp.ok()) return sp.status();
+      Sample s;
+      s.name = name;
+      s.species_id = sp->id;
+      SFS_ASSIGN_OR_RETURN(s, catalog_.CreateSample(s));
+      SFS_RETURN_IF_ERROR(txn.Commit());
+      return Spec(NodeKind::kSample, s.id);
+    }
+    case NodeKind::kDyesView: {
+      Dye d;
+      d.short_name = name;
+      SFS_ASSIGN_OR_RETURN(d, catalog_.CreateDye(d));
+      return Spec(NodeKind::kDye, d.id);
+    }
+    case NodeKind::kTagsView: {
+      SFS_ASSIGN_OR_RETURN(Tag t, catalog_.CreateTag(name));
+      return Spec(NodeKind::kTag, t.id);
+    }
+    case NodeKind::kSlideList: {
+      auto term = CreatingTerm(parent);
+      if (!term)
+        return NoMeaning("slides are created under samples/<sample>/slides/ or "
+                         "species/<species>/slides/, not in this view");
+      Transaction txn(catalog_);
+      SFS_RETURN_IF_ERROR(txn.status());
+      int64_t sample_id = 0;
+      if (term->key == "sample") {
+        SFS_ASSIGN_OR_RETURN(Sample sa, catalog_.SampleByName(term->value));
+        sample_id = sa.id;
+      } else {
+        // species/<sp>/slides/<S>: the slide gets a new sample of that
+        // species, named after the slide (or "<slide>-2", ... if taken).
+        SFS_ASSIGN_OR_RETURN(Species sp, catalog_.SpeciesByName(term->value));
+        Sample sa;
+        sa.species_id = sp.id;
+        sa.notes = "created with slide " + name;
+        for (int n = 1;; ++n) {
+          sa.name = n == 1 ? name : name + "-" + std::to_string(n);
+          auto created = catalog_.CreateSample(sa);
+          if (created.ok()) { sample_id = created->id; break; }
+          if (!created.status().is_exists() || n > 100) return created.status();
+        }
+      }
+      Slide s;
+      s.reference = name;
+      s.sample_id = sample_id;
+      s.creator = user;
+      SFS_ASSIGN_OR_RETURN(s, catalog_.CreateSlide(s));
+      SFS_RETURN_IF_ERROR(txn.Commit());
+      return Spec(NodeKind::kSlide, s.id);
+    }
+    case NodeKind::kSlidesView:
+      return NoMeaning("a slide needs a sample: mkdir samples/<sample>/slides/" + name +
+                       " or species/<species>/slides/" + name);
+    case NodeKind::kImages: {
+      Image i;
+      i.slide_id = parent.record_id;
+      i.name = name;
+      i.user = user;
+      SFS_ASSIGN_OR_RETURN(i, catalog_.CreateImage(i));
+      return Spec(NodeKind::kImage, i.id);
+    }
+    case NodeKind::kFolder: {
+      Entry e;
+      e.parent_id = parent.record_id;
+      e.name = name;
+      e.type = EntryType::kFolder;
+      e.mode = mode & 07777;
+      e.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
+      SFS_ASSIGN_OR_RETURN(e, catalog_.CreateEntry(e));
+      return Spec(NodeKind::kFolder, e.id);
+    }
+    default:
+      return NoMeaning(std::string("cannot create a directory in ") + NodeKindName(parent.kind));
+  }
+}
+
+Status Namespace::Rmdir(const NodeSpec& parent, const std::string& name) {
+  SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
+  if (!child.is_dir()) return Status(Code::kInvalidArgument, "'" + name + "' is not a directory");
+  switch (child.kind) {
+    case NodeKind::kSpecies: return catalog_.DeleteSpecies(child.record_id);
+    case NodeKind::kSample: return catalog_.DeleteSample(child.record_id);
+    case NodeKind::kDye: return catalog_.DeleteDye(child.record_id);
+    case NodeKind::kTag:
+      if (parent.kind != NodeKind::kTagsView) break;
+      return catalog_.DeleteTag(child.record_id);
+    case NodeKind::kSlide:
+      if (parent.kind == NodeKind::kSlidesView || CreatingTerm(parent))
+        return catalog_.DeleteSlide(child.record_id);
+      break;
+    case NodeKind::kImage:
+      if (parent.kind != NodeKind::kImages) break;
+      return catalog_.DeleteImage(child.record_id);
+    case NodeKind::kFolder:
+      if (parent.kind != NodeKind::kFolder) break;
+      return catalog_.DeleteEntry(child.record_id);
+    default:
+      break;
+  }
+  return NoMeaning(std::string("cannot remove ") + NodeKindName(child.kind) + " from " +
+                   NodeKindName(parent.kind));
+}
+
+Result<Entry> Namespace::CreateFile(const NodeSpec& parent, const std::string& name, mode_t mode,
+                                    const std::string& empty_hash) {
+  SFS_RETURN_IF_ERROR(ValidateName(name));
+  if (parent.kind != NodeKind::kFolder)
+    return NoMeaning(std::string("files can only be created inside an image's files/, not in ") +
+                     NodeKindName(parent.kind));
+  Entry e;
+  e.parent_id = parent.record_id;
+  e.name = name;
+  e.type = EntryType::kFile;
+  e.hash = empty_hash;
+  e.mode = mode & 07777;
+  e.kind = KindFromName(name);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  e.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  return catalog_.CreateEntry(e);
+}
+
+Result<Entry> Namespace::Symlink(const NodeSpec& parent, const std::string& name,
+                                 const std::string& target) {
+  SFS_RETURN_IF_ERROR(ValidateName(name));
+  if (parent.kind != NodeKind::kFolder)
+    return NoMeaning(std::string("symlinks can only be created inside an image's files/, not in ") +
+                     NodeKindName(parent.kind));
+  Entry e;
+  e.parent_id = parent.record_id;
+  e.name = name;
+  e.type = EntryType::kSymlink;
+  e.target = target;
+  e.mode = 0777;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  e.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  return catalog_.CreateEntry(e);
+}
+
+Status Namespace::Unlink(const NodeSpec& parent, const std::string& name) {
+  SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
+  if (child.is_dir()) return Status(Code::kPermission, "'" + name + "' is a directory");
+  if (parent.kind != NodeKind::kFolder)
+    return NoMeaning(std::string("cannot remove ") + NodeKindName(child.kind) + " '" + name + "'");
+  return catalog_.DeleteEntry(child.record_id);
+}
+
+Result<NodeSpec> Namespace::Rename(const NodeSpec& parent, const std::string& name,
+                                   const NodeSpec& new_parent, const std::string& new_name,
+                                   unsigned flags) {
+  constexpr unsigned kNoReplace = 1, kExchange = 2;  // RENAME_NOREPLACE, RENAME_EXCHANGE
+  if (flags & kExchange) return Status(Code::kInvalidArgument, "RENAME_EXCHANGE is not supported");
+  bool replace = !(flags & kNoReplace);
+  SFS_RETURN_IF_ERROR(ValidateName(new_name));
+  SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
+  auto exists = [&]() -> Status {
+    auto target = Lookup(new_parent, new_name);
+    if (target.ok()) {
+      if (*target == child) return Status::Ok();
+      return Status(Code::kAlreadyExists, "'" + new_name + "' already exists");
+    }
+    if (!target.status().is_not_found()) return target.status();
+    return Status::Ok();
+  };
+  switch (child.kind) {
+    case NodeKind::kFile:
+    case NodeKind::kSymlink:
+    case NodeKind::kFolder: {
+      if (parent.kind != NodeKind::kFolder) break;
+      if (new_parent.kind != NodeKind::kFolder)
+        return NoMeaning("files can only be moved inside images' files/ folders");
+      SFS_RETURN_IF_ERROR(catalog_.MoveEntry(child.record_id, new_parent.record_id, new_name, replace).status());
+      return child;
+    }
+    case NodeKind::kSpecies:
+    case NodeKind::kSample:
+    case NodeKind::kDye:
+    case NodeKind::kTag: {
+      if (new_parent.kind != parent.kind)
+        return NoMeaning(std::string("cannot move ") + NodeKindName(child.kind) + " out of its view");
+      SFS_RETURN_IF_ERROR(exists());
+      Transaction txn(catalog_);
+      SFS_RETURN_IF_ERROR(txn.status());
+      if (child.kind == NodeKind::kSpecies) {
+        SFS_ASSIGN_OR_RETURN(Species s, catalog_.SpeciesById(child.record_id));
+        s.name = new_name;
+        SFS_RETURN_IF_ERROR(catalog_.UpdateSpecies(s));
+      } else if (child.kind == NodeKind::kSample) {
+        SFS_ASSIGN_OR_RETURN(Sample s, catalog_.SampleById(child.record_id));
+        s.name = new_name;
+        SFS_RETURN_IF_ERROR(catalog_.UpdateSample(s));
+      } else if (child.kind == NodeKind::kDye) {
+        SFS_ASSIGN_OR_RETURN(Dye d, catalog_.DyeById(child.record_id));
+        d.short_name = new_name;
+        SFS_RETURN_IF_ERROR(catalog_.UpdateDye(d));
+      } else {
+        return NoMeaning("tags cannot be renamed yet; create the new tag and retag");
+      }
+      SFS_RETURN_IF_ERROR(txn.Commit());
+      return child;
+    }
+    case NodeKind::kSlide: {
+      bool from_ok = parent.kind == NodeKind::kSlidesView || parent.kind == NodeKind::kSlideList;
+      bool to_ok = new_parent.kind == NodeKind::kSlidesView || new_parent.kind == NodeKind::kSlideList;
+      if (!from_ok || !to_ok) break;
+      SFS_RETURN_IF_ERROR(exists());
+      Transaction txn(catalog_);
+      SFS_RETURN_IF_ERROR(txn.status());
+      SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(child.record_id));
+      s.reference = new_name;
+      if (!(new_parent == parent) && new_parent.kind == NodeKind::kSlideList) {
+        auto term = CreatingTerm(new_parent);
+        if (!term || term->key != "sample") {
+          // Into a view that is not a sample: only allowed when the slide
+          // already belongs there (a plain rename through another path).
+          SFS_ASSIGN_OR_RETURN(Query q, FilterOf(new_parent));
+          SFS_ASSIGN_OR_RETURN(bool match, catalog_.SlideMatches(q, s.id));
+          if (!match)
+            return NoMeaning("a slide moves to another sample with "
+                             "mv slides/<slide> samples/<sample>/slides/");
+        } else {
+          SFS_ASSIGN_OR_RETURN(Sample sa, catalog_.SampleByName(term->value));
+          s.sample_id = sa.id;
+        }
+      }
+      SFS_RETURN_IF_ERROR(catalog_.UpdateSlide(s));
+      SFS_RETURN_IF_ERROR(txn.Commit());
+      return child;
+    }
+    case NodeKind::kImage: {
+      if (parent.kind != NodeKind::kImages || new_parent.kind != NodeKind::kImages) break;
+      SFS_RETURN_IF_ERROR(exists());
+      Transaction txn(catalog_);
+      SFS_RETURN_IF_ERROR(txn.status());
+      SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(child.record_id));
+      i.name = new_name;
+      i.slide_id = new_parent.record_id;
+      SFS_RETURN_IF_ERROR(catalog_.UpdateImage(i));
+      SFS_RETURN_IF_ERROR(txn.Commit());
+      return child;
+    }
+    default:
+      break;
+  }
+  return NoMeaning(std::string("cannot move ") + NodeKindName(child.kind) + " '" + name +
+                   "' to " + NodeKindName(new_parent.kind));
+}
+
+}  // namespace samplefs::fs

@@ -1,0 +1,104 @@
+// Namespace: what each path of the mount means (SPEC section 4), as plain
+// code over the Catalog. FUSE callbacks translate to and from these calls;
+// tests call them without a mount.
+//
+// Errors: kNotFound for a name that is not there (ENOENT), kNameTooLong,
+// kInvalidArgument for a malformed query expression (the message says why).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "fs/node.h"
+
+namespace samplefs::fs {
+
+struct DirEntry {
+  std::string name;
+  NodeSpec spec;
+  uint64_t next_cookie;  // pass back to List() to continue after this entry
+  // Attributes when the listing already knows them (entries of files/), so
+  // readdirplus needs no second query per entry.
+  std::optional<struct stat> attr = std::nullopt;
+};
+
+// Readdir cookies: 0 and 1 are "." and ".." (added by the FUSE layer),
+// 2..kRecordCookieBase-1 index the fixed children of a node, and
+// kRecordCookieBase + id continues a record listing after record `id`.
+// Record ids are never reused, so cookies stay valid while entries are
+// deleted (rm -rf during a listing).
+inline constexpr uint64_t kFirstCookie = 2;
+inline constexpr uint64_t kRecordCookieBase = 64;
+
+struct MountIdentity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  time_t mount_time = 0;
+};
+
+class Namespace {
+ public:
+  Namespace(Catalog& catalog, MountIdentity id) : catalog_(catalog), id_(id) {}
+
+  // What `name` is under `parent`. kNotFound when nothing is there.
+  Result<NodeSpec> Lookup(const NodeSpec& parent, const std::string& name);
+
+  // stat of a node (st_ino left 0: the FUSE layer owns inode numbers).
+  Result<struct stat> Attr(const NodeSpec& node);
+
+  // Lists `dir` from `cookie` (kFirstCookie at the start), calling `emit`
+  // per entry until it returns false (reply buffer full) or the listing
+  // ends. Pages through the catalog; never loads a whole directory.
+  Status List(const NodeSpec& dir, uint64_t cookie,
+              const std::function<bool(const DirEntry&)>& emit);
+
+  // Contents of a sidecar, status.json (errors come from the FUSE layer).
+  Result<std::string> Render(const NodeSpec& node);
+
+  // --- changes (SPEC "Creating and changing records with file tools") ----
+  // Each returns kPermission (EPERM) with a reason where the operation has
+  // no meaning at that place, and changes nothing then.
+
+  // mkdir: creates the record the new directory stands for. `user` becomes
+  // a new slide's creator or a new image's user.
+  Result<NodeSpec> Mkdir(const NodeSpec& parent, const std::string& name, mode_t mode,
+                         const std::string& user);
+  // rmdir: deletes an empty record (kNotEmpty otherwise).
+  Status Rmdir(const NodeSpec& parent, const std::string& name);
+  // A new empty file inside files/ (content = the empty object `empty_hash`).
+  Result<Entry> CreateFile(const NodeSpec& parent, const std::string& name, mode_t mode,
+                           const std::string& empty_hash);
+  Result<Entry> Symlink(const NodeSpec& parent, const std::string& name, const std::string& target);
+  // unlink of a file or symlink inside files/.
+  Status Unlink(const NodeSpec& parent, const std::string& name);
+  // rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE flags. Returns the
+  // spec now at the new name.
+  Result<NodeSpec> Rename(const NodeSpec& parent, const std::string& name,
+                          const NodeSpec& new_parent, const std::string& new_name, unsigned flags);
+
+  Catalog& catalog() { return catalog_; }
+  const MountIdentity& identity() const { return id_; }
+
+ private:
+  Result<Query> FilterOf(const NodeSpec& slide_list);
+  Result<NodeSpec> LookupTaggedImage(int64_t tag_id, const std::string& name);
+  Result<NodeSpec> LookupQueryImage(const std::string& expr, const std::string& name);
+  Result<NodeSpec> LookupTaggedFile(int64_t tag_id, const std::string& name);
+  Result<std::string> TaggedFileName(const Entry& e);
+
+  Catalog& catalog_;
+  MountIdentity id_;
+};
+
+// stat of an entry inside files/ from its record.
+struct stat EntryAttr(const Entry& e, const MountIdentity& id);
+
+// Seconds since the epoch of an ISO-8601 UTC timestamp; 0 if malformed.
+time_t ParseIso8601(const std::string& s);
+
+}  // namespace samplefs::fs

@@ -1,0 +1,65 @@
+// What a node of the mounted namespace stands for (SPEC section 4).
+//
+// A NodeSpec names a position in the namespace by record ids, not by path,
+// so an operation on an inode stays correct when the same record is renamed
+// through another path or another process.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "catalog/query.h"
+#include "catalog/records.h"
+
+namespace samplefs::fs {
+
+enum class NodeKind : uint8_t {
+  kRoot,
+  kSpeciesView,     // /species
+  kSamplesView,     // /samples
+  kSlidesView,      // /slides (all slides; canonical)
+  kDyesView,        // /dyes
+  kStructuresView,  // /structures
+  kTagsView,        // /tags
+  kQueryView,       // /query (lists nothing)
+  kMetaDir,         // /.samplefs
+  kSpecies,         // /species/<name>                 record_id = species id
+  kSample,          // /samples/<name>                 record_id = sample id
+  kDye,             // /dyes/<name>                    record_id = dye id
+  kStructure,       // /structures/<name>              text = structure
+  kTag,             // /tags/<name>                    record_id = tag id
+  kQuery,           // /query/<expression>             text = expression
+  kSlideList,       // .../slides under a view         text = filter expression
+  kTagImages,       // /tags/<t>/images                record_id = tag id
+  kTagFiles,        // /tags/<t>/files                 record_id = tag id
+  kQueryImages,     // /query/<e>/images               text = expression
+  kSlide,           // .../slides/<ref>                record_id = slide id
+  kImages,          // .../<slide>/images              record_id = slide id
+  kImage,           // .../images/<name>               record_id = image id
+  kFolder,          // files/ and folders inside it    record_id = entry id
+  kFile,            // a file inside files/            record_id = entry id
+  kSymlink,         // a symlink inside files/         record_id = entry id
+  kSidecar,         // species.json, slide.json, ...   entity + record_id
+  kStatusFile,      // /.samplefs/status.json
+  kErrorsFile,      // /.samplefs/errors
+};
+
+struct NodeSpec {
+  NodeKind kind = NodeKind::kRoot;
+  int64_t record_id = 0;
+  Entity entity = Entity::kSlide;  // kSidecar only
+  std::string text;                // structure name or query expression
+
+  bool is_dir() const {
+    return kind != NodeKind::kFile && kind != NodeKind::kSymlink && kind != NodeKind::kSidecar &&
+           kind != NodeKind::kStatusFile && kind != NodeKind::kErrorsFile;
+  }
+  bool operator==(const NodeSpec& o) const {
+    return kind == o.kind && record_id == o.record_id && entity == o.entity && text == o.text;
+  }
+};
+
+// "slide", "files/", ... for messages.
+const char* NodeKindName(NodeKind kind);
+
+}  // namespace samplefs::fs

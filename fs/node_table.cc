@@ -1,0 +1,138 @@
+#include "fs/node_table.h"
+
+namespace samplefs::fs {
+
+const char* NodeKindName(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::kRoot: return "the root";
+    case NodeKind::kSpeciesView: return "species/";
+    case NodeKind::kSamplesView: return "samples/";
+    case NodeKind::kSlidesView: return "slides/";
+    case NodeKind::kDyesView: return "dyes/";
+    case NodeKind::kStructuresView: return "structures/";
+    case NodeKind::kTagsView: return "tags/";
+    case NodeKind::kQueryView: return "query/";
+    case NodeKind::kMetaDir: return ".samplefs/";
+    case NodeKind::kSpecies: return "a species";
+    case NodeKind::kSample: return "a sample";
+    case NodeKind::kDye: return "a dye";
+    case NodeKind::kStructure: return "a structure";
+    case NodeKind::kTag: return "a tag";
+    case NodeKind::kQuery: return "a query";
+    case NodeKind::kSlideList: return "a slides/ listing";
+    case NodeKind::kTagImages: return "a tag's images/";
+    case NodeKind::kTagFiles: return "a tag's files/";
+    case NodeKind::kQueryImages: return "a query's images/";
+    case NodeKind::kSlide: return "a slide";
+    case NodeKind::kImages: return "images/";
+    case NodeKind::kImage: return "an image";
+    case NodeKind::kFolder: return "a folder";
+    case NodeKind::kFile: return "a file";
+    case NodeKind::kSymlink: return "a symlink";
+    case NodeKind::kSidecar: return "a sidecar";
+    case NodeKind::kStatusFile: return "status.json";
+    case NodeKind::kErrorsFile: return "errors";
+  }
+  return "a node";
+}
+
+NodeTable::NodeTable() {
+  auto root = std::make_unique<Node>();
+  root->ino = FUSE_ROOT_ID;
+  root->parent = FUSE_ROOT_ID;
+  root->spec.kind = NodeKind::kRoot;
+  root->nlookup = 1;  // the kernel never forgets the root
+  nodes_.emplace(FUSE_ROOT_ID, std::move(root));
+}
+
+std::optional<Node> NodeTable::Get(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return std::nullopt;
+  return *it->second;
+}
+
+Node NodeTable::Resolve(fuse_ino_t parent, const std::string& name, const NodeSpec& spec,
+                        uint64_t lookups) {
+  std::lock_guard lock(mu_);
+  Key key{parent, name};
+  auto it = by_name_.find(key);
+  if (it != by_name_.end()) {
+    auto nit = nodes_.find(it->second);
+    if (nit != nodes_.end() && nit->second->spec == spec) {
+      nit->second->nlookup += lookups;
+      return *nit->second;
+    }
+  }
+  auto node = std::make_unique<Node>();
+  node->ino = next_ino_++;
+  node->parent = parent;
+  node->name = name;
+  node->spec = spec;
+  node->nlookup = lookups;
+  Node copy = *node;
+  by_name_[key] = node->ino;
+  nodes_.emplace(node->ino, std::move(node));
+  return copy;
+}
+
+std::optional<fuse_ino_t> NodeTable::Find(fuse_ino_t parent, const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = by_name_.find({parent, name});
+  if (it == by_name_.end()) return std::nullopt;
+  return it->second;
+}
+
+void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
+  if (ino == FUSE_ROOT_ID) return;
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node& node = *it->second;
+  node.nlookup = n >= node.nlookup ? 0 : node.nlookup - n;
+  if (node.nlookup > 0) return;
+  auto bit = by_name_.find({node.parent, node.name});
+  if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  nodes_.erase(it);
+}
+
+void NodeTable::Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& new_name) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node& node = *it->second;
+  auto bit = by_name_.find({node.parent, node.name});
+  if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  node.parent = new_parent;
+  node.name = new_name;
+  by_name_[{new_parent, new_name}] = ino;
+}
+
+void NodeTable::Unbind(fuse_ino_t parent, const std::string& name) {
+  std::lock_guard lock(mu_);
+  by_name_.erase({parent, name});
+}
+
+void NodeTable::SetSpec(fuse_ino_t ino, const NodeSpec& spec) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second->spec = spec;
+}
+
+std::vector<Node> NodeTable::Children(fuse_ino_t parent) const {
+  std::lock_guard lock(mu_);
+  std::vector<Node> out;
+  for (auto it = by_name_.lower_bound({parent, std::string()});
+       it != by_name_.end() && it->first.first == parent; ++it) {
+    auto nit = nodes_.find(it->second);
+    if (nit != nodes_.end()) out.push_back(*nit->second);
+  }
+  return out;
+}
+
+size_t NodeTable::size() const {
+  std::lock_guard lock(mu_);
+  return nodes_.size();
+}
+
+}  // namespace samplefs::fs

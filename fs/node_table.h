@@ -1,0 +1,88 @@
+// NodeTable: inode numbers for the positions of the namespace.
+//
+// One node per (parent inode, name): a directory reached by two paths has
+// two inodes, as the kernel requires. Inode numbers come from a counter and
+// are never reused (generation is constant), so a stale inode from the
+// kernel can never alias a new node. Nodes are kept while the kernel holds
+// lookup references (FUSE lookup count) and dropped on forget.
+//
+// Thread safety: every method takes the table's mutex; none calls out
+// (no catalog access, no fuse_reply_*) while holding it.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fs/node.h"
+
+namespace samplefs::fs {
+
+struct Node {
+  fuse_ino_t ino = 0;
+  fuse_ino_t parent = 0;
+  std::string name;
+  NodeSpec spec;
+  uint64_t nlookup = 0;
+};
+
+class NodeTable {
+ public:
+  NodeTable();
+
+  // The node for inode `ino`, or nullptr if the kernel forgot it. Returns a
+  // copy so callers never hold a pointer into the table.
+  std::optional<Node> Get(fuse_ino_t ino) const;
+
+  // Finds or creates the node for (parent, name) with `spec` and adds
+  // `lookups` to its lookup count (1 for lookup/create/readdirplus, 0 for
+  // plain readdir). If the existing node at that name stands for something
+  // else (the record was replaced), a new inode is made for the name; the
+  // old one lives on until forgotten.
+  Node Resolve(fuse_ino_t parent, const std::string& name, const NodeSpec& spec, uint64_t lookups);
+
+  // The inode currently bound to (parent, name), if any (for d_ino).
+  std::optional<fuse_ino_t> Find(fuse_ino_t parent, const std::string& name) const;
+
+  // Drops `n` lookups; removes the node when its count reaches zero.
+  void Forget(fuse_ino_t ino, uint64_t n);
+
+  // Rebinds a node to a new (parent, name) after a rename; a node already
+  // bound there is unbound (it lives on until forgotten).
+  void Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& new_name);
+  // Unbinds (parent, name) after an unlink/rmdir.
+  void Unbind(fuse_ino_t parent, const std::string& name);
+  // Updates the spec of a node (e.g. a file's entry record id changes).
+  void SetSpec(fuse_ino_t ino, const NodeSpec& spec);
+
+  // Every bound child of `parent` (for invalidation after external changes).
+  std::vector<Node> Children(fuse_ino_t parent) const;
+  // All inodes whose spec matches `pred` (invalidation by record).
+  template <class Pred>
+  std::vector<Node> Select(Pred pred) const {
+    std::lock_guard lock(mu_);
+    std::vector<Node> out;
+    for (const auto& [ino, n] : nodes_)
+      if (pred(*n)) out.push_back(*n);
+    return out;
+  }
+
+  size_t size() const;
+
+ private:
+  using Key = std::pair<fuse_ino_t, std::string>;
+  mutable std::mutex mu_;
+  std::unordered_map<fuse_ino_t, std::unique_ptr<Node>> nodes_;  // GUARDED_BY(mu_)
+  std::map<Key, fuse_ino_t> by_name_;                             // GUARDED_BY(mu_)
+  fuse_ino_t next_ino_ = FUSE_ROOT_ID + 1;                        // GUARDED_BY(mu_)
+};
+
+}  // namespace samplefs::fs

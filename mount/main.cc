@@ -1,0 +1,215 @@
+// samplefs: mounts a catalog.
+//
+//   samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]
+//
+// Options: ro, allow_other, and any libfuse mount option; default_permissions
+// is always on. Without -f the daemon detaches after the mount succeeded
+// and logs to the configured log_file, or to syslog.
+#include <fuse_lowlevel.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/config.h"
+#include "catalog/object_store.h"
+#include "fs/filesystem.h"
+
+namespace {
+
+void Usage(std::ostream& out) {
+  out << "usage: samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
+         "\n"
+         "Mounts the samplefs catalog named by the configuration (see samplectl init).\n"
+         "  --config FILE  configuration file (default: $SAMPLEFS_CONFIG,\n"
+         "                 ~/.config/samplefs/samplefs.conf, /etc/samplefs/samplefs.conf)\n"
+         "  -o ro          read-only catalog\n"
+         "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf)\n"
+         "  -f             stay in the foreground, log to stderr\n"
+         "  -d             FUSE debug output (implies -f)\n"
+         "  -s             single-threaded\n";
+}
+
+struct Args {
+  std::string config;
+  std::string mountpoint;
+  std::vector<std::string> options;  // -o values, split on ','
+  bool foreground = false, debug = false, single = false, help = false, version = false;
+};
+
+bool Parse(int argc, char** argv, Args* a, std::string* err) {
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) {
+        *err = s + " needs a value";
+        return false;
+      }
+      *out = argv[++i];
+      return true;
+    };
+    if (s == "-h" || s == "--help") a->help = true;
+    else if (s == "-V" || s == "--version") a->version = true;
+    else if (s == "-f") a->foreground = true;
+    else if (s == "-d" || s == "--debug") a->debug = a->foreground = true;
+    else if (s == "-s") a->single = true;
+    else if (s == "--config" || s == "-c") { if (!value(&a->config)) return false; }
+    else if (s.rfind("--config=", 0) == 0) a->config = s.substr(9);
+    else if (s == "-o") {
+      std::string v;
+      if (!value(&v)) return false;
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t end = v.find(',', start);
+        if (end == std::string::npos) end = v.size();
+        if (end > start) a->options.push_back(v.substr(start, end - start));
+        start = end + 1;
+      }
+    } else if (s.rfind("-o", 0) == 0 && s.size() > 2) {
+      a->options.push_back(s.substr(2));
+    } else if (!s.empty() && s[0] == '-') {
+      *err = "unknown option " + s;
+      return false;
+    } else if (a->mountpoint.empty()) a->mountpoint = s;
+    else {
+      *err = "unexpected argument " + s;
+      return false;
+    }
+  }
+  if (!a->help && !a->version && a->mountpoint.empty()) {
+    *err = "no mountpoint given";
+    return false;
+  }
+  return true;
+}
+
+void SetupLogging(const samplefs::Config& cfg, bool detached) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (!detached) {
+    logger = spdlog::stderr_color_mt("samplefs");
+  } else if (!cfg.log_file.empty()) {
+    logger = spdlog::basic_logger_mt("samplefs", cfg.log_file);
+  } else {
+    logger = spdlog::syslog_logger_mt("samplefs", "samplefs", LOG_PID);
+  }
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::flush_on(spdlog::level::warn);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  std::string err;
+  if (!Parse(argc, argv, &args, &err)) {
+    std::cerr << "samplefs: " << err << "\n";
+    Usage(std::cerr);
+    return 2;
+  }
+  if (args.help) {
+    Usage(std::cout);
+    return 0;
+  }
+  if (args.version) {
+    std::cout << "samplefs 0.1.0 (libfuse " << fuse_pkgversion() << ")\n";
+    return 0;
+  }
+
+  auto cfg = samplefs::LoadConfig(args.config);
+  if (!cfg.ok()) {
+    std::cerr << "samplefs: " << cfg.status().message() << "\n";
+    return 2;
+  }
+  SetupLogging(*cfg, false);
+
+  samplefs::fs::MountOptions mopts;
+  std::vector<std::string> fuse_opts = {"default_permissions", "fsname=samplefs",
+                                        "subtype=samplefs"};
+  for (const auto& o : args.options) {
+    if (o == "ro") mopts.read_only = true;
+    if (o == "rw" || o == "default_permissions") continue;
+    if (o.rfind("fsname=", 0) == 0 || o.rfind("subtype=", 0) == 0) fuse_opts.erase(
+        std::remove_if(fuse_opts.begin(), fuse_opts.end(),
+                       [&](const std::string& f) { return f.substr(0, 7) == o.substr(0, 7); }),
+        fuse_opts.end());
+    fuse_opts.push_back(o);
+  }
+
+  std::unique_ptr<samplefs::Catalog> catalog;
+  std::unique_ptr<samplefs::ObjectStore> store;
+  samplefs::Status s =
+      samplefs::OpenCatalogAndStore(*cfg, !mopts.read_only, mopts.read_only, &catalog, &store);
+  if (!s.ok()) {
+    spdlog::critical("cannot open the catalog ({}): {}", cfg->source, s.message());
+    return 1;
+  }
+  if (!mopts.read_only) {
+    // Staging files older than a day are left by a crash; younger ones may
+    // belong to another mount of the same store that is writing now.
+    auto cleaned = store->CleanStaging(24 * 3600);
+    if (cleaned.ok() && *cleaned) spdlog::info("removed {} stale staging file(s)", *cleaned);
+  }
+  samplefs::fs::Filesystem filesystem(*catalog, *store, mopts);
+  s = filesystem.Prepare();
+  if (!s.ok()) {
+    spdlog::critical("cannot prepare the store: {}", s.message());
+    return 1;
+  }
+
+  std::vector<std::string> fargv = {argv[0]};
+  std::string joined;
+  for (const auto& o : fuse_opts) joined += (joined.empty() ? "" : ",") + o;
+  fargv.push_back("-o");
+  fargv.push_back(joined);
+  if (args.debug) fargv.push_back("-d");
+  std::vector<char*> cargv;
+  for (auto& a : fargv) cargv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+
+  fuse_session* se = fuse_session_new(&fargs, &samplefs::fs::Filesystem::Operations(),
+                                      sizeof(fuse_lowlevel_ops), &filesystem);
+  if (!se) {
+    spdlog::critical("invalid mount options: {}", joined);
+    return 2;
+  }
+  filesystem.set_session(se);
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, args.mountpoint.c_str()) == 0) {
+      spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, cfg->catalog, cfg->store);
+      if (!args.foreground) {
+        // Detach only after the mount succeeded, so errors reach the caller.
+        spdlog::drop_all();
+        if (fuse_daemonize(0) != 0) return 1;
+        SetupLogging(*cfg, true);
+      }
+      if (args.single) {
+        rc = fuse_session_loop(se);
+      } else {
+        fuse_loop_config* lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, 0);
+        fuse_loop_cfg_set_max_threads(lc, 16);
+        fuse_loop_cfg_set_idle_threads(lc, 8);
+        rc = fuse_session_loop_mt(se, lc);
+        fuse_loop_cfg_destroy(lc);
+      }
+      fuse_session_unmount(se);
+      spdlog::info("unmounted {}", args.mountpoint);
+    } else {
+      spdlog::critical("cannot mount on {}", args.mountpoint);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&fargs);
+  return rc == 0 ? 0 : 1;
+}

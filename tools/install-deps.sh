@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs samplefs's build and test dependencies from Debian's packages,
+# only when one is missing (so a warm machine does not touch the network).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git
+      libfuse3-dev fuse3 libsqlite3-dev sqlite3 libxxhash-dev xxhash
+      libspdlog-dev nlohmann-json3-dev libcli11-dev
+      libgtest-dev libgmock-dev libbenchmark-dev
+      attr rsync tar bindfs python3 valgrind clang libclang-rt-14-dev util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

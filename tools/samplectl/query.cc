@@ -1,0 +1,346 @@
+// samplectl query (slides matching an expression) and samplectl export (any
+// table or view as CSV or JSON, for pandas).
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "catalog/query.h"
+#include "tools/samplectl/common.h"
+
+namespace samplefs::ctl {
+
+namespace {
+
+enum class Format { kTable, kCsv, kJson };
+
+// ---------------------------------------------------------------------------
+// query
+
+struct QueryOptions {
+  std::string expression;
+  bool csv = false;
+  bool json = false;
+  std::string output;
+};
+
+struct SlideRow {
+  Slide slide;
+  std::string sample, species;
+  std::vector<std::pair<Labelling, std::string>> labellings;  // with dye short name
+  std::vector<std::string> tags;
+};
+
+const std::vector<std::string> kQueryColumns = {"reference", "sample",     "species", "creator",
+                                                "created",   "labellings", "tags"};
+
+std::string LabellingsText(const SlideRow& r) {
+  std::string out;
+  for (const auto& [l, dye] : r.labellings) {
+    if (!out.empty()) out += ';';
+    out += l.structure + ":" + dye;
+  }
+  return out;
+}
+
+std::string Join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+// Display width of UTF-8 text (code points; good enough for names).
+size_t Width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+int RunQuery(Context& ctx, const QueryOptions& o) {
+  Query query;
+  if (!o.expression.empty()) {
+    auto parsed = Query::Parse(o.expression);
+    if (!parsed.ok()) {
+      spdlog::error("bad query expression: {}", parsed.status().message());
+      return kExitUsage;
+    }
+    query = std::move(parsed).value();
+  }
+  int rc = ctx.Open(OpenMode::kReadOnly);
+  if (rc != kExitOk) return rc;
+  Catalog& cat = *ctx.catalog;
+  Format format = o.csv ? Format::kCsv : o.json ? Format::kJson : Format::kTable;
+
+  Output out;
+  if (Status s = out.Open(o.output); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitUsage;
+  }
+  std::map<int64_t, Sample> samples;
+  std::map<int64_t, std::string> species, dyes;
+  auto row_of = [&](const Slide& s) -> Result<SlideRow> {
+    SlideRow r{s, "", "", {}, {}};
+    auto sa = samples.find(s.sample_id);
+    if (sa == samples.end()) {
+      SFS_ASSIGN_OR_RETURN(Sample fetched, cat.SampleById(s.sample_id));
+      sa = samples.emplace(s.sample_id, fetched).first;
+    }
+    r.sample = sa->second.name;
+    auto sp = species.find(sa->second.species_id);
+    if (sp == species.end()) {
+      SFS_ASSIGN_OR_RETURN(Species fetched, cat.SpeciesById(sa->second.species_id));
+      sp = species.emplace(fetched.id, fetched.name).first;
+    }
+    r.species = sp->second;
+    SFS_ASSIGN_OR_RETURN(auto labellings, cat.LabellingsOfSlide(s.id));
+    for (auto& l : labellings) {
+      auto d = dyes.find(l.dye_id);
+      if (d == dyes.end()) {
+        SFS_ASSIGN_OR_RETURN(Dye fetched, cat.DyeById(l.dye_id));
+        d = dyes.emplace(fetched.id, fetched.short_name).first;
+      }
+      r.labellings.emplace_back(l, d->second);
+    }
+    SFS_ASSIGN_OR_RETURN(r.tags, cat.TagsOf(Entity::kSlide, s.id));
+    return r;
+  };
+
+  std::vector<std::vector<std::string>> table;  // table format only: widths need every row
+  if (format == Format::kCsv) out.Write(CsvRow(kQueryColumns));
+  if (format == Format::kJson) out.Write("[");
+  int64_t after = 0, count = 0;
+  for (;;) {
+    auto page = cat.ListSlides(query, after, 500);
+    if (!page.ok()) {
+      spdlog::error("query failed: {}", page.status().message());
+      return page.status().code() == Code::kInvalidArgument ? kExitUsage : kExitProblems;
+    }
+    if (page->empty()) break;
+    for (const auto& s : *page) {
+      after = s.id;
+      auto r = row_of(s);
+      if (!r.ok()) {
+        spdlog::error("query failed: {}", r.status().message());
+        return kExitProblems;
+      }
+      std::vector<std::string> fields = {r->slide.reference, r->sample,       r->species,
+                                         r->slide.creator,   r->slide.created, LabellingsText(*r),
+                                         Join(r->tags, ",")};
+      if (format == Format::kCsv) {
+        out.Write(CsvRow(fields));
+      } else if (format == Format::kJson) {
+        Json j;
+        j["reference"] = r->slide.reference;
+        j["sample"] = r->sample;
+        j["species"] = r->species;
+        j["creator"] = r->slide.creator;
+        j["created"] = r->slide.created;
+        j["modified"] = r->slide.modified;
+        j["notes"] = r->slide.notes;
+        Json ls = Json::array();
+        for (const auto& [l, dye] : r->labellings)
+          ls.push_back(Json{{"structure", l.structure}, {"dye", dye}, {"isotype", l.isotype},
+                            {"antibody", l.antibody}});
+        j["labellings"] = ls;
+        j["tags"] = r->tags;
+        out.Write(std::string(count ? ",\n" : "\n") + JsonText(j));
+      } else {
+        table.push_back(std::move(fields));
+      }
+      ++count;
+    }
+  }
+  if (format == Format::kJson) out.Write(count ? "\n]\n" : "]\n");
+  if (format == Format::kTable) {
+    std::vector<size_t> w(kQueryColumns.size());
+    for (size_t c = 0; c < w.size(); ++c) w[c] = Width(kQueryColumns[c]);
+    for (const auto& row : table)
+      for (size_t c = 0; c < w.size(); ++c) w[c] = std::max(w[c], Width(row[c]));
+    auto line = [&](const std::vector<std::string>& row) {
+      std::string s;
+      for (size_t c = 0; c < row.size(); ++c) {
+        s += row[c];
+        if (c + 1 < row.size()) s += std::string(w[c] - Width(row[c]) + 2, ' ');
+      }
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      out.Write(s + "\n");
+    };
+    line(kQueryColumns);
+    for (const auto& row : table) line(row);
+    if (!ctx.globals.quiet)
+      spdlog::info("{} slide{}", count, count == 1 ? "" : "s");
+  }
+  if (Status s = out.Close(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitProblems;
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// export
+
+struct ExportOptions {
+  std::string name;
+  bool csv = false;
+  bool json = false;
+  std::string output;
+};
+
+std::string QuoteIdent(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+int RunExport(Context& ctx, const ExportOptions& o) {
+  int rc = ctx.Open(OpenMode::kReadOnly);
+  if (rc != kExitOk) return rc;
+  Database& db = ctx.catalog->db();
+
+  // The name is only ever used after it was found in sqlite_master, and it
+  // is quoted as an identifier even then: user text never becomes SQL.
+  std::vector<std::string> known;
+  std::string name;
+  {
+    auto st = db.Prepare(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
+        "ESCAPE '\\' ORDER BY type, name");
+    if (!st.ok()) {
+      spdlog::error("{}", st.status().message());
+      return kExitProblems;
+    }
+    StatementScope scope(**st);
+    for (;;) {
+      auto row = scope->Step();
+      if (!row.ok()) {
+        spdlog::error("{}", row.status().message());
+        return kExitProblems;
+      }
+      if (!*row) break;
+      std::string n = scope->Text(0);
+      if (n == o.name) name = n;
+      known.push_back(n);
+    }
+  }
+  if (name.empty()) {
+    spdlog::error("no table or view named '{}'; choose one of: {}", o.name, Join(known, ", "));
+    return kExitUsage;
+  }
+
+  std::vector<std::string> columns;
+  {
+    auto st = db.Prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid");
+    if (!st.ok()) {
+      spdlog::error("{}", st.status().message());
+      return kExitProblems;
+    }
+    StatementScope scope(**st);
+    scope->Bind(1, std::string_view(name));
+    for (;;) {
+      auto row = scope->Step();
+      if (!row.ok()) {
+        spdlog::error("{}", row.status().message());
+        return kExitProblems;
+      }
+      if (!*row) break;
+      columns.push_back(scope->Text(0));
+    }
+  }
+  // Each value comes with its SQL type, so JSON gets numbers as numbers.
+  std::string sql = "SELECT ";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i) sql += ", ";
+    sql += QuoteIdent(columns[i]) + ", typeof(" + QuoteIdent(columns[i]) + ")";
+  }
+  sql += " FROM " + QuoteIdent(name);
+
+  Output out;
+  if (Status s = out.Open(o.output); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitUsage;
+  }
+  auto st = db.Prepare(sql);
+  if (!st.ok()) {
+    spdlog::error("{}", st.status().message());
+    return kExitProblems;
+  }
+  StatementScope scope(**st);
+  if (!o.json) out.Write(CsvRow(columns));
+  else out.Write("[");
+  int64_t count = 0;
+  for (;;) {
+    auto row = scope->Step();
+    if (!row.ok()) {
+      spdlog::error("export of {} failed: {}", name, row.status().message());
+      return kExitProblems;
+    }
+    if (!*row) break;
+    if (!o.json) {
+      std::vector<std::string> fields;
+      for (size_t i = 0; i < columns.size(); ++i) {
+        int c = static_cast<int>(2 * i);
+        fields.push_back(scope->IsNull(c) ? std::string() : scope->Text(c));
+      }
+      out.Write(CsvRow(fields));
+    } else {
+      Json j = Json::object();
+      for (size_t i = 0; i < columns.size(); ++i) {
+        int c = static_cast<int>(2 * i);
+        std::string type = scope->Text(c + 1);
+        if (type == "null") j[columns[i]] = nullptr;
+        else if (type == "integer") j[columns[i]] = scope->Int(c);
+        else if (type == "real") j[columns[i]] = std::stod(scope->Text(c));
+        else j[columns[i]] = scope->Text(c);
+      }
+      out.Write(std::string(count ? ",\n" : "\n") + JsonText(j));
+    }
+    ++count;
+  }
+  if (o.json) out.Write(count ? "\n]\n" : "]\n");
+  if (Status s = out.Close(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitProblems;
+  }
+  spdlog::debug("exported {} rows of {}", count, name);
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddQueryCommand(CLI::App& app, Commands& out) {
+  auto o = std::make_shared<QueryOptions>();
+  auto* sub = app.add_subcommand(
+      "query",
+      "List the slides matching EXPR, the same key=value[,key=value...] expressions as the\n"
+      "mount's query/ folder (keys: species, sample, dye, structure, tag, creator, user, after,\n"
+      "before, or any annotation key). No EXPR: every slide.");
+  sub->add_option("EXPR", o->expression, "Query expression, e.g. species=HeLa,dye=A647,tag=good");
+  auto* csv = sub->add_flag("--csv", o->csv, "CSV with a header row");
+  auto* json = sub->add_flag("--json", o->json, "A JSON array of objects");
+  csv->excludes(json);
+  sub->add_option("-o,--output", o->output, "Write to FILE instead of standard output");
+  out.push_back({sub, [o](Context& ctx) { return RunQuery(ctx, *o); }});
+}
+
+void AddExportCommand(CLI::App& app, Commands& out) {
+  auto o = std::make_shared<ExportOptions>();
+  auto* sub = app.add_subcommand(
+      "export",
+      "Write a table or view of the catalog (e.g. file_info, slide_info, image_info, species)\n"
+      "as CSV (default) or JSON, readable by pandas.read_csv / pandas.read_json.");
+  sub->add_option("TABLE_OR_VIEW", o->name, "Table or view name")->required();
+  auto* csv = sub->add_flag("--csv", o->csv, "CSV with a header row (the default)");
+  auto* json = sub->add_flag("--json", o->json, "A JSON array of objects");
+  csv->excludes(json);
+  sub->add_option("-o,--output", o->output, "Write to FILE instead of standard output");
+  out.push_back({sub, [o](Context& ctx) { return RunExport(ctx, *o); }});
+}
+
+}  // namespace samplefs::ctl

@@ -51,6 +51,46 @@ Status ValidateText(const std::string& value, const char* field) {
   return Status::Ok();
 }
 
+bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// Record timestamps are stored in one form, "YYYY-MM-DDTHH:MM:SSZ" (UTC), so
+// that comparing them as text (query terms after=/before=, ORDER BY in SQL)
+// compares the instants. A bare date "YYYY-MM-DD" is accepted and stored as
+// the start of that day; anything else (other separators, offsets,
+// fractions, impossible dates) is refused rather than stored unsortable.
+Status NormalizeTimestamp(const std::string& value, const char* field, std::string* out) {
+  auto digits = [&](size_t pos, size_t n, int* v) {
+    *v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (i >= value.size() || value[i] < '0' || value[i] > '9') return false;
+      *v = *v * 10 + (value[i] - '0');
+    }
+    return true;
+  };
+  auto bad = [&] {
+    return Status(Code::kInvalidArgument, std::string(field) + " '" + value +
+                                              "' is not a UTC timestamp YYYY-MM-DDTHH:MM:SSZ "
+                                              "(or a date YYYY-MM-DD)");
+  };
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int y, mo, d, h = 0, mi = 0, sec = 0;
+  if (value.size() != 10 && value.size() != 20) return bad();
+  if (!digits(0, 4, &y) || value[4] != '-' || !digits(5, 2, &mo) || value[7] != '-' ||
+      !digits(8, 2, &d))
+    return bad();
+  if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] + (mo == 2 && IsLeap(y) ? 1 : 0)) return bad();
+  if (value.size() == 20) {
+    if (value[10] != 'T' || !digits(11, 2, &h) || value[13] != ':' || !digits(14, 2, &mi) ||
+        value[16] != ':' || !digits(17, 2, &sec) || value[19] != 'Z')
+      return bad();
+    if (h > 23 || mi > 59 || sec > 59) return bad();
+    *out = value;
+  } else {
+    *out = value + "T00:00:00Z";
+  }
+  return Status::Ok();
+}
+
 const char* EntryTypeName(EntryType t) {
   switch (t) {
     case EntryType::kFile: return "file";
@@ -252,28 +292,68 @@ int Catalog::schema_version() {
   return v.ok() ? std::atoi(v->c_str()) : 0;
 }
 
+// The schema version a database holds: 0 for an empty database (a new
+// catalog), kCorrupt for one that is not a samplefs catalog, so that
+// pointing samplefs at someone else's database never writes into it.
+static Result<int> StoredSchemaVersion(Database& db) {
+  SFS_ASSIGN_OR_RETURN(int64_t has_meta,
+                       Count(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", {}));
+  if (!has_meta) {
+    SFS_ASSIGN_OR_RETURN(int64_t objects, Count(db, "SELECT count(*) FROM sqlite_master", {}));
+    if (objects)
+      return Status(Code::kCorrupt, "the database is not a samplefs catalog (it has " +
+                                        std::to_string(objects) + " schema objects but no meta table)");
+    return 0;
+  }
+  auto v = OneRow<std::string>(db, "SELECT value FROM meta WHERE key = 'schema_version'", {},
+                               [](const Statement& st) { return st.Text(0); }, "");
+  if (!v.ok() && !v.status().is_not_found()) return v.status();
+  int version = 0;
+  bool valid = v.ok() && !v->empty() && v->size() <= 6;
+  if (valid) {
+    for (char ch : *v) {
+      if (ch < '0' || ch > '9') valid = false;
+      else version = version * 10 + (ch - '0');
+    }
+  }
+  if (!valid || version < 1)
+    return Status(Code::kCorrupt, "the catalog has no valid schema_version in its meta table");
+  return version;
+}
+
+static Status TooNew(int version) {
+  return Status(Code::kTooNew, "the catalog has schema version " + std::to_string(version) +
+                                   ", newer than this samplefs (" + std::to_string(kSchemaVersion) +
+                                   "); upgrade samplefs to open it");
+}
+
 Status Catalog::Migrate() {
   std::lock_guard lock(mu_);
-  SFS_ASSIGN_OR_RETURN(int64_t has_meta,
-                       Count(*db_, "SELECT count(*) FROM sqlite_master WHERE name = 'meta'", {}));
-  if (!has_meta) {
-    Transaction txn(*this);
-    SFS_RETURN_IF_ERROR(txn.status());
-    SFS_RETURN_IF_ERROR(db_->Exec(db_->SchemaSql()));
+  // Look first without the write lock, so that a current catalog opens
+  // read-only and never waits for a writer.
+  SFS_ASSIGN_OR_RETURN(int version, StoredSchemaVersion(*db_));
+  if (version > kSchemaVersion) return TooNew(version);
+  if (version == kSchemaVersion) return Status::Ok();
+
+  Transaction txn(*this);
+  if (!txn.status().ok()) {
+    const Status& s = txn.status();
+    return Status(s.code(), version == 0 ? "cannot create the catalog schema: " + s.message()
+                                         : "the catalog has schema version " + std::to_string(version) +
+                                               " and must be migrated to " + std::to_string(kSchemaVersion) +
+                                               ", which needs write access: " + s.message());
+  }
+  // Look again under the write lock: another process (samplectl and a
+  // mount started together) may have created or migrated it meanwhile.
+  SFS_ASSIGN_OR_RETURN(version, StoredSchemaVersion(*db_));
+  if (version > kSchemaVersion) return TooNew(version);
+  if (version == 0) {
+    Status s = db_->Exec(db_->SchemaSql());
+    if (!s.ok()) return Status(s.code(), "cannot create the catalog schema: " + s.message());
     return txn.Commit();
   }
-  int version = schema_version();
-  if (version > kSchemaVersion)
-    return Status(Code::kTooNew, "the catalog has schema version " + std::to_string(version) +
-                                     ", newer than this samplefs (" +
-                                     std::to_string(kSchemaVersion) +
-                                     "); upgrade samplefs to open it");
-  if (version < 1) return Status(Code::kCorrupt, "the catalog has no valid schema_version");
-  if (version == kSchemaVersion) return Status::Ok();
   // The whole ladder runs in one transaction: a failure leaves the
   // catalog exactly at its old version.
-  Transaction txn(*this);
-  SFS_RETURN_IF_ERROR(txn.status());
   for (int v = version; v < kSchemaVersion; ++v) {
     std::string sql = db_->MigrationSql(v);
     if (sql.empty())
@@ -297,9 +377,15 @@ Status Catalog::CheckRecordExists(const char* table, int64_t id, const char* wha
 // ---------------------------------------------------------------------------
 // Species.
 
-Result<Species> Catalog::CreateSpecies(const Species& s) {
+static Status ValidateSpeciesFields(const Species& s) {
   SFS_RETURN_IF_ERROR(ValidateName(s.name, "species name"));
-  for (auto* f : {&s.species, &s.strain, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  SFS_RETURN_IF_ERROR(ValidateText(s.species, "species"));
+  SFS_RETURN_IF_ERROR(ValidateText(s.strain, "species strain"));
+  return ValidateText(s.notes, "species notes");
+}
+
+Result<Species> Catalog::CreateSpecies(const Species& s) {
+  SFS_RETURN_IF_ERROR(ValidateSpeciesFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<Species>(
       *db_, std::string("INSERT INTO species(name, species, strain, notes) VALUES (?, ?, ?, ?) RETURNING ") + kSpeciesCols,
@@ -321,8 +407,7 @@ Result<Species> Catalog::SpeciesById(int64_t id) {
 }
 
 Status Catalog::UpdateSpecies(const Species& s) {
-  SFS_RETURN_IF_ERROR(ValidateName(s.name, "species name"));
-  for (auto* f : {&s.species, &s.strain, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  SFS_RETURN_IF_ERROR(ValidateSpeciesFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
                            "UPDATE species SET name = ?, species = ?, strain = ?, notes = ? "
@@ -353,9 +438,15 @@ Result<std::vector<Species>> Catalog::ListSpecies(int64_t after_id, int limit) {
 // ---------------------------------------------------------------------------
 // Samples.
 
-Result<Sample> Catalog::CreateSample(const Sample& s) {
+static Status ValidateSampleFields(const Sample& s) {
   SFS_RETURN_IF_ERROR(ValidateName(s.name, "sample name"));
-  for (auto* f : {&s.patient_id, &s.sample_type, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  SFS_RETURN_IF_ERROR(ValidateText(s.patient_id, "sample patient_id"));
+  SFS_RETURN_IF_ERROR(ValidateText(s.sample_type, "sample type"));
+  return ValidateText(s.notes, "sample notes");
+}
+
+Result<Sample> Catalog::CreateSample(const Sample& s) {
+  SFS_RETURN_IF_ERROR(ValidateSampleFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<Sample>(
       *db_, std::string("INSERT INTO sample(name, species_id, patient_id, sample_type, notes) "
@@ -380,8 +471,7 @@ Result<Sample> Catalog::SampleById(int64_t id) {
 }
 
 Status Catalog::UpdateSample(const Sample& s) {
-  SFS_RETURN_IF_ERROR(ValidateName(s.name, "sample name"));
-  for (auto* f : {&s.patient_id, &s.sample_type, &s.notes}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  SFS_RETURN_IF_ERROR(ValidateSampleFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
                            "UPDATE sample SET name = ?, species_id = ?, patient_id = ?, "
@@ -417,11 +507,18 @@ Result<std::vector<Sample>> Catalog::ListSamples(int64_t species_id, int64_t aft
 // ---------------------------------------------------------------------------
 // Dyes.
 
-Result<Dye> Catalog::CreateDye(const Dye& d) {
+// Short names have no white space: they are typed in query expressions and
+// shell commands ("dye=A647").
+static Status ValidateDyeFields(const Dye& d) {
   SFS_RETURN_IF_ERROR(ValidateName(d.short_name, "dye short name"));
-  if (d.short_name.find_first_of(" \t\n") != std::string::npos)
-    return Status(Code::kInvalidArgument, "dye short name " + Quoted(d.short_name) + " contains spaces");
-  for (auto* f : {&d.long_name, &d.spectra_db_name}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  if (d.short_name.find_first_of(" \t\n\r\v\f") != std::string::npos)
+    return Status(Code::kInvalidArgument, "dye short name " + Quoted(d.short_name) + " contains white space");
+  SFS_RETURN_IF_ERROR(ValidateText(d.long_name, "dye long_name"));
+  return ValidateText(d.spectra_db_name, "dye spectra_db_name");
+}
+
+Result<Dye> Catalog::CreateDye(const Dye& d) {
+  SFS_RETURN_IF_ERROR(ValidateDyeFields(d));
   std::lock_guard lock(mu_);
   auto r = OneRow<Dye>(*db_, std::string("INSERT INTO dye(short_name, long_name, spectra_db_name) "
                                          "VALUES (?, ?, ?) RETURNING ") + kDyeCols,
@@ -443,10 +540,7 @@ Result<Dye> Catalog::DyeById(int64_t id) {
 }
 
 Status Catalog::UpdateDye(const Dye& d) {
-  SFS_RETURN_IF_ERROR(ValidateName(d.short_name, "dye short name"));
-  if (d.short_name.find_first_of(" \t\n") != std::string::npos)
-    return Status(Code::kInvalidArgument, "dye short name " + Quoted(d.short_name) + " contains spaces");
-  for (auto* f : {&d.long_name, &d.spectra_db_name}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
+  SFS_RETURN_IF_ERROR(ValidateDyeFields(d));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
                            "UPDATE dye SET short_name = ?, long_name = ?, spectra_db_name = ? "
@@ -478,15 +572,16 @@ Result<std::vector<Dye>> Catalog::ListDyes(int64_t after_id, int limit) {
 
 static Status ValidateSlideFields(const Slide& s) {
   SFS_RETURN_IF_ERROR(ValidateName(s.reference, "slide reference"));
-  for (auto* f : {&s.creator, &s.notes, &s.created}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
-  return Status::Ok();
+  SFS_RETURN_IF_ERROR(ValidateText(s.creator, "slide creator"));
+  return ValidateText(s.notes, "slide notes");
 }
 
 Result<Slide> Catalog::CreateSlide(const Slide& s) {
   SFS_RETURN_IF_ERROR(ValidateSlideFields(s));
-  std::string now = NowIso8601();
-  std::string created = s.created.empty() ? now : s.created;
-  std::string modified = s.modified.empty() ? created : s.modified;
+  std::string created = NowIso8601(), modified;
+  if (!s.created.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(s.created, "slide created", &created));
+  if (s.modified.empty()) modified = created;
+  else SFS_RETURN_IF_ERROR(NormalizeTimestamp(s.modified, "slide modified", &modified));
   std::lock_guard lock(mu_);
   auto r = OneRow<Slide>(
       *db_, std::string("INSERT INTO slide(reference, sample_id, creator, notes, created, modified) "
@@ -512,11 +607,15 @@ Result<Slide> Catalog::SlideById(int64_t id) {
 
 Status Catalog::UpdateSlide(const Slide& s) {
   SFS_RETURN_IF_ERROR(ValidateSlideFields(s));
+  // An empty `created` keeps the stored one (it is never erased).
+  std::string created;
+  if (!s.created.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(s.created, "slide created", &created));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
                            "UPDATE slide SET reference = ?, sample_id = ?, creator = ?, notes = ?, "
-                           "created = ?, modified = ? WHERE id = ? RETURNING id",
-                           {s.reference, s.sample_id, s.creator, s.notes, s.created, NowIso8601(), s.id},
+                           "created = coalesce(nullif(?, ''), created), modified = ? "
+                           "WHERE id = ? RETURNING id",
+                           {s.reference, s.sample_id, s.creator, s.notes, created, NowIso8601(), s.id},
                            [](const Statement& st) { return st.Int(0); },
                            "slide " + std::to_string(s.id) + " does not exist");
   return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
@@ -537,6 +636,15 @@ Status Catalog::DeleteSlide(int64_t id) {
 // species sp`; one EXISTS per term, each answered by an index.
 static Status SlideQueryWhere(const Query& q, std::string* where, Params* ps) {
   for (const auto& t : q.terms) {
+    // A Query may be built in code rather than parsed: check each term as
+    // Parse would (key syntax, non-empty value, dates for after/before),
+    // since after/before compare text and a malformed bound would silently
+    // match the wrong slides.
+    Query single;
+    single.terms.push_back(t);
+    SFS_ASSIGN_OR_RETURN(Query parsed, Query::Parse(single.ToString()));
+    if (parsed.terms != single.terms)
+      return Status(Code::kInvalidArgument, "query key '" + t.key + "' is malformed");
     const std::string& k = t.key;
     if (k == "species") { *where += " AND sp.name = ?"; ps->push_back(t.value); }
     else if (k == "sample") { *where += " AND sa.name = ?"; ps->push_back(t.value); }
@@ -610,8 +718,8 @@ Result<std::vector<std::string>> Catalog::ListStructures() {
 
 static Status ValidateLabelling(const Labelling& l) {
   SFS_RETURN_IF_ERROR(ValidateName(l.structure, "labelled structure"));
-  for (auto* f : {&l.isotype, &l.antibody}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
-  return Status::Ok();
+  SFS_RETURN_IF_ERROR(ValidateText(l.isotype, "labelling isotype"));
+  return ValidateText(l.antibody, "labelling antibody");
 }
 
 Result<Labelling> Catalog::AddLabelling(const Labelling& l) {
@@ -621,10 +729,11 @@ Result<Labelling> Catalog::AddLabelling(const Labelling& l) {
       *db_, std::string("INSERT INTO labelling(slide_id, structure, isotype, antibody, dye_id) "
                         "VALUES (?, ?, ?, ?, ?) RETURNING ") + kLabellingCols,
       {l.slide_id, l.structure, l.isotype, l.antibody, l.dye_id}, ReadLabelling, "");
-  if (!r.ok())
-    return Explain(r.status(), "",
-                   "slide " + std::to_string(l.slide_id) + " or dye " + std::to_string(l.dye_id) +
-                       " does not exist");
+  if (r.status().code() == Code::kReferenceMissing) {
+    // Two foreign keys: say which one points nowhere.
+    SFS_RETURN_IF_ERROR(CheckRecordExists("slide", l.slide_id, "slide"));
+    SFS_RETURN_IF_ERROR(CheckRecordExists("dye", l.dye_id, "dye"));
+  }
   return r;
 }
 
@@ -661,13 +770,14 @@ Status Catalog::ReplaceLabellings(int64_t slide_id, const std::vector<Labelling>
 
 static Status ValidateImageFields(const Image& i) {
   SFS_RETURN_IF_ERROR(ValidateName(i.name, "image name"));
-  for (auto* f : {&i.user, &i.acquired, &i.comments}) SFS_RETURN_IF_ERROR(ValidateText(*f, "field"));
-  return Status::Ok();
+  SFS_RETURN_IF_ERROR(ValidateText(i.user, "image user"));
+  return ValidateText(i.comments, "image comments");
 }
 
 Result<Image> Catalog::CreateImage(const Image& i) {
   SFS_RETURN_IF_ERROR(ValidateImageFields(i));
-  std::string acquired = i.acquired.empty() ? NowIso8601() : i.acquired;
+  std::string acquired = NowIso8601();
+  if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   return InTxn(*this, [&]() -> Result<Image> {
     auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(slide_id, name, user, acquired, comments) "
                                              "VALUES (?, ?, ?, ?, ?) RETURNING ") + kImageCols,
@@ -698,11 +808,15 @@ Result<Image> Catalog::ImageById(int64_t id) {
 
 Status Catalog::UpdateImage(const Image& i) {
   SFS_RETURN_IF_ERROR(ValidateImageFields(i));
+  // An empty `acquired` keeps the stored one.
+  std::string acquired;
+  if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
-                           "UPDATE image SET slide_id = ?, name = ?, user = ?, acquired = ?, "
-                           "comments = ? WHERE id = ? RETURNING id",
-                           {i.slide_id, i.name, i.user, i.acquired, i.comments, i.id},
+                           "UPDATE image SET slide_id = ?, name = ?, user = ?, "
+                           "acquired = coalesce(nullif(?, ''), acquired), comments = ? "
+                           "WHERE id = ? RETURNING id",
+                           {i.slide_id, i.name, i.user, acquired, i.comments, i.id},
                            [](const Statement& st) { return st.Int(0); },
                            "image " + std::to_string(i.id) + " does not exist");
   return Explain(r.status(), "image " + Quoted(i.name) + " already exists in that slide",
@@ -737,8 +851,8 @@ Result<Entry> Catalog::FilesRoot(int64_t image_id) {
                        {image_id}, ReadEntry, "image " + std::to_string(image_id) + " does not exist");
 }
 
-static Status ValidateEntryFields(const Entry& e) {
-  SFS_RETURN_IF_ERROR(ValidateName(e.name, "file name"));
+// The content fields of an entry (what UpdateEntry may change).
+static Status ValidateEntryContent(const Entry& e) {
   if (e.type == EntryType::kFile && !IsHashHex(e.hash))
     return Status(Code::kInvalidArgument, "file " + Quoted(e.name) + " has no valid content hash");
   if (e.type == EntryType::kSymlink) {
@@ -751,10 +865,19 @@ static Status ValidateEntryFields(const Entry& e) {
   return Status::Ok();
 }
 
+static Status ValidateEntryFields(const Entry& e) {
+  SFS_RETURN_IF_ERROR(ValidateName(e.name, "file name"));
+  return ValidateEntryContent(e);
+}
+
 Result<Entry> Catalog::CreateEntry(const Entry& e) {
   SFS_RETURN_IF_ERROR(ValidateEntryFields(e));
   return InTxn(*this, [&]() -> Result<Entry> {
-    SFS_ASSIGN_OR_RETURN(Entry parent, EntryById(e.parent_id));
+    auto found = EntryById(e.parent_id);
+    if (found.status().is_not_found())
+      return Status(Code::kReferenceMissing, "parent folder " + std::to_string(e.parent_id) + " of " +
+                                                 Quoted(e.name) + " does not exist");
+    SFS_ASSIGN_OR_RETURN(Entry parent, std::move(found));
     if (parent.type != EntryType::kFolder)
       return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
     auto r = OneRow<Entry>(
@@ -785,7 +908,10 @@ Result<Entry> Catalog::EntryByName(int64_t parent_id, const std::string& name) {
 }
 
 Status Catalog::UpdateEntry(const Entry& e) {
-  if (e.parent_id != 0) SFS_RETURN_IF_ERROR(ValidateEntryFields(e));
+  // Only the content fields are written, so only they are checked (the
+  // caller's name and parent_id are ignored); this applies to an image's
+  // root folder as to any other entry.
+  SFS_RETURN_IF_ERROR(ValidateEntryContent(e));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(
       *db_,
@@ -797,6 +923,13 @@ Status Catalog::UpdateEntry(const Entry& e) {
        std::string(EntryTypeName(e.type))},
       [](const Statement& st) { return st.Int(0); },
       "entry " + std::to_string(e.id) + " does not exist");
+  if (r.status().is_not_found()) {
+    // No row: either no such entry, or one of another type.
+    SFS_ASSIGN_OR_RETURN(Entry old, EntryById(e.id));
+    return Status(Code::kInvalidArgument, Quoted(old.name) + " is a " + EntryTypeName(old.type) +
+                                              ", not a " + EntryTypeName(e.type) +
+                                              "; an entry's type cannot change");
+  }
   return r.status();
 }
 
@@ -818,7 +951,11 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
   return InTxn(*this, [&]() -> Result<int64_t> {
     SFS_ASSIGN_OR_RETURN(Entry e, EntryById(id));
     if (e.parent_id == 0) return Status(Code::kPermission, "files/ of an image cannot be moved");
-    SFS_ASSIGN_OR_RETURN(Entry parent, EntryById(new_parent_id));
+    auto found = EntryById(new_parent_id);
+    if (found.status().is_not_found())
+      return Status(Code::kReferenceMissing,
+                    "target folder " + std::to_string(new_parent_id) + " does not exist");
+    SFS_ASSIGN_OR_RETURN(Entry parent, std::move(found));
     if (parent.type != EntryType::kFolder)
       return Status(Code::kInvalidArgument, "target of the move is not a folder");
     if (e.type == EntryType::kFolder) {
@@ -928,8 +1065,18 @@ Result<std::vector<std::string>> Catalog::TagsOf(Entity entity, int64_t record_i
                            [](const Statement& st) { return st.Text(0); });
 }
 
+// Tags and annotations name their record by (entity, id) with no foreign
+// key (none can point at "any table"), so the catalog checks the record.
+static Status CheckEntityExists(Database& db, Entity entity, int64_t record_id) {
+  const std::string table = EntityName(entity);  // a fixed table name, never user text
+  SFS_ASSIGN_OR_RETURN(int64_t n, Count(db, "SELECT count(*) FROM " + table + " WHERE id = ?", {record_id}));
+  if (!n) return Status(Code::kReferenceMissing, table + " " + std::to_string(record_id) + " does not exist");
+  return Status::Ok();
+}
+
 Status Catalog::AddTag(Entity entity, int64_t record_id, const std::string& name) {
   return InTxn(*this, [&]() -> Status {
+    SFS_RETURN_IF_ERROR(CheckEntityExists(*db_, entity, record_id));
     auto t = TagByName(name);
     if (!t.ok() && t.status().is_not_found()) t = CreateTag(name);
     if (!t.ok()) return t.status();
@@ -959,6 +1106,7 @@ Status Catalog::SetTags(Entity entity, int64_t record_id, const std::vector<std:
       return Status(Code::kInvalidArgument, "tag name " + Quoted(n) + " contains ','");
   }
   return InTxn(*this, [&]() -> Status {
+    SFS_RETURN_IF_ERROR(CheckEntityExists(*db_, entity, record_id));
     SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM tagging WHERE entity = ? AND record_id = ?",
                              {std::string(EntityName(entity)), record_id}));
     for (const auto& n : names) SFS_RETURN_IF_ERROR(AddTag(entity, record_id, n));
@@ -1001,11 +1149,13 @@ Status Catalog::SetAnnotation(Entity entity, int64_t record_id, const std::strin
   if (key.empty() || key.size() > 255) return Status(Code::kInvalidArgument, "annotation key must be 1..255 bytes");
   SFS_RETURN_IF_ERROR(ValidateText(key, "annotation key"));
   SFS_RETURN_IF_ERROR(ValidateText(value, "annotation value"));
-  std::lock_guard lock(mu_);
-  return Exec(*db_,
-              "INSERT INTO annotation(entity, record_id, key, value) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (entity, record_id, key) DO UPDATE SET value = excluded.value",
-              {std::string(EntityName(entity)), record_id, key, value});
+  return InTxn(*this, [&]() -> Status {
+    SFS_RETURN_IF_ERROR(CheckEntityExists(*db_, entity, record_id));
+    return Exec(*db_,
+                "INSERT INTO annotation(entity, record_id, key, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (entity, record_id, key) DO UPDATE SET value = excluded.value",
+                {std::string(EntityName(entity)), record_id, key, value});
+  });
 }
 
 Status Catalog::RemoveAnnotation(Entity entity, int64_t record_id, const std::string& key) {
@@ -1049,14 +1199,26 @@ Result<CatalogStats> Catalog::Stats() {
 }
 
 Status Catalog::ForEachReferencedHash(const std::function<Status(const std::string&)>& fn) {
-  std::vector<std::string> hashes;
-  {
-    std::lock_guard lock(mu_);
-    SFS_RETURN_IF_ERROR(ForRows(*db_, "SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL", {},
-                                [&](const Statement& st) { hashes.push_back(st.Text(0)); }));
+  // Pages through the hash index in hash order, so memory stays flat for
+  // millions of objects and `fn` runs without the catalog lock (it may call
+  // the catalog). A hash recorded during the walk may be missed if it sorts
+  // before the current page; gc's grace period covers such young objects.
+  constexpr int kPage = 1024;
+  std::string after;  // "" sorts before every hash
+  for (;;) {
+    std::vector<std::string> page;
+    {
+      std::lock_guard lock(mu_);
+      SFS_RETURN_IF_ERROR(ForRows(*db_,
+                                  "SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL AND hash > ? "
+                                  "ORDER BY hash LIMIT ?",
+                                  {after, int64_t{kPage}},
+                                  [&](const Statement& st) { page.push_back(st.Text(0)); }));
+    }
+    for (const auto& h : page) SFS_RETURN_IF_ERROR(fn(h));
+    if (page.size() < static_cast<size_t>(kPage)) return Status::Ok();
+    after = page.back();
   }
-  for (const auto& h : hashes) SFS_RETURN_IF_ERROR(fn(h));
-  return Status::Ok();
 }
 
 Result<int64_t> Catalog::ExternalChangeCounter() {

@@ -2,7 +2,9 @@
 // `key=value` terms joined by ',', e.g. "species=HeLa,dye=A647,tag=good".
 // Known keys: species, sample, dye, structure, tag, creator, user, after,
 // before; any other key matches an annotation of the slide. Terms are ANDed.
-// A value may contain '=' but not ','; "\," stands for a literal comma.
+// A value may contain '='; "\," stands for a literal comma and "\\" for a
+// literal backslash (any other backslash is itself), so ToString() and
+// Parse() round-trip every value.
 #pragma once
 
 #include <string>

@@ -36,7 +36,7 @@ struct Fd {
 };
 
 struct FileHandle {
-  enum class Kind { kObject, kText, kLive };
+  enum class Kind { kObject, kText, kLive, kScratch, kSidecarEdit };
   Kind kind = Kind::kObject;
   std::shared_ptr<Fd> fd;          // kObject: the object read
   std::string text;                // kText: rendered sidecar/status/errors
@@ -46,7 +46,33 @@ struct FileHandle {
   fuse_ino_t ino = 0;
   std::mutex mu;                   // guards fd/fd_hash of a kLive handle
   std::string fd_hash;
+  std::shared_ptr<ScratchFile> scratch;  // kScratch
+  // kSidecarEdit: the document being written, applied at flush.
+  std::string edit;
+  bool edited = false;
+  bool oversize = false;
 };
+
+// The record a directory stands for, where editors may keep temporary files.
+std::optional<std::pair<Entity, int64_t>> RecordDir(const NodeSpec& s) {
+  switch (s.kind) {
+    case NodeKind::kSpecies: return std::make_pair(Entity::kSpecies, s.record_id);
+    case NodeKind::kSample: return std::make_pair(Entity::kSample, s.record_id);
+    case NodeKind::kDye: return std::make_pair(Entity::kDye, s.record_id);
+    case NodeKind::kSlide: return std::make_pair(Entity::kSlide, s.record_id);
+    case NodeKind::kImage: return std::make_pair(Entity::kImage, s.record_id);
+    default: return std::nullopt;
+  }
+}
+
+NodeSpec ScratchSpec(Entity e, int64_t id, const std::string& name) {
+  NodeSpec s;
+  s.kind = NodeKind::kScratch;
+  s.entity = e;
+  s.record_id = id;
+  s.text = name;
+  return s;
+}
 
 Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
 FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
@@ -87,6 +113,22 @@ void ReplyStatus(fuse_req_t req, const char* op, const std::string& path, const 
 
 // Attributes of a node, including a pending (unpublished) version's size.
 Result<struct stat> NodeAttr(Filesystem* fs, fuse_ino_t ino, const NodeSpec& spec) {
+  if (spec.kind == NodeKind::kScratch) {
+    auto f = fs->scratch().Get(spec.entity, spec.record_id, spec.text);
+    if (!f) return Status(Code::kNotFound, "'" + spec.text + "' does not exist");
+    struct stat st {};
+    const auto& id = fs->ns().identity();
+    st.st_ino = ino;
+    st.st_uid = id.uid;
+    st.st_gid = id.gid;
+    st.st_nlink = 1;
+    st.st_mode = S_IFREG | f->mode;
+    std::lock_guard lock(f->mu);
+    st.st_size = static_cast<off_t>(f->data.size());
+    st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = f->mtime_ns / 1000000000;
+    st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = f->mtime_ns % 1000000000;
+    return st;
+  }
   SFS_ASSIGN_OR_RETURN(struct stat st, fs->ns().Attr(spec));
   st.st_ino = ino;
   if (spec.kind == NodeKind::kFile) {
@@ -165,6 +207,10 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
   auto child = fs->ns().Lookup(ps, name);
+  if (!child.ok() && child.status().is_not_found()) {
+    if (auto dir = RecordDir(ps); dir && fs->scratch().Get(dir->first, dir->second, name))
+      child = ScratchSpec(dir->first, dir->second, name);
+  }
   if (!child.ok()) return ReplyStatus(req, "lookup", fs->PathOf(parent, name), child.status());
   ReplyNewEntry(req, parent, name, *child, "lookup");
   SFS_FUSE_CATCH("lookup")
@@ -207,7 +253,26 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   bool is_entry = spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder ||
                   spec.kind == NodeKind::kSymlink;
-  if (!is_entry) {
+  FileHandle* fh = fi ? Handle(fi) : nullptr;
+  if (spec.kind == NodeKind::kScratch) {
+    auto f = fs->scratch().Get(spec.entity, spec.record_id, spec.text);
+    if (!f) return (void)fuse_reply_err(req, ENOENT);
+    std::lock_guard lock(f->mu);
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      if (static_cast<size_t>(attr->st_size) > ScratchFiles::kMaxFileBytes)
+        return ReplyStatus(req, "truncate", path, Status(Code::kTooBig, "temporary files are limited to 1 MiB"));
+      f->data.resize(static_cast<size_t>(attr->st_size));
+    }
+    if (to_set & FUSE_SET_ATTR_MODE) f->mode = attr->st_mode & 07777;
+    if (to_set & FUSE_SET_ATTR_MTIME)
+      f->mtime_ns = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
+  } else if (spec.kind == NodeKind::kSidecar && fh && fh->kind == FileHandle::Kind::kSidecarEdit &&
+             (to_set & FUSE_SET_ATTR_SIZE)) {
+    std::lock_guard lock(fh->mu);
+    if (static_cast<size_t>(attr->st_size) > kMaxSidecarBytes) fh->oversize = true;
+    else fh->edit.resize(static_cast<size_t>(attr->st_size));
+    fh->edited = true;
+  } else if (!is_entry) {
     if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE))
       return ReplyStatus(req, "setattr", path,
                          Status(Code::kPermission, std::string("cannot change the size or mode of ") +
@@ -311,7 +376,10 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Filesystem* fs = Fs(req);
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
-  Status s = fs->ns().Unlink(ps, name);
+  Status s;
+  auto dir = RecordDir(ps);
+  if (dir && fs->scratch().Get(dir->first, dir->second, name)) s = fs->scratch().Remove(dir->first, dir->second, name);
+  else s = fs->ns().Unlink(ps, name);
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
@@ -350,6 +418,41 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   Filesystem* fs = Fs(req);
   NodeSpec ps, nps;
   if (!ParentSpec(req, parent, &ps) || !ParentSpec(req, newparent, &nps)) return;
+  auto dir = RecordDir(ps);
+  if (dir && fs->scratch().Get(dir->first, dir->second, name)) {
+    // An editor's temporary file: renamed over the sidecar it is applied,
+    // renamed to another temporary name it just moves.
+    std::string path = fs->PathOf(newparent, newname);
+    if (!(RecordDir(nps) == dir))
+      return ReplyStatus(req, "rename", path, Status(Code::kPermission, "temporary files stay in their directory"));
+    auto target = fs->ns().Lookup(nps, newname);
+    if (target.ok() && target->kind == NodeKind::kSidecar) {
+      auto f = fs->scratch().Get(dir->first, dir->second, name);
+      std::string doc;
+      {
+        std::lock_guard lock(f->mu);
+        doc = f->data;
+      }
+      Status s = ApplySidecar(fs->catalog(), dir->first, dir->second, doc);
+      if (!s.ok()) return ReplyStatus(req, "rename", path, s);
+      (void)fs->scratch().Remove(dir->first, dir->second, name);
+      if (auto ino = fs->nodes().Find(parent, name)) {
+        fs->nodes().Move(*ino, newparent, newname);
+        fs->nodes().SetSpec(*ino, *target);
+      }
+      return (void)fuse_reply_err(req, 0);
+    }
+    if (target.ok()) return ReplyStatus(req, "rename", path, Status(Code::kPermission, "cannot replace " + std::string(NodeKindName(target->kind))));
+    if ((flags & 1) && fs->scratch().Get(dir->first, dir->second, newname))
+      return ReplyStatus(req, "rename", path, Status(Code::kAlreadyExists, "'" + std::string(newname) + "' exists"));
+    Status s = fs->scratch().Rename(dir->first, dir->second, name, newname);
+    if (!s.ok()) return ReplyStatus(req, "rename", path, s);
+    if (auto ino = fs->nodes().Find(parent, name)) {
+      fs->nodes().Move(*ino, newparent, newname);
+      fs->nodes().SetSpec(*ino, ScratchSpec(dir->first, dir->second, newname));
+    }
+    return (void)fuse_reply_err(req, 0);
+  }
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
   if (auto ino = fs->nodes().Find(parent, name)) fs->nodes().Move(*ino, newparent, newname);
@@ -439,11 +542,22 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     case NodeKind::kSidecar:
     case NodeKind::kStatusFile:
     case NodeKind::kErrorsFile: {
+      if (writable && spec.kind == NodeKind::kSidecar) {
+        if (fs->options().read_only) return ReplyStatus(req, "open", path, Status(Code::kReadOnly, "read-only mount"));
+        // The document is edited in memory and applied when closed.
+        h->kind = FileHandle::Kind::kSidecarEdit;
+        if (fi->flags & O_TRUNC) {
+          h->edited = true;
+        } else {
+          auto t = fs->ns().Render(spec);
+          if (!t.ok()) return ReplyStatus(req, "open", path, t.status());
+          h->edit = std::move(*t);
+        }
+        fi->direct_io = 1;
+        break;
+      }
       if (writable)
-        return ReplyStatus(req, "open", path,
-                           Status(Code::kPermission, spec.kind == NodeKind::kSidecar
-                                                         ? "sidecar documents are read-only in this version"
-                                                         : "generated files are read-only"));
+        return ReplyStatus(req, "open", path, Status(Code::kPermission, "generated files are read-only"));
       h->kind = FileHandle::Kind::kText;
       if (spec.kind == NodeKind::kErrorsFile) {
         h->text = fs->errors().Text();
@@ -453,6 +567,17 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         h->text = std::move(*t);
       }
       // Generated text may change size between stat and read.
+      fi->direct_io = 1;
+      break;
+    }
+    case NodeKind::kScratch: {
+      h->kind = FileHandle::Kind::kScratch;
+      h->scratch = fs->scratch().Get(spec.entity, spec.record_id, spec.text);
+      if (!h->scratch) return (void)fuse_reply_err(req, ENOENT);
+      if (writable && (fi->flags & O_TRUNC)) {
+        std::lock_guard lock(h->scratch->mu);
+        h->scratch->data.clear();
+      }
       fi->direct_io = 1;
       break;
     }
@@ -480,6 +605,36 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   if (!ParentSpec(req, parent, &ps)) return;
   std::string path = fs->PathOf(parent, name);
   if (!S_ISREG(mode)) return ReplyStatus(req, "create", path, Status(Code::kPermission, "only regular files"));
+  if (auto dir = RecordDir(ps)) {
+    // Editors' temporary files next to a sidecar (see fs/scratch.h).
+    if (fs->ns().Lookup(ps, name).ok())
+      return ReplyStatus(req, "create", path, Status(Code::kAlreadyExists, "'" + std::string(name) + "' exists"));
+    Status valid = ValidateName(name);
+    if (!valid.ok()) return ReplyStatus(req, "create", path, valid);
+    auto f = fs->scratch().Create(dir->first, dir->second, name, mode & ~fuse_req_ctx(req)->umask);
+    if (!f.ok()) return ReplyStatus(req, "create", path, f.status());
+    NodeSpec spec = ScratchSpec(dir->first, dir->second, name);
+    Node node = fs->nodes().Resolve(parent, name, spec, 1);
+    auto st = NodeAttr(fs, node.ino, spec);
+    if (!st.ok()) {
+      fs->nodes().Forget(node.ino, 1);
+      return ReplyStatus(req, "create", path, st.status());
+    }
+    auto h = std::make_unique<FileHandle>();
+    h->spec = spec;
+    h->ino = node.ino;
+    h->writable = true;
+    h->kind = FileHandle::Kind::kScratch;
+    h->scratch = *f;
+    fi->direct_io = 1;
+    fuse_entry_param ep = EntryParam(fs, node, *st);
+    fi->fh = reinterpret_cast<uint64_t>(h.release());
+    if (fuse_reply_create(req, &ep, fi) != 0) {
+      delete Handle(fi);
+      fs->nodes().Forget(node.ino, 1);
+    }
+    return;
+  }
   auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
   if (!e.ok()) {
     // O_CREAT without O_EXCL on an existing name is an open.
@@ -580,6 +735,17 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
     }
     case FileHandle::Kind::kObject:
       return ReplyFromFd(req, h->fd, size, off);
+    case FileHandle::Kind::kScratch:
+    case FileHandle::Kind::kSidecarEdit: {
+      std::unique_lock lock(h->kind == FileHandle::Kind::kScratch ? h->scratch->mu : h->mu);
+      const std::string& data = h->kind == FileHandle::Kind::kScratch ? h->scratch->data : h->edit;
+      if (static_cast<size_t>(off) >= data.size()) return (void)fuse_reply_buf(req, nullptr, 0);
+      size_t n = std::min(size, data.size() - static_cast<size_t>(off));
+      std::string chunk = data.substr(static_cast<size_t>(off), n);
+      lock.unlock();
+      fuse_reply_buf(req, chunk.data(), chunk.size());
+      return;
+    }
     case FileHandle::Kind::kLive: {
       std::shared_ptr<Fd> fd;
       {
@@ -615,6 +781,24 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
   FileHandle* h = Handle(fi);
+  if (h->kind == FileHandle::Kind::kScratch || h->kind == FileHandle::Kind::kSidecarEdit) {
+    bool scratch = h->kind == FileHandle::Kind::kScratch;
+    std::lock_guard lock(scratch ? h->scratch->mu : h->mu);
+    std::string& data = scratch ? h->scratch->data : h->edit;
+    size_t limit = scratch ? ScratchFiles::kMaxFileBytes : kMaxSidecarBytes;
+    size_t end = static_cast<size_t>(off) + size;
+    if (end > limit) {
+      if (scratch) return (void)fuse_reply_err(req, EFBIG);
+      // Accepted but not kept: the close reports the document as too big.
+      h->oversize = true;
+      h->edited = true;
+      return (void)fuse_reply_write(req, size);
+    }
+    if (data.size() < end) data.resize(end);
+    data.replace(static_cast<size_t>(off), size, buf, size);
+    h->edited = true;
+    return (void)fuse_reply_write(req, size);
+  }
   if (!h->writable || !h->of) return (void)fuse_reply_err(req, EBADF);
   Status s;
   {
@@ -637,7 +821,17 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   Filesystem* fs = Fs(req);
   FileHandle* h = Handle(fi);
   Status s;
-  if (h->writable && h->of) {
+  if (h->kind == FileHandle::Kind::kSidecarEdit) {
+    std::lock_guard lock(h->mu);
+    if (h->edited) {
+      h->edited = false;
+      s = h->oversize ? Status(Code::kInvalidArgument, "document is over the 1 MiB limit")
+                      : ApplySidecar(fs->catalog(), h->spec.entity, h->spec.record_id, h->edit);
+      // Every rejection of a document is EINVAL at close (SPEC section 4).
+      if (!s.ok() && s.code() != Code::kBusy && s.code() != Code::kIo && s.code() != Code::kNoSpace)
+        s = Status(Code::kInvalidArgument, s.message());
+    }
+  } else if (h->writable && h->of) {
     std::lock_guard lock(h->of->mu);
     s = h->of->error;
     // The last writer's close publishes, so close() can report failures.

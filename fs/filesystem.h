@@ -27,6 +27,7 @@
 #include "fs/error_log.h"
 #include "fs/namespace.h"
 #include "fs/node_table.h"
+#include "fs/scratch.h"
 
 namespace samplefs::fs {
 
@@ -60,6 +61,7 @@ class Filesystem {
   NodeTable& nodes() { return nodes_; }
   Namespace& ns() { return ns_; }
   ErrorLog& errors() { return errors_; }
+  ScratchFiles& scratch() { return scratch_; }
   const MountOptions& options() const { return options_; }
   const std::string& empty_hash() const { return empty_hash_; }
   void set_session(fuse_session* se) { session_ = se; }
@@ -95,6 +97,7 @@ class Filesystem {
   NodeTable nodes_;
   Namespace ns_;
   ErrorLog errors_;
+  ScratchFiles scratch_;
   std::string empty_hash_;
   fuse_session* session_ = nullptr;
 

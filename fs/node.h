@@ -42,6 +42,8 @@ enum class NodeKind : uint8_t {
   kSidecar,         // species.json, slide.json, ...   entity + record_id
   kStatusFile,      // /.samplefs/status.json
   kErrorsFile,      // /.samplefs/errors
+  kScratch,         // an editor's temporary file in a record directory:
+                    // entity + record_id = the directory, text = name
 };
 
 struct NodeSpec {
@@ -52,7 +54,8 @@ struct NodeSpec {
 
   bool is_dir() const {
     return kind != NodeKind::kFile && kind != NodeKind::kSymlink && kind != NodeKind::kSidecar &&
-           kind != NodeKind::kStatusFile && kind != NodeKind::kErrorsFile;
+           kind != NodeKind::kStatusFile && kind != NodeKind::kErrorsFile &&
+           kind != NodeKind::kScratch;
   }
   bool operator==(const NodeSpec& o) const {
     return kind == o.kind && record_id == o.record_id && entity == o.entity && text == o.text;

@@ -32,6 +32,7 @@ const char* NodeKindName(NodeKind kind) {
     case NodeKind::kSidecar: return "a sidecar";
     case NodeKind::kStatusFile: return "status.json";
     case NodeKind::kErrorsFile: return "errors";
+    case NodeKind::kScratch: return "a temporary file";
   }
   return "a node";
 }

@@ -16,6 +16,20 @@ Result<std::string> RenderSidecar(Catalog& catalog, Entity entity, int64_t id);
 // The file name of a record's sidecar: "slide.json", ...
 const char* SidecarName(Entity entity);
 
+// Largest sidecar document accepted (SPEC: "a document over 1 MiB").
+inline constexpr size_t kMaxSidecarBytes = 1024 * 1024;
+
+// Validates a sidecar document written by a user and applies it in one
+// transaction, or changes nothing. Keys that are absent keep their values;
+// read-only keys ("id", a slide's "species" and "modified", an image's
+// "slide") may be present only with their current value. A slide's
+// "labellings" (list of {structure, isotype, antibody, dye}), "tags" (list
+// of strings) and "annotations" (object of strings) replace the record's.
+// kInvalidArgument with a message naming the key for: invalid JSON, not an
+// object, unknown keys, wrong types, a dye/sample/species that does not
+// exist, a changed read-only field, a document over 1 MiB.
+Status ApplySidecar(Catalog& catalog, Entity entity, int64_t id, const std::string& document);
+
 struct Field {
   std::string name;   // as in user.samplefs.<name>
   std::string value;  // UTF-8 text

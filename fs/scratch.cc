@@ -1,0 +1,52 @@
+#include "fs/scratch.h"
+
+namespace samplefs::fs {
+
+Result<std::shared_ptr<ScratchFile>> ScratchFiles::Create(Entity dir, int64_t dir_id,
+                                                          const std::string& name, mode_t mode) {
+  std::lock_guard lock(mu_);
+  Key key{static_cast<int>(dir), dir_id, name};
+  if (files_.count(key)) return Status(Code::kAlreadyExists, "'" + name + "' already exists");
+  size_t in_dir = 0;
+  for (auto it = files_.lower_bound({static_cast<int>(dir), dir_id, std::string()});
+       it != files_.end() && std::get<0>(it->first) == static_cast<int>(dir) &&
+       std::get<1>(it->first) == dir_id;
+       ++it)
+    ++in_dir;
+  if (in_dir >= kMaxPerDirectory)
+    return Status(Code::kNoSpace, "too many temporary files in this directory");
+  auto f = std::make_shared<ScratchFile>();
+  f->mode = mode & 07777;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  f->mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  files_[key] = f;
+  return f;
+}
+
+std::shared_ptr<ScratchFile> ScratchFiles::Get(Entity dir, int64_t dir_id,
+                                               const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = files_.find({static_cast<int>(dir), dir_id, name});
+  return it == files_.end() ? nullptr : it->second;
+}
+
+Status ScratchFiles::Remove(Entity dir, int64_t dir_id, const std::string& name) {
+  std::lock_guard lock(mu_);
+  if (!files_.erase({static_cast<int>(dir), dir_id, name}))
+    return Status(Code::kNotFound, "'" + name + "' does not exist");
+  return Status::Ok();
+}
+
+Status ScratchFiles::Rename(Entity dir, int64_t dir_id, const std::string& from,
+                            const std::string& to) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find({static_cast<int>(dir), dir_id, from});
+  if (it == files_.end()) return Status(Code::kNotFound, "'" + from + "' does not exist");
+  auto f = it->second;
+  files_.erase(it);
+  files_[{static_cast<int>(dir), dir_id, to}] = f;
+  return Status::Ok();
+}
+
+}  // namespace samplefs::fs

@@ -172,6 +172,25 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
   if (fuse_reply_entry(req, &e) != 0) fs->nodes().Forget(node.ino, 1);
 }
 
+// After a change to the record at (parent, name): every other path of it.
+void PostChanged(Filesystem* fs, fuse_ino_t parent, const std::string& name) {
+  if (auto ino = fs->nodes().Find(parent, name))
+    if (auto n = fs->nodes().Get(*ino)) fs->invalidator().PostRecord(n->spec.kind, n->spec.record_id);
+}
+
+// After a change to the record a node stands for (tags, fields, sidecar).
+void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
+  fs->invalidator().PostRecord(spec.kind, spec.record_id);
+  if (spec.kind == NodeKind::kSidecar) {
+    static const std::pair<Entity, NodeKind> kDirs[] = {
+        {Entity::kSpecies, NodeKind::kSpecies}, {Entity::kSample, NodeKind::kSample},
+        {Entity::kDye, NodeKind::kDye}, {Entity::kSlide, NodeKind::kSlide},
+        {Entity::kImage, NodeKind::kImage}};
+    for (auto [e, k] : kDirs)
+      if (e == spec.entity) fs->invalidator().PostRecord(k, spec.record_id);
+  }
+}
+
 bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
   auto node = Fs(req)->nodes().Get(parent);
   if (!node) {
@@ -381,6 +400,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (dir && fs->scratch().Get(dir->first, dir->second, name)) s = fs->scratch().Remove(dir->first, dir->second, name);
   else s = fs->ns().Unlink(ps, name);
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
+  PostChanged(fs, parent, name);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("unlink")
@@ -393,6 +413,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!ParentSpec(req, parent, &ps)) return;
   Status s = fs->ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs->PathOf(parent, name), s);
+  PostChanged(fs, parent, name);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rmdir")
@@ -435,6 +456,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       }
       Status s = ApplySidecar(fs->catalog(), dir->first, dir->second, doc);
       if (!s.ok()) return ReplyStatus(req, "rename", path, s);
+      PostChangedNode(fs, *target);
       (void)fs->scratch().Remove(dir->first, dir->second, name);
       if (auto ino = fs->nodes().Find(parent, name)) {
         fs->nodes().Move(*ino, newparent, newname);
@@ -455,6 +477,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   }
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
+  PostChanged(fs, parent, name);
   if (auto ino = fs->nodes().Find(parent, name)) fs->nodes().Move(*ino, newparent, newname);
   else fs->nodes().Unbind(newparent, newname);
   fuse_reply_err(req, 0);
@@ -827,6 +850,7 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       h->edited = false;
       s = h->oversize ? Status(Code::kInvalidArgument, "document is over the 1 MiB limit")
                       : ApplySidecar(fs->catalog(), h->spec.entity, h->spec.record_id, h->edit);
+      if (s.ok()) PostChangedNode(fs, h->spec);
       // Every rejection of a document is EINVAL at close (SPEC section 4).
       if (!s.ok() && s.code() != Code::kBusy && s.code() != Code::kIo && s.code() != Code::kNoSpace)
         s = Status(Code::kInvalidArgument, s.message());
@@ -1072,6 +1096,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     }
     return ReplyStatus(req, "setxattr", fs->PathOf(ino), s);
   }
+  PostChangedNode(fs, node->spec);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("setxattr")
 }
@@ -1087,6 +1112,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     if (s.is_not_found()) return (void)fuse_reply_err(req, ENODATA);
     return ReplyStatus(req, "removexattr", fs->PathOf(ino), s);
   }
+  PostChangedNode(fs, node->spec);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("removexattr")
 }
@@ -1099,7 +1125,8 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
     : catalog_(catalog),
       store_(store),
       options_(options),
-      ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}) {}
+      ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}),
+      invalidator_(catalog, nodes_) {}
 
 Status Filesystem::Prepare() {
   empty_hash_ = ContentHash::Of("", 0).hex();

@@ -25,6 +25,7 @@
 #include "catalog/catalog.h"
 #include "catalog/object_store.h"
 #include "fs/error_log.h"
+#include "fs/invalidator.h"
 #include "fs/namespace.h"
 #include "fs/node_table.h"
 #include "fs/scratch.h"
@@ -62,6 +63,7 @@ class Filesystem {
   Namespace& ns() { return ns_; }
   ErrorLog& errors() { return errors_; }
   ScratchFiles& scratch() { return scratch_; }
+  Invalidator& invalidator() { return invalidator_; }
   const MountOptions& options() const { return options_; }
   const std::string& empty_hash() const { return empty_hash_; }
   void set_session(fuse_session* se) { session_ = se; }
@@ -98,6 +100,7 @@ class Filesystem {
   Namespace ns_;
   ErrorLog errors_;
   ScratchFiles scratch_;
+  Invalidator invalidator_;
   std::string empty_hash_;
   fuse_session* session_ = nullptr;
 

@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
         if (fuse_daemonize(0) != 0) return 1;
         SetupLogging(*cfg, true);
       }
+      filesystem.invalidator().Start(se);
       if (args.single) {
         rc = fuse_session_loop(se);
       } else {
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
         rc = fuse_session_loop_mt(se, lc);
         fuse_loop_cfg_destroy(lc);
       }
+      filesystem.invalidator().Stop();
       fuse_session_unmount(se);
       spdlog::info("unmounted {}", args.mountpoint);
     } else {

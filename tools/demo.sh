@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's main command: builds samplefs, creates a demo catalog on the
+# embedded SQLite default (~/.local/share/samplefs), mounts it and prints
+# what to try. Re-running it remounts the same catalog without duplicating.
+#
+#   tools/demo.sh            mount at ~/samplefs-demo
+#   SAMPLEFS_DEMO_MNT=/mnt/x tools/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh
+BUILD=${SAMPLEFS_BUILD_DIR:-build/release}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSAMPLEFS_BENCH=OFF >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target samplefs samplectl
+MNT=${SAMPLEFS_DEMO_MNT:-$HOME/samplefs-demo}
+mkdir -p "$MNT"
+if mountpoint -q "$MNT"; then fusermount3 -u "$MNT"; fi
+"$BUILD/tools/samplectl" init
+"$BUILD/mount/samplefs" "$MNT"
+python3 tools/demo_populate.py "$MNT" ../shared/demo
+cat <<TXT
+
+samplefs demo catalog mounted at $MNT (catalog and store in ~/.local/share/samplefs).
+Try:
+  ls $MNT/species $MNT/dyes $MNT/tags
+  ls -l $MNT/species/HeLa/slides/
+  cat $MNT/slides/HeLa-2026-001/slide.json
+  getfattr -d -m - $MNT/slides/HeLa-2026-001
+  getfattr -d $MNT/slides/HeLa-2026-001/images/cell01/files/raw_0001.h5
+  find $MNT/slides/HeLa-2026-001/images/cell01/files
+  ls "$MNT/query/species=HeLa,dye=A647/slides/"
+  setfattr -n user.xdg.tags -v good,review $MNT/slides/U2OS-2026-001 && ls $MNT/tags/review/slides
+  sqlite3 ~/.local/share/samplefs/catalog.db 'SELECT slide, path, size FROM file_info LIMIT 10'
+Unmount with: fusermount3 -u $MNT
+TXT

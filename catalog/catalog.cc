@@ -841,6 +841,21 @@ Result<std::vector<Image>> Catalog::ListImages(int64_t slide_id, int64_t after_i
                      {slide_id, after_id, int64_t{limit}}, ReadImage);
 }
 
+Result<std::vector<Image>> Catalog::ListImagesMatching(const Query& query, int64_t after_id,
+                                                      int limit) {
+  std::string where;
+  Params ps;
+  SFS_RETURN_IF_ERROR(SlideQueryWhere(query, &where, &ps));
+  ps.push_back(after_id);
+  ps.push_back(int64_t{limit});
+  std::lock_guard lock(mu_);
+  return Rows<Image>(*db_,
+                     "SELECT i.id, i.slide_id, i.name, i.user, i.acquired, i.comments FROM image i "
+                     "WHERE i.slide_id IN (SELECT s.id" + std::string(kSlideQueryFrom) + where +
+                         ") AND i.id > ? ORDER BY i.id LIMIT ?",
+                     ps, ReadImage);
+}
+
 // ---------------------------------------------------------------------------
 // Entries.
 

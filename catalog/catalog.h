@@ -133,6 +133,8 @@ class Catalog {
   Status UpdateImage(const Image& i);  // may rename or move to another slide
   Status DeleteImage(int64_t id);      // kNotEmpty while files/ has entries
   Result<std::vector<Image>> ListImages(int64_t slide_id, int64_t after_id, int limit);
+  // Images of the slides matching `query`, paged by image id (one statement).
+  Result<std::vector<Image>> ListImagesMatching(const Query& query, int64_t after_id, int limit);
 
   // --- entries (files, folders, symlinks inside files/) -----------------
   Result<Entry> FilesRoot(int64_t image_id);

@@ -495,28 +495,11 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
                  });
     case NodeKind::kQueryImages: {
       SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(dir.text));
-      // Cookie = image id; slides are walked in id order and so are their
-      // images, so (slide, image) order equals image-id order only within a
-      // slide. Walk all matching slides and skip images up to the cookie.
-      int64_t slide_after = 0;
-      for (;;) {
-        SFS_ASSIGN_OR_RETURN(auto slides, catalog_.ListSlides(q, slide_after, kPage));
-        if (slides.empty()) return Status::Ok();
-        for (const auto& s : slides) {
-          int64_t img_after = 0;
-          for (;;) {
-            SFS_ASSIGN_OR_RETURN(auto imgs, catalog_.ListImages(s.id, img_after, kPage));
-            if (imgs.empty()) break;
-            for (const auto& i : imgs) {
-              img_after = i.id;
-              if (i.id <= after) continue;
-              if (!emit({s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)}))
-                return Status::Ok();
-            }
-          }
-          slide_after = s.id;
-        }
-      }
+      return run([&](int64_t a) { return catalog_.ListImagesMatching(q, a, kPage); },
+                 [&](const Image& i) -> Result<DirEntry> {
+                   SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
+                   return DirEntry{s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)};
+                 });
     }
     default:
       return Status::Ok();

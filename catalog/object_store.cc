@@ -1,5 +1,7 @@
 #include "catalog/object_store.h"
 
+#include "catalog/crash_point.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
@@ -389,6 +391,7 @@ Result<PublishedObject> ObjectWriter::Publish() {
   while (::fsync(fd_) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
+  CrashPoint("after-staging-fsync");
   struct stat st;
   if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat staging file " + path_);
   if (static_cast<uint64_t>(st.st_size) != size_) {
@@ -450,7 +453,9 @@ Result<PublishedObject> ObjectWriter::Publish() {
     break;
   }
   published_ = true;
+  // The directory entry must be durable before a record names the object.
   SFS_RETURN_IF_ERROR(FsyncPath(DirOf(final_path)));
+  CrashPoint("after-link");
   return out;
 }
 

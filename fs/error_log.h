@@ -12,6 +12,7 @@ class ErrorLog {
  public:
   explicit ErrorLog(size_t capacity = 200) : capacity_(capacity) {}
   // Records "<time> <op> <path>: <reason>" and logs it at warning level.
+  // Bytes that are not UTF-8 are written as \xNN: the file stays UTF-8 text.
   void Add(const std::string& op, const std::string& path, const std::string& reason);
   // All recorded lines, oldest first, each ending in '\n'.
   std::string Text() const;

@@ -413,6 +413,14 @@ class Loader {
       if (!images->is_array()) Fail(where, "images must be an array");
       for (const auto& ij : *images) Image(ij, slide_id, where);
     }
+    // Adding labellings moves a slide's `modified`, as an edit should; a
+    // load restores a snapshot, so the dumped value is put back.
+    auto st = cat_.db().Prepare("UPDATE slide SET modified = ? WHERE id = ?");
+    Check(st.status(), where);
+    StatementScope scope(**st);
+    scope->Bind(1, std::string_view(r->modified));
+    scope->Bind(2, slide_id);
+    Check(scope->Run(), where);
     ++slides_loaded_;
   }
 

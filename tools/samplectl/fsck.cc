@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "catalog/crash_point.h"
 #include "catalog/hash.h"
 #include "tools/samplectl/common.h"
 
@@ -324,6 +325,7 @@ int RunGc(Context& ctx, const GcOptions& o) {
       continue;
     }
     ++removed;
+    if (removed == 1) CrashPoint("during-gc");
     removed_bytes += now->size;
     if (ctx.globals.verbose) {
       progress.Clear();

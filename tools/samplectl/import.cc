@@ -22,7 +22,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <map>
 #include <optional>
 #include <set>
@@ -43,6 +47,7 @@ struct ImportOptions {
   std::string layout;
   bool dry_run = false;
   std::vector<std::string> excludes;
+  int jobs = 8;
 };
 
 enum class Placeholder { kNone, kSpecies, kSample, kSlide, kImage };
@@ -155,10 +160,24 @@ struct FolderNode {
   int64_t id = 0;
 };
 
+// A file's content being streamed into the store by a worker thread.
+struct ContentJob {
+  std::string full, rel;  // in: source path, path for messages
+  // out, valid once the pool is idle:
+  std::string hash;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  bool deduplicated = false;
+  std::string problem;  // non-empty: not stored, and why
+  bool fatal = false;   // the store itself failed: stop the import
+};
+
 struct PendingOp {
   std::shared_ptr<FolderNode> parent;
   std::shared_ptr<FolderNode> self;  // folders being created
   Entry entry;                       // entry.id != 0: an update
+  std::shared_ptr<ContentJob> job;   // files whose content is (re)stored
+  std::string shown;                 // "SLIDE/IMAGE/path"; empty for files/ itself
 };
 
 int64_t MtimeNs(const struct stat& st) {
@@ -188,10 +207,129 @@ struct Counters {
   uint64_t bytes = 0, dedup_bytes = 0;
 };
 
+// Streams one file into the store, 1 MiB at a time, and publishes it.
+void StoreContent(ObjectStore& store, char* buf, ContentJob* job) {
+  int fd = ::open(job->full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    job->problem = std::string("cannot open: ") + std::strerror(errno);
+    return;
+  }
+  struct stat before;
+  ::fstat(fd, &before);
+  auto writer = store.NewWriter();
+  if (!writer.ok()) {
+    ::close(fd);
+    job->problem = "cannot write to the object store: " + writer.status().message();
+    job->fatal = true;
+    return;
+  }
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, kChunk);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      job->problem = std::string("read failed: ") + std::strerror(errno);
+      ::close(fd);
+      return;
+    }
+    if (n == 0) break;
+    Status w = (*writer)->Write(buf, static_cast<size_t>(n), off);
+    if (!w.ok()) {
+      ::close(fd);
+      job->problem = "cannot write to the object store: " + w.message();
+      job->fatal = true;
+      return;
+    }
+    off += static_cast<uint64_t>(n);
+  }
+  struct stat after;
+  ::fstat(fd, &after);
+  ::close(fd);
+  if (MtimeNs(after) != MtimeNs(before) || after.st_size != before.st_size ||
+      off != static_cast<uint64_t>(after.st_size)) {
+    job->problem = "changed while it was being imported; run the import again";
+    return;
+  }
+  auto published = (*writer)->Publish();
+  if (!published.ok()) {
+    job->problem = published.status().message();
+    // A refused hash collision concerns this file only; anything else is
+    // the store failing (disk full, permissions).
+    job->fatal = published.status().code() != Code::kCorrupt;
+    return;
+  }
+  job->size = published->size;
+  job->hash = published->hash.hex();
+  job->mtime_ns = MtimeNs(before);
+  job->deduplicated = published->deduplicated;
+}
+
+// A few threads that store file contents concurrently. Publishing is
+// bound by fsync latency (data, then the directory), not bandwidth, and
+// concurrent fsyncs share the filesystem's journal commits, so N writers
+// import small files nearly N times faster than one.
+class ContentPool {
+ public:
+  ContentPool(ObjectStore& store, int threads, std::function<void(const ContentJob&)> done)
+      : store_(store), done_(std::move(done)) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~ContentPool() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      queue_.clear();  // not yet started: never published, nothing to undo
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Submit(std::shared_ptr<ContentJob> job) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+  // Blocks until every submitted job has finished.
+  void Wait() {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [this] { return queue_.empty() && active_ == 0; });
+  }
+
+ private:
+  void Work() {
+    std::unique_ptr<char[]> buf(new char[kChunk]);
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      ++active_;
+      lock.unlock();
+      StoreContent(store_, buf.get(), job.get());
+      done_(*job);
+      lock.lock();
+      --active_;
+      if (queue_.empty() && active_ == 0) idle_cv_.notify_all();
+    }
+  }
+
+  ObjectStore& store_;
+  std::function<void(const ContentJob&)> done_;
+  std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::deque<std::shared_ptr<ContentJob>> queue_;  // GUARDED_BY(mu_)
+  int active_ = 0;                                 // GUARDED_BY(mu_)
+  bool stop_ = false;                              // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
 class Importer {
  public:
   Importer(Context& ctx, const ImportOptions& o, Template t)
-      : ctx_(ctx), o_(o), t_(std::move(t)), cat_(*ctx.catalog), buf_(new char[kChunk]) {}
+      : ctx_(ctx), o_(o), t_(std::move(t)), cat_(*ctx.catalog) {}
 
   int Run() {
     std::string src = o_.src;
@@ -209,8 +347,12 @@ class Importer {
     } else {
       progress_ = std::make_unique<Progress>(false, "");
     }
+    pool_ = std::make_unique<ContentPool>(*ctx_.store, o_.jobs, [this](const ContentJob& j) {
+      ProgressAdd(1, j.size);
+    });
     WalkLevel(src, "", 0, Match{});
-    if (!fatal_) FlushOrFail();
+    FlushOrFail();
+    pool_.reset();
     progress_->Finish();
     PrintSummary();
     if (!problems_.empty()) {
@@ -282,7 +424,7 @@ class Importer {
       if (!S_ISDIR(st.st_mode)) {
         Problem(relp, std::string(S_ISLNK(st.st_mode) ? "is a symlink" : "is not a folder") +
                           ", but the template expects a folder " + part.Describe() + " here");
-        if (S_ISREG(st.st_mode)) progress_->Add(1, static_cast<uint64_t>(st.st_size));
+        if (S_ISREG(st.st_mode)) ProgressAdd(1, static_cast<uint64_t>(st.st_size));
         continue;
       }
       auto value = part.Match(name);
@@ -481,7 +623,7 @@ class Importer {
       updated.mode = st.st_mode & 07777;
       updated.mtime_ns = MtimeNs(st);
       if (updated.mode != r->mode || updated.mtime_ns != r->mtime_ns)
-        Queue(PendingOp{nullptr, nullptr, updated}, false);
+        Queue(PendingOp{nullptr, nullptr, updated}, "");
     }
     WalkEntries(dir, rel, "", root);
     // One image, at least one batch: a kill loses at most this image's tail.
@@ -542,7 +684,7 @@ class Importer {
       if (old && old->type != type) {
         Problem(relp, std::string("is a ") + TypeName(type) + " but " + shown + " is recorded as a " +
                           TypeName(old->type) + "; left as it is");
-        if (type == EntryType::kFile) progress_->Add(1, static_cast<uint64_t>(st.st_size));
+        if (type == EntryType::kFile) ProgressAdd(1, static_cast<uint64_t>(st.st_size));
         continue;
       }
       Entry e;
@@ -562,9 +704,9 @@ class Importer {
         auto node = std::make_shared<FolderNode>();
         if (old) {
           node->id = old->id;
-          if (old->mode != e.mode || old->mtime_ns != e.mtime_ns) Queue({folder, nullptr, e}, false, shown);
+          if (old->mode != e.mode || old->mtime_ns != e.mtime_ns) Queue({folder, nullptr, e}, shown);
         } else {
-          Queue({folder, node, e}, false, shown);
+          Queue({folder, node, e}, shown);
         }
         WalkEntries(full, relp, innerp, node);
         continue;
@@ -583,12 +725,13 @@ class Importer {
           ++counters_.unchanged;
           continue;
         }
-        Queue({folder, nullptr, e}, false, shown);
+        Queue({folder, nullptr, e}, shown);
         continue;
       }
 
       // A regular file.
-      progress_->Add(1, static_cast<uint64_t>(st.st_size));
+      if (o_.dry_run || (old && old->size == static_cast<uint64_t>(st.st_size) && old->mtime_ns == e.mtime_ns))
+        ProgressAdd(1, static_cast<uint64_t>(st.st_size));  // else counted once stored
       if (old && old->size == static_cast<uint64_t>(st.st_size) && old->mtime_ns == e.mtime_ns) {
         if (old->mode == e.mode) {
           ++counters_.unchanged;
@@ -596,91 +739,48 @@ class Importer {
         }
         e.size = old->size;
         e.hash = old->hash;
-        Queue({folder, nullptr, e}, false, shown);
+        Queue({folder, nullptr, e}, shown);
         continue;
       }
       e.size = static_cast<uint64_t>(st.st_size);
+      PendingOp op{folder, nullptr, e};
       if (!o_.dry_run) {
-        if (!StoreContent(full, relp, &e)) continue;
+        op.job = std::make_shared<ContentJob>();
+        op.job->full = full;
+        op.job->rel = relp;
       }
-      Queue({folder, nullptr, e}, true, shown);
+      Queue(std::move(op), shown);
     }
   }
 
-  // Streams a file into the store; fills size and hash. False after
-  // reporting a problem.
-  bool StoreContent(const std::string& full, const std::string& rel, Entry* e) {
-    int fd = ::open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      Problem(rel, std::string("cannot open: ") + std::strerror(errno));
-      return false;
-    }
-    struct stat before;
-    ::fstat(fd, &before);
-    auto writer = ctx_.store->NewWriter();
-    if (!writer.ok()) {
-      ::close(fd);
-      Fatal("cannot write to the object store: " + writer.status().message());
-      return false;
-    }
-    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    uint64_t off = 0;
-    for (;;) {
-      ssize_t n = ::read(fd, buf_.get(), kChunk);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        Problem(rel, std::string("read failed: ") + std::strerror(errno));
-        ::close(fd);
-        return false;
-      }
-      if (n == 0) break;
-      Status w = (*writer)->Write(buf_.get(), static_cast<size_t>(n), off);
-      if (!w.ok()) {
-        ::close(fd);
-        Fatal("cannot write to the object store: " + w.message());
-        return false;
-      }
-      off += static_cast<uint64_t>(n);
-    }
-    struct stat after;
-    ::fstat(fd, &after);
-    ::close(fd);
-    if (MtimeNs(after) != MtimeNs(before) || after.st_size != before.st_size ||
-        off != static_cast<uint64_t>(after.st_size)) {
-      Problem(rel, "changed while it was being imported; run the import again");
-      return false;
-    }
-    auto published = (*writer)->Publish();
-    if (!published.ok()) {
-      if (published.status().code() == Code::kCorrupt) {
-        Problem(rel, published.status().message());
-        return false;
-      }
-      Fatal("cannot publish " + rel + ": " + published.status().message());
-      return false;
-    }
-    e->size = published->size;
-    e->hash = published->hash.hex();
-    e->mtime_ns = MtimeNs(before);
-    if (published->deduplicated) counters_.dedup_bytes += published->size;
-    return true;
-  }
-
-  void Queue(PendingOp op, bool is_file_content, const std::string& shown = "") {
+  void Queue(PendingOp op, const std::string& shown) {
     const Entry& e = op.entry;
-    bool update = e.id != 0;
+    op.shown = shown;
     if (o_.dry_run) {
       if (!shown.empty()) {
+        bool update = e.id != 0;
         if (e.type == EntryType::kFile)
           std::printf("would %s file %s (%llu bytes)\n", update ? "update" : "create", shown.c_str(),
                       static_cast<unsigned long long>(e.size));
         else
           std::printf("would %s %s %s\n", update ? "update" : "create", TypeName(e.type), shown.c_str());
       }
+      Count(op, e.size);
+      return;
     }
-    if (shown.empty()) {
+    if (op.job) {
+      pending_bytes_ += e.size;
+      pool_->Submit(op.job);
+    }
+    pending_.push_back(std::move(op));
+    if (pending_.size() >= kBatchEntries || pending_bytes_ >= kBatchBytes) FlushOrFail();
+  }
+
+  void Count(const PendingOp& op, uint64_t content_bytes) {
+    const Entry& e = op.entry;
+    if (op.shown.empty()) {
       // files/ itself taking its image folder's mode and mtime: not news.
-    } else if (update) {
+    } else if (e.id != 0) {
       ++counters_.updated;
     } else if (e.type == EntryType::kFile) {
       ++counters_.files;
@@ -689,42 +789,72 @@ class Importer {
     } else {
       ++counters_.symlinks;
     }
-    if (e.type == EntryType::kFile && is_file_content) counters_.bytes += e.size;
-    if (o_.dry_run) return;
-    pending_.push_back(std::move(op));
-    if (is_file_content) pending_bytes_ += e.size;
-    if (pending_.size() >= kBatchEntries || pending_bytes_ >= kBatchBytes) FlushOrFail();
+    if (op.job || (o_.dry_run && e.type == EntryType::kFile)) counters_.bytes += content_bytes;
   }
 
   void FlushOrFail() {
-    if (pending_.empty() || fatal_) return;
-    Status s = Flush();
+    if (pending_.empty()) return;
+    pool_->Wait();  // every content job of this batch is published (or failed)
+    Status s = fatal_ ? Status::Ok() : Flush();
     pending_.clear();
     pending_bytes_ = 0;
     if (!s.ok()) Fatal("cannot record a batch of entries: " + s.message());
   }
 
+  // Records the batch in one transaction, in walk order (folders before
+  // their contents). Files whose content could not be stored are left out
+  // and reported; nothing inside them depends on them.
   Status Flush() {
     Transaction txn(cat_);
     SFS_RETURN_IF_ERROR(txn.status());
+    std::vector<std::pair<const PendingOp*, uint64_t>> done;
+    uint64_t dedup = 0;
     for (auto& op : pending_) {
-      if (op.entry.id != 0) {
-        SFS_RETURN_IF_ERROR(cat_.UpdateEntry(op.entry));
-        continue;
-      }
-      if (!op.parent || op.parent->id == 0)
-        return Status(Code::kInvalidArgument, "internal: parent of '" + op.entry.name + "' not recorded");
       Entry e = op.entry;
-      e.parent_id = op.parent->id;
-      auto created = cat_.CreateEntry(e);
-      if (!created.ok()) return Status(created.status().code(), "'" + e.name + "': " + created.status().message());
-      if (op.self) op.self->id = created->id;
+      uint64_t content = 0;
+      if (op.job) {
+        const ContentJob& j = *op.job;
+        if (!j.problem.empty()) {
+          if (j.fatal) {
+            Fatal(j.problem);
+            return Status::Ok();
+          }
+          Problem(j.rel, j.problem);
+          continue;
+        }
+        e.size = j.size;
+        e.hash = j.hash;
+        e.mtime_ns = j.mtime_ns;
+        content = j.size;
+        if (j.deduplicated) dedup += j.size;
+      }
+      if (e.id != 0) {
+        SFS_RETURN_IF_ERROR(cat_.UpdateEntry(e));
+      } else {
+        if (!op.parent || op.parent->id == 0)
+          return Status(Code::kInvalidArgument, "internal: parent of '" + e.name + "' not recorded");
+        e.parent_id = op.parent->id;
+        auto created = cat_.CreateEntry(e);
+        if (!created.ok())
+          return Status(created.status().code(), op.shown + ": " + created.status().message());
+        if (op.self) op.self->id = created->id;
+      }
+      done.emplace_back(&op, content);
     }
-    return txn.Commit();
+    SFS_RETURN_IF_ERROR(txn.Commit());
+    for (const auto& [op, content] : done) Count(*op, content);
+    counters_.dedup_bytes += dedup;
+    return Status::Ok();
+  }
+
+  void ProgressAdd(uint64_t items, uint64_t bytes) {
+    std::lock_guard lock(progress_mu_);
+    progress_->Add(items, bytes);
   }
 
   void Fatal(const std::string& why) {
     if (!fatal_) {
+      std::lock_guard lock(progress_mu_);
       progress_->Clear();
       spdlog::error("import: {}", why);
     }
@@ -749,7 +879,8 @@ class Importer {
   const ImportOptions& o_;
   Template t_;
   Catalog& cat_;
-  std::unique_ptr<char[]> buf_;
+  std::mutex progress_mu_;  // workers report progress too
+  std::unique_ptr<ContentPool> pool_;
   std::unique_ptr<Progress> progress_;
   std::vector<std::string> problems_;
   Counters counters_;
@@ -790,6 +921,9 @@ void AddImportCommand(CLI::App& app, Commands& out) {
   sub->add_flag("-n,--dry-run", o->dry_run, "Print what would be created; change nothing");
   sub->add_option("--exclude", o->excludes,
                   "Skip names matching this shell pattern at any depth (repeatable), e.g. '.*'");
+  sub->add_option("-j,--jobs", o->jobs, "Files stored in parallel")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   out.push_back({sub, [o](Context& ctx) { return RunImport(ctx, *o); }});
 }
 

@@ -111,6 +111,30 @@ void ReplyStatus(fuse_req_t req, const char* op, const std::string& path, const 
     fuse_reply_err(req, EIO);                                        \
   }
 
+// What the catalog does not know: the size and mtime of a version being
+// written, and the error log's size. Every reply that carries attributes
+// (lookup, getattr, readdirplus) applies it, or the kernel caches the
+// record's size for attr_timeout and `ls -l` disagrees with stat and read.
+void OverlayPendingLocked(const OpenFile& of, struct stat* st) {
+  if (of.writer) {
+    st->st_size = static_cast<off_t>(of.writer->size());
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_mtim.tv_sec = st->st_ctim.tv_sec = of.mtime_ns / 1000000000;
+    st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = of.mtime_ns % 1000000000;
+  }
+}
+
+void OverlayLiveAttr(Filesystem* fs, const NodeSpec& spec, struct stat* st) {
+  if (spec.kind == NodeKind::kFile) {
+    if (auto of = fs->Find(spec.record_id)) {
+      std::lock_guard lock(of->mu);
+      OverlayPendingLocked(*of, st);
+    }
+  } else if (spec.kind == NodeKind::kErrorsFile) {
+    st->st_size = static_cast<off_t>(fs->errors().size());
+  }
+}
+
 // Attributes of a node, including a pending (unpublished) version's size.
 Result<struct stat> NodeAttr(Filesystem* fs, fuse_ino_t ino, const NodeSpec& spec) {
   if (spec.kind == NodeKind::kScratch) {
@@ -129,22 +153,35 @@ Result<struct stat> NodeAttr(Filesystem* fs, fuse_ino_t ino, const NodeSpec& spe
     st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = f->mtime_ns % 1000000000;
     return st;
   }
-  SFS_ASSIGN_OR_RETURN(struct stat st, fs->ns().Attr(spec));
-  st.st_ino = ino;
-  if (spec.kind == NodeKind::kFile) {
-    if (auto of = fs->Find(spec.record_id)) {
-      std::lock_guard lock(of->mu);
-      if (of->writer) {
-        st.st_size = static_cast<off_t>(of->writer->size());
-        st.st_blocks = (st.st_size + 511) / 512;
-        st.st_mtim.tv_sec = st.st_ctim.tv_sec = of->mtime_ns / 1000000000;
-        st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = of->mtime_ns % 1000000000;
-      }
-    }
-  } else if (spec.kind == NodeKind::kErrorsFile) {
-    st.st_size = static_cast<off_t>(fs->errors().size());
+  // A file's record and its pending version are read under the OpenFile's
+  // lock: a publish between the two would answer the old record's size
+  // (0 for a new file), and the kernel would cache it after close().
+  auto of = spec.kind == NodeKind::kFile ? fs->Find(spec.record_id) : nullptr;
+  std::unique_lock<std::mutex> of_lock;
+  if (of) of_lock = std::unique_lock<std::mutex>(of->mu);
+  auto attr = fs->ns().Attr(spec);
+  if (!attr.ok() && attr.status().is_not_found() && of && of->orphan) {
+    attr = EntryAttr(*of->orphan, fs->ns().identity());
+    attr->st_nlink = 0;
   }
+  SFS_ASSIGN_OR_RETURN(struct stat st, std::move(attr));
+  st.st_ino = ino;
+  if (of) OverlayPendingLocked(*of, &st);
+  else OverlayLiveAttr(fs, spec, &st);
   return st;
+}
+
+// Before a name of a file goes away (unlink, rename over it): if handles
+// are open on it, they keep its record (OpenFile::orphan).
+void KeepOrphanIfOpen(Filesystem* fs, const NodeSpec& parent, const std::string& name) {
+  auto child = fs->ns().Lookup(parent, name);
+  if (!child.ok() || child->kind != NodeKind::kFile) return;
+  auto of = fs->Find(child->record_id);
+  if (!of) return;
+  auto e = fs->catalog().EntryById(child->record_id);
+  if (!e.ok()) return;
+  std::lock_guard lock(of->mu);
+  of->orphan = std::move(*e);
 }
 
 fuse_entry_param EntryParam(Filesystem* fs, const Node& node, const struct stat& st) {
@@ -376,11 +413,25 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 }
 
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  ReplyStatus(req, "mknod", fs->PathOf(parent, name),
-              Status(Code::kPermission, S_ISREG(mode) ? "use open(O_CREAT) to create files"
-                                                      : "device nodes, FIFOs and sockets cannot be "
-                                                        "stored in the catalog"));
+  if (!S_ISREG(mode))
+    return ReplyStatus(req, "mknod", fs->PathOf(parent, name),
+                       Status(Code::kPermission, "device nodes, FIFOs and sockets cannot be "
+                                                 "stored in the catalog"));
+  // mknod(S_IFREG) creates an empty regular file: tar --xattrs does this
+  // to set a file's attributes before it writes the data.
+  NodeSpec ps;
+  if (!ParentSpec(req, parent, &ps)) return;
+  Status ready = fs->EnsureEmptyObject();
+  if (!ready.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), ready);
+  auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
+  if (!e.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), e.status());
+  NodeSpec spec;
+  spec.kind = NodeKind::kFile;
+  spec.record_id = e->id;
+  ReplyNewEntry(req, parent, name, spec, "mknod");
+  SFS_FUSE_CATCH("mknod")
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t parent, const char* name) {
@@ -397,8 +448,12 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!ParentSpec(req, parent, &ps)) return;
   Status s;
   auto dir = RecordDir(ps);
-  if (dir && fs->scratch().Get(dir->first, dir->second, name)) s = fs->scratch().Remove(dir->first, dir->second, name);
-  else s = fs->ns().Unlink(ps, name);
+  if (dir && fs->scratch().Get(dir->first, dir->second, name)) {
+    s = fs->scratch().Remove(dir->first, dir->second, name);
+  } else {
+    KeepOrphanIfOpen(fs, ps, name);
+    s = fs->ns().Unlink(ps, name);
+  }
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
   fs->nodes().Unbind(parent, name);
@@ -475,6 +530,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
     }
     return (void)fuse_reply_err(req, 0);
   }
+  KeepOrphanIfOpen(fs, nps, newname);  // replaced by the rename
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
   PostChanged(fs, parent, name);
@@ -555,6 +611,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
           h->kind = FileHandle::Kind::kObject;
           h->fd = *fd;
           h->fd_hash = e->hash;
+          // Held so an unlink or rename over the file can leave its record
+          // to this handle (fstat of an open, deleted file).
+          h->of = fs->Acquire(spec.record_id);
           // Objects never change: the kernel may keep cached pages as long
           // as this inode still shows the same object.
           fi->keep_cache = fs->KeepCache(ino, e->hash);
@@ -658,6 +717,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     return;
   }
+  Status ready = fs->EnsureEmptyObject();
+  if (!ready.ok()) return ReplyStatus(req, "create", path, ready);
   auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
   if (!e.ok()) {
     // O_CREAT without O_EXCL on an existing name is an open.
@@ -859,7 +920,10 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     std::lock_guard lock(h->of->mu);
     s = h->of->error;
     // The last writer's close publishes, so close() can report failures.
-    if (s.ok() && h->of->writers == 1 && h->of->writer) s = fs->PublishLocked(*h->of);
+    if (s.ok() && h->of->writers == 1 && h->of->writer) {
+      s = fs->PublishLocked(*h->of);
+      if (s.ok()) CrashPoint("before-reply");
+    }
   }
   if (!s.ok()) return ReplyStatus(req, "close", fs->PathOf(h->ino), s);
   fuse_reply_err(req, 0);
@@ -985,10 +1049,14 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
   if (cookie >= kFirstCookie) {
     s = fs->ns().List(node->spec, cookie, [&](const DirEntry& d) {
       struct stat st {};
-      if (d.attr) {
+      // An open file's record is read again under its lock (NodeAttr): the
+      // listed one may predate a publish that just happened.
+      bool open_file = d.spec.kind == NodeKind::kFile && fs->Find(d.spec.record_id);
+      if (d.attr && !open_file) {
         st = *d.attr;
+        OverlayLiveAttr(fs, d.spec, &st);
       } else {
-        auto a = fs->ns().Attr(d.spec);
+        auto a = NodeAttr(fs, 0, d.spec);
         if (!a.ok()) return true;  // vanished while listing: skip it
         st = *a;
       }
@@ -1130,7 +1198,16 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
 
 Status Filesystem::Prepare() {
   empty_hash_ = ContentHash::Of("", 0).hex();
-  if (store_.Exists(*ContentHash::FromHex(empty_hash_)) || options_.read_only) return Status::Ok();
+  return EnsureEmptyObject();
+}
+
+Status Filesystem::EnsureEmptyObject() {
+  if (options_.read_only) return Status::Ok();
+  // New files point at the empty object without a publish, and gc removes
+  // it whenever no record uses it (samplectl gc while mounted). Touching it
+  // spares it for gc's grace period, as a deduplicating publish does; a
+  // missing one is published again.
+  if (store_.Touch(*ContentHash::FromHex(empty_hash_)).ok()) return Status::Ok();
   SFS_ASSIGN_OR_RETURN(auto w, store_.NewWriter());
   return w->Publish().status();
 }
@@ -1175,7 +1252,9 @@ Status Filesystem::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
   if (of.writer) return Status::Ok();
   SFS_ASSIGN_OR_RETURN(auto writer, store_.NewWriter());
   if (!truncate_to_zero) {
-    SFS_ASSIGN_OR_RETURN(Entry e, catalog_.EntryById(of.entry_id));
+    auto found = catalog_.EntryById(of.entry_id);
+    if (!found.ok() && found.status().is_not_found() && of.orphan) found = *of.orphan;
+    SFS_ASSIGN_OR_RETURN(Entry e, std::move(found));
     of.mtime_ns = e.mtime_ns;
     if (e.size > 0) {
       // Copy-on-write: the new version starts as the old content.

@@ -1,5 +1,6 @@
 #include "fs/namespace.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -233,8 +234,32 @@ Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& na
   }
 }
 
+// Names of records outside their parent ("<slide>:<image>", and tagged
+// files' "<slide>:<image>:<path>") can be longer than NAME_MAX; the kernel
+// looks such a name up once its readdirplus dentry expires, and gets
+// ENAMETOOLONG for a name it listed. Those become "<id>:" followed by the
+// end of the record's own name (its extension kept), cut at a UTF-8
+// character boundary, which always fits and stays unique.
+static std::string ShortName(int64_t id, const std::string& own) {
+  std::string prefix = std::to_string(id) + ":";
+  size_t room = kMaxNameBytes - prefix.size();
+  size_t start = own.size() > room ? own.size() - room : 0;
+  while (start < own.size() && (static_cast<unsigned char>(own[start]) & 0xC0) == 0x80) ++start;
+  return prefix + own.substr(start);
+}
+
+static std::string FitName(const std::string& name, int64_t id, const std::string& own) {
+  return name.size() <= kMaxNameBytes ? name : ShortName(id, own);
+}
+
+static std::string SlideImageName(const Slide& s, const Image& i) {
+  return FitName(s.reference + ":" + i.name, i.id, i.name);
+}
+
 // Images outside their slide are named "<slide>:<image>"; both parts may
-// contain ':', so every split point is tried.
+// contain ':', so every split point is tried. The short form "<image
+// id>:<end of image name>" (ShortName) is tried last: the name of an image
+// whose full name is too long or is taken by another image (ListedName).
 template <class Accept>
 static Result<NodeSpec> LookupSlideImageName(Catalog& c, const std::string& name, Accept accept) {
   for (size_t pos = name.find(':'); pos != std::string::npos; pos = name.find(':', pos + 1)) {
@@ -244,6 +269,17 @@ static Result<NodeSpec> LookupSlideImageName(Catalog& c, const std::string& name
     if (!image.ok()) continue;
     SFS_ASSIGN_OR_RETURN(bool ok, accept(*slide, *image));
     if (ok) return Spec(NodeKind::kImage, image->id);
+  }
+  size_t colon = name.find(':');
+  if (colon > 0 && colon <= 18 && name.find_first_not_of("0123456789") == colon) {
+    auto image = c.ImageById(std::stoll(name.substr(0, colon)));
+    if (image.ok()) {
+      SFS_ASSIGN_OR_RETURN(Slide slide, c.SlideById(image->slide_id));
+      if (ShortName(image->id, image->name) == name) {
+        SFS_ASSIGN_OR_RETURN(bool ok, accept(slide, *image));
+        if (ok) return Spec(NodeKind::kImage, image->id);
+      }
+    }
   }
   return NotFound(name);
 }
@@ -263,36 +299,63 @@ Result<NodeSpec> Namespace::LookupQueryImage(const std::string& expr, const std:
   });
 }
 
+// The name a record is listed under outside its parent. Flat names can be
+// shared when a part contains ':' (image "C" of slide "A:B" and image "B:C"
+// of slide "A" both read "A:B:C"); `lookup` resolves such a name to one
+// record, and the others are listed under their short form, so a listing
+// never holds one name twice and every listed name looks up to its record.
+// Only names with ':' inside a part need the extra lookup.
+template <class Lookup>
+static Result<std::string> ListedName(const std::string& name, bool colon_in_parts, int64_t id,
+                                      const std::string& own, Lookup lookup) {
+  if (!colon_in_parts) return name;
+  auto found = lookup(name);
+  if (found.ok() && found->record_id == id) return name;
+  if (!found.ok() && !found.status().is_not_found()) return found.status();
+  return ShortName(id, own);
+}
+
 // Tagged files are listed flat as "<slide>:<image>:<path with '/' as ':'>".
-Result<std::string> Namespace::TaggedFileName(const Entry& e) {
+Result<std::string> Namespace::TaggedFileName(const Entry& e, bool* colon_in_parts) {
+  bool colons = e.name.find(':') != std::string::npos;
   std::string path = e.name;
   int64_t parent = e.parent_id;
   while (parent) {
     SFS_ASSIGN_OR_RETURN(Entry p, catalog_.EntryById(parent));
     if (p.parent_id == 0) break;
+    colons |= p.name.find(':') != std::string::npos;
     path = p.name + ":" + path;
     parent = p.parent_id;
   }
   SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(e.image_id));
   SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
-  std::string name = s.reference + ":" + i.name + ":" + path;
-  if (name.size() > kMaxNameBytes) name = std::to_string(e.id) + ":" + e.name;
-  return name;
+  colons |= (s.reference + i.name).find(':') != std::string::npos;
+  if (colon_in_parts) *colon_in_parts = colons;
+  return FitName(s.reference + ":" + i.name + ":" + path, e.id, e.name);
 }
 
 Result<NodeSpec> Namespace::LookupTaggedFile(int64_t tag_id, const std::string& name) {
-  // Tags on files are few compared with files; a scan of the tag's files
-  // keeps the naming free of ambiguity.
+  // Tags on files are few compared with files: a scan of the tag's files.
+  // When files share a flat name (ListedName), the one without ':' inside
+  // its parts has it (its name is unique among such files), else the
+  // oldest; the others answer to their short form.
   int64_t after = 0;
+  std::optional<NodeSpec> first, short_form;
   for (;;) {
     SFS_ASSIGN_OR_RETURN(auto page, catalog_.ListTaggedEntries(tag_id, after, kPage));
-    if (page.empty()) return NotFound(name);
     for (const auto& e : page) {
-      SFS_ASSIGN_OR_RETURN(std::string n, TaggedFileName(e));
-      if (n == name) return EntrySpec(e);
+      bool colons = false;
+      SFS_ASSIGN_OR_RETURN(std::string n, TaggedFileName(e, &colons));
+      if (n == name && !colons) return EntrySpec(e);
+      if (n == name && !first) first = EntrySpec(e);
+      if (!short_form && ShortName(e.id, e.name) == name) short_form = EntrySpec(e);
       after = e.id;
     }
+    if (static_cast<int>(page.size()) < kPage) break;
   }
+  if (first) return *first;
+  if (short_form) return *short_form;
+  return NotFound(name);
 }
 
 Result<struct stat> Namespace::Attr(const NodeSpec& n) {
@@ -465,10 +528,21 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
                  });
     case NodeKind::kStructuresView: {
       SFS_ASSIGN_OR_RETURN(auto all, catalog_.ListStructures());
-      // Structures have no ids: the cookie is the position in the sorted list.
-      for (size_t i = static_cast<size_t>(after); i < all.size(); ++i)
-        if (!emit({all[i], Spec(NodeKind::kStructure, 0, all[i]), next(static_cast<int64_t>(i + 1))}))
-          return Status::Ok();
+      // Structures have no ids, and a position in the sorted list shifts
+      // when a structure comes or goes during a listing (entries repeated
+      // or skipped). The cookie is a 62-bit FNV-1a hash of the name and the
+      // listing runs in hash order, so it resumes right after the last entry
+      // returned whatever changed (a collision, p ~ 2^-62, would hide one).
+      auto key = [](const std::string& s) {
+        uint64_t h = 14695981039346656037ull;
+        for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+        return static_cast<int64_t>((h >> 2) + 1);
+      };
+      std::vector<std::pair<int64_t, std::string>> keyed;
+      for (auto& s : all) keyed.emplace_back(key(s), std::move(s));
+      std::sort(keyed.begin(), keyed.end());
+      for (const auto& [k, s] : keyed)
+        if (k > after && !emit({s, Spec(NodeKind::kStructure, 0, s), next(k)})) return Status::Ok();
       return Status::Ok();
     }
     case NodeKind::kTagImages: {
@@ -484,13 +558,22 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
           },
           [&](const Image& i) -> Result<DirEntry> {
             SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
-            return DirEntry{s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)};
+            SFS_ASSIGN_OR_RETURN(
+                std::string n,
+                ListedName(SlideImageName(s, i), (s.reference + i.name).find(':') != std::string::npos,
+                           i.id, i.name,
+                           [&](const std::string& c) { return LookupTaggedImage(dir.record_id, c); }));
+            return DirEntry{n, Spec(NodeKind::kImage, i.id), next(i.id)};
           });
     }
     case NodeKind::kTagFiles:
       return run([&](int64_t a) { return catalog_.ListTaggedEntries(dir.record_id, a, kPage); },
                  [&](const Entry& e) -> Result<DirEntry> {
-                   SFS_ASSIGN_OR_RETURN(std::string n, TaggedFileName(e));
+                   bool colons = false;
+                   SFS_ASSIGN_OR_RETURN(std::string flat, TaggedFileName(e, &colons));
+                   SFS_ASSIGN_OR_RETURN(std::string n, ListedName(flat, colons, e.id, e.name, [&](const std::string& c) {
+                                          return LookupTaggedFile(dir.record_id, c);
+                                        }));
                    return DirEntry{n, EntrySpec(e), next(e.id)};
                  });
     case NodeKind::kQueryImages: {
@@ -498,7 +581,12 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
       return run([&](int64_t a) { return catalog_.ListImagesMatching(q, a, kPage); },
                  [&](const Image& i) -> Result<DirEntry> {
                    SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
-                   return DirEntry{s.reference + ":" + i.name, Spec(NodeKind::kImage, i.id), next(i.id)};
+                   SFS_ASSIGN_OR_RETURN(
+                       std::string n,
+                       ListedName(SlideImageName(s, i), (s.reference + i.name).find(':') != std::string::npos,
+                                  i.id, i.name,
+                                  [&](const std::string& c) { return LookupQueryImage(dir.text, c); }));
+                   return DirEntry{n, Spec(NodeKind::kImage, i.id), next(i.id)};
                  });
     }
     default:

@@ -79,7 +79,10 @@ Result<std::string> RenderSidecar(Catalog& c, Entity entity, int64_t id) {
       return Status(Code::kInvalidArgument, "files have no sidecar");
   }
   SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(c, entity, id, &j));
-  return j.dump(2) + "\n";
+  // Rows written with SQL (sqlite3, pandas) may hold bytes that are not
+  // UTF-8; dump() would throw on them and make the sidecar, and every
+  // listing of its directory, fail with EIO. Show U+FFFD instead.
+  return j.dump(2, ' ', false, ordered_json::error_handler_t::replace) + "\n";
 }
 
 Result<std::vector<Field>> RecordFields(Catalog& c, Entity entity, int64_t id) {

@@ -89,7 +89,9 @@ class Namespace {
   Result<NodeSpec> LookupTaggedImage(int64_t tag_id, const std::string& name);
   Result<NodeSpec> LookupQueryImage(const std::string& expr, const std::string& name);
   Result<NodeSpec> LookupTaggedFile(int64_t tag_id, const std::string& name);
-  Result<std::string> TaggedFileName(const Entry& e);
+  // `colon_in_parts`: whether a part of the flat name contains ':' (then
+  // another file may share the name).
+  Result<std::string> TaggedFileName(const Entry& e, bool* colon_in_parts = nullptr);
 
   Catalog& catalog_;
   MountIdentity id_;

@@ -80,8 +80,12 @@ Result<std::vector<std::string>> ListXattrs(Catalog& c, const NodeSpec& node) {
     if (!comment_field.empty() && f.name == comment_field && !f.value.empty())
       names.push_back(kComment);
   }
-  for (const auto& f : fields)
-    if (!f.value.empty()) names.push_back(kFieldPrefix + f.name);
+  // A file's fields (id, hash, size, kind) are answered by name but not
+  // listed: rsync -X removes every listed name its source lacks and cp -a
+  // copies every listed name, and neither may fail on derived values.
+  if (entity != Entity::kEntry)
+    for (const auto& f : fields)
+      if (!f.value.empty()) names.push_back(kFieldPrefix + f.name);
   SFS_ASSIGN_OR_RETURN(auto ann, c.AnnotationsOf(entity, id));
   for (const auto& [k, v] : ann) names.push_back("user." + k);
   return names;
@@ -125,6 +129,11 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
   auto readonly = [&]() {
     return Status(Code::kPermission, "field '" + field + "' is read-only");
   };
+  // A value naming a record that does not exist is an invalid value
+  // (EINVAL), not a missing attribute (kNotFound would answer ENODATA).
+  auto invalid_link = [](const Status& st) {
+    return st.is_not_found() ? Status(Code::kInvalidArgument, st.message()) : st;
+  };
   switch (entity) {
     case Entity::kSpecies: {
       SFS_ASSIGN_OR_RETURN(Species s, c.SpeciesById(id));
@@ -140,8 +149,9 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       SFS_ASSIGN_OR_RETURN(Sample s, c.SampleById(id));
       if (field == "name") s.name = value;
       else if (field == "species") {
-        SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesByName(value));
-        s.species_id = sp.id;
+        auto sp = c.SpeciesByName(value);
+        if (!sp.ok()) return invalid_link(sp.status());
+        s.species_id = sp->id;
       } else if (field == "patient_id") s.patient_id = value;
       else if (field == "sample_type") s.sample_type = value;
       else if (field == "notes") s.notes = value;
@@ -162,8 +172,9 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(id));
       if (field == "reference") s.reference = value;
       else if (field == "sample") {
-        SFS_ASSIGN_OR_RETURN(Sample sa, c.SampleByName(value));
-        s.sample_id = sa.id;
+        auto sa = c.SampleByName(value);
+        if (!sa.ok()) return invalid_link(sa.status());
+        s.sample_id = sa->id;
       } else if (field == "creator") s.creator = value;
       else if (field == "notes") s.notes = value;
       else if (field == "created") s.created = value;

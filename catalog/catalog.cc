@@ -231,17 +231,37 @@ std::string NowIso8601() {
 // ---------------------------------------------------------------------------
 // Transactions.
 
+// Savepoint statements go through the statement cache: every catalog
+// method inside a caller's Transaction opens and releases one, and parsing
+// them anew each time was a measurable share of a bulk insert.
+static Status RunCached(Database& db, const std::string& sql) {
+  SFS_ASSIGN_OR_RETURN(Statement * st, db.Prepare(sql));
+  StatementScope scope(*st);
+  return st->Run();
+}
+
+// The id of a new row of `table`: one more than any id the table ever held.
+// A plain INTEGER PRIMARY KEY takes max(id) + 1, so the next record would
+// reuse the id of a newest record just deleted, and an open file, a cached
+// node or an export naming the old record would then reach the new one. The
+// ids of deleted newest rows are kept in meta ('id_floor.<table>') by the
+// engine's session SQL (Database::SessionSql).
+static std::string NewIdSql(const char* table) {
+  return std::string("(SELECT coalesce(max(x), 0) + 1 FROM (SELECT max(id) AS x FROM ") + table +
+         " UNION ALL SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor." + table + "') AS ids)";
+}
+
 Transaction::Transaction(Catalog& catalog) : catalog_(catalog), lock_(catalog.mu_) {
   depth_ = ++catalog_.txn_depth_;
   if (depth_ == 1) begin_status_ = catalog_.db_->BeginWrite();
-  else begin_status_ = catalog_.db_->Exec("SAVEPOINT sp" + std::to_string(depth_));
+  else begin_status_ = RunCached(*catalog_.db_, "SAVEPOINT sp" + std::to_string(depth_));
 }
 
 Status Transaction::Commit() {
   if (!begin_status_.ok()) return begin_status_;
   if (done_) return Status(Code::kInvalidArgument, "transaction already ended");
   Status s = depth_ == 1 ? catalog_.db_->Commit()
-                         : catalog_.db_->Exec("RELEASE sp" + std::to_string(depth_));
+                         : RunCached(*catalog_.db_, "RELEASE sp" + std::to_string(depth_));
   if (s.ok()) done_ = true;
   return s;
 }
@@ -251,8 +271,11 @@ Transaction::~Transaction() {
     if (depth_ == 1) {
       (void)catalog_.db_->Rollback();
     } else {
+      // ROLLBACK TO undoes the savepoint's work but keeps it open; RELEASE
+      // then removes it, leaving the enclosing transaction as it was.
       std::string sp = "sp" + std::to_string(depth_);
-      (void)catalog_.db_->Exec("ROLLBACK TO " + sp + "; RELEASE " + sp);
+      (void)RunCached(*catalog_.db_, "ROLLBACK TO " + sp);
+      (void)RunCached(*catalog_.db_, "RELEASE " + sp);
     }
   }
   --catalog_.txn_depth_;
@@ -282,6 +305,7 @@ Result<std::unique_ptr<Catalog>> Catalog::OpenSqlite(const std::string& path,
 Result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<Database> db) {
   std::unique_ptr<Catalog> c(new Catalog(std::move(db)));
   SFS_RETURN_IF_ERROR(c->Migrate());
+  SFS_RETURN_IF_ERROR(c->db_->Exec(c->db_->SessionSql()));
   return c;
 }
 
@@ -388,7 +412,7 @@ Result<Species> Catalog::CreateSpecies(const Species& s) {
   SFS_RETURN_IF_ERROR(ValidateSpeciesFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<Species>(
-      *db_, std::string("INSERT INTO species(name, species, strain, notes) VALUES (?, ?, ?, ?) RETURNING ") + kSpeciesCols,
+      *db_, std::string("INSERT INTO species(id, name, species, strain, notes) VALUES (" + NewIdSql("species") + ", ?, ?, ?, ?) RETURNING ") + kSpeciesCols,
       {s.name, s.species, s.strain, s.notes}, ReadSpecies, "");
   if (!r.ok()) return Explain(r.status(), "species " + Quoted(s.name) + " already exists", "");
   return r;
@@ -449,8 +473,8 @@ Result<Sample> Catalog::CreateSample(const Sample& s) {
   SFS_RETURN_IF_ERROR(ValidateSampleFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<Sample>(
-      *db_, std::string("INSERT INTO sample(name, species_id, patient_id, sample_type, notes) "
-                        "VALUES (?, ?, ?, ?, ?) RETURNING ") + kSampleCols,
+      *db_, std::string("INSERT INTO sample(id, name, species_id, patient_id, sample_type, notes) VALUES (") +
+                  NewIdSql("sample") + ", ?, ?, ?, ?, ?) RETURNING " + kSampleCols,
       {s.name, s.species_id, s.patient_id, s.sample_type, s.notes}, ReadSample, "");
   if (!r.ok())
     return Explain(r.status(), "sample " + Quoted(s.name) + " already exists",
@@ -520,8 +544,8 @@ static Status ValidateDyeFields(const Dye& d) {
 Result<Dye> Catalog::CreateDye(const Dye& d) {
   SFS_RETURN_IF_ERROR(ValidateDyeFields(d));
   std::lock_guard lock(mu_);
-  auto r = OneRow<Dye>(*db_, std::string("INSERT INTO dye(short_name, long_name, spectra_db_name) "
-                                         "VALUES (?, ?, ?) RETURNING ") + kDyeCols,
+  auto r = OneRow<Dye>(*db_, std::string("INSERT INTO dye(id, short_name, long_name, spectra_db_name) VALUES (") +
+                                     NewIdSql("dye") + ", ?, ?, ?) RETURNING " + kDyeCols,
                        {d.short_name, d.long_name, d.spectra_db_name}, ReadDye, "");
   if (!r.ok()) return Explain(r.status(), "dye " + Quoted(d.short_name) + " already exists", "");
   return r;
@@ -584,8 +608,8 @@ Result<Slide> Catalog::CreateSlide(const Slide& s) {
   else SFS_RETURN_IF_ERROR(NormalizeTimestamp(s.modified, "slide modified", &modified));
   std::lock_guard lock(mu_);
   auto r = OneRow<Slide>(
-      *db_, std::string("INSERT INTO slide(reference, sample_id, creator, notes, created, modified) "
-                        "VALUES (?, ?, ?, ?, ?, ?) RETURNING ") + kSlideCols,
+      *db_, std::string("INSERT INTO slide(id, reference, sample_id, creator, notes, created, modified) VALUES (") +
+                  NewIdSql("slide") + ", ?, ?, ?, ?, ?, ?) RETURNING " + kSlideCols,
       {s.reference, s.sample_id, s.creator, s.notes, created, modified}, ReadSlide, "");
   if (!r.ok())
     return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
@@ -722,19 +746,25 @@ static Status ValidateLabelling(const Labelling& l) {
   return ValidateText(l.antibody, "labelling antibody");
 }
 
+// Labellings are part of their slide: adding or removing one moves the
+// slide's `modified`, as editing the slide does.
 Result<Labelling> Catalog::AddLabelling(const Labelling& l) {
   SFS_RETURN_IF_ERROR(ValidateLabelling(l));
-  std::lock_guard lock(mu_);
-  auto r = OneRow<Labelling>(
-      *db_, std::string("INSERT INTO labelling(slide_id, structure, isotype, antibody, dye_id) "
-                        "VALUES (?, ?, ?, ?, ?) RETURNING ") + kLabellingCols,
-      {l.slide_id, l.structure, l.isotype, l.antibody, l.dye_id}, ReadLabelling, "");
-  if (r.status().code() == Code::kReferenceMissing) {
-    // Two foreign keys: say which one points nowhere.
-    SFS_RETURN_IF_ERROR(CheckRecordExists("slide", l.slide_id, "slide"));
-    SFS_RETURN_IF_ERROR(CheckRecordExists("dye", l.dye_id, "dye"));
-  }
-  return r;
+  return InTxn(*this, [&]() -> Result<Labelling> {
+    auto r = OneRow<Labelling>(
+        *db_, std::string("INSERT INTO labelling(id, slide_id, structure, isotype, antibody, dye_id) VALUES (") +
+                    NewIdSql("labelling") + ", ?, ?, ?, ?, ?) RETURNING " + kLabellingCols,
+        {l.slide_id, l.structure, l.isotype, l.antibody, l.dye_id}, ReadLabelling, "");
+    if (r.status().code() == Code::kReferenceMissing) {
+      // Two foreign keys: say which one points nowhere.
+      SFS_RETURN_IF_ERROR(CheckRecordExists("slide", l.slide_id, "slide"));
+      SFS_RETURN_IF_ERROR(CheckRecordExists("dye", l.dye_id, "dye"));
+    }
+    if (!r.ok()) return r;
+    SFS_RETURN_IF_ERROR(
+        Exec(*db_, "UPDATE slide SET modified = ? WHERE id = ?", {NowIso8601(), l.slide_id}));
+    return r;
+  });
 }
 
 Result<std::vector<Labelling>> Catalog::LabellingsOfSlide(int64_t slide_id) {
@@ -745,11 +775,13 @@ Result<std::vector<Labelling>> Catalog::LabellingsOfSlide(int64_t slide_id) {
 }
 
 Status Catalog::DeleteLabelling(int64_t id) {
-  std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_, "DELETE FROM labelling WHERE id = ? RETURNING id", {id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "labelling " + std::to_string(id) + " does not exist");
-  return r.status();
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(int64_t slide_id,
+                         OneRow<int64_t>(*db_, "DELETE FROM labelling WHERE id = ? RETURNING slide_id",
+                                         {id}, [](const Statement& st) { return st.Int(0); },
+                                         "labelling " + std::to_string(id) + " does not exist"));
+    return Exec(*db_, "UPDATE slide SET modified = ? WHERE id = ?", {NowIso8601(), slide_id});
+  });
 }
 
 Status Catalog::ReplaceLabellings(int64_t slide_id, const std::vector<Labelling>& labellings) {
@@ -779,15 +811,15 @@ Result<Image> Catalog::CreateImage(const Image& i) {
   std::string acquired = NowIso8601();
   if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   return InTxn(*this, [&]() -> Result<Image> {
-    auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(slide_id, name, user, acquired, comments) "
-                                             "VALUES (?, ?, ?, ?, ?) RETURNING ") + kImageCols,
+    auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(id, slide_id, name, user, acquired, comments) VALUES (") +
+                                         NewIdSql("image") + ", ?, ?, ?, ?, ?) RETURNING " + kImageCols,
                            {i.slide_id, i.name, i.user, acquired, i.comments}, ReadImage, "");
     if (!r.ok())
       return Explain(r.status(), "image " + Quoted(i.name) + " already exists in this slide",
                      "slide " + std::to_string(i.slide_id) + " does not exist");
     SFS_RETURN_IF_ERROR(Exec(*db_,
-                             "INSERT INTO entry(image_id, parent_id, name, type, mode, mtime_ns) "
-                             "VALUES (?, NULL, '', 'folder', 493, 0)",
+                             "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns) VALUES (" +
+                                 NewIdSql("entry") + ", ?, NULL, '', 'folder', 493, 0)",
                              {r->id}));
     return r;
   });
@@ -869,7 +901,9 @@ Result<Entry> Catalog::FilesRoot(int64_t image_id) {
 // The content fields of an entry (what UpdateEntry may change).
 static Status ValidateEntryContent(const Entry& e) {
   if (e.type == EntryType::kFile && !IsHashHex(e.hash))
-    return Status(Code::kInvalidArgument, "file " + Quoted(e.name) + " has no valid content hash");
+    return Status(Code::kInvalidArgument,
+                  "file " + (e.name.empty() ? std::to_string(e.id) : Quoted(e.name)) +
+                      " has no valid content hash (32 lowercase hex digits)");
   if (e.type == EntryType::kSymlink) {
     if (e.target.empty() || e.target.size() > 4095)
       return Status(Code::kInvalidArgument, "symlink target must be 1..4095 bytes");
@@ -896,8 +930,9 @@ Result<Entry> Catalog::CreateEntry(const Entry& e) {
     if (parent.type != EntryType::kFolder)
       return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
     auto r = OneRow<Entry>(
-        *db_, std::string("INSERT INTO entry(image_id, parent_id, name, type, size, hash, mode, "
-                          "mtime_ns, target, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ") +
+        *db_, std::string("INSERT INTO entry(id, image_id, parent_id, name, type, size, hash, mode, "
+                          "mtime_ns, target, kind) VALUES (") +
+                  NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
                   kEntryCols,
         {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
          static_cast<int64_t>(e.size),
@@ -989,7 +1024,7 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
       if (!replace) return Status(Code::kAlreadyExists, Quoted(new_name) + " already exists");
       bool src_dir = e.type == EntryType::kFolder, dst_dir = existing->type == EntryType::kFolder;
       if (src_dir != dst_dir)
-        return Status(src_dir ? Code::kPermission : Code::kPermission,
+        return Status(src_dir ? Code::kNotADirectory : Code::kIsADirectory,
                       src_dir ? Quoted(new_name) + " is not a folder" : Quoted(new_name) + " is a folder");
       SFS_RETURN_IF_ERROR(DeleteEntry(existing->id));
       replaced = existing->id;
@@ -1038,7 +1073,7 @@ Result<Tag> Catalog::CreateTag(const std::string& name) {
   if (name.find(',') != std::string::npos)
     return Status(Code::kInvalidArgument, "tag name " + Quoted(name) + " contains ','");
   std::lock_guard lock(mu_);
-  auto r = OneRow<Tag>(*db_, "INSERT INTO tag(name) VALUES (?) RETURNING id, name", {name}, ReadTag, "");
+  auto r = OneRow<Tag>(*db_, "INSERT INTO tag(id, name) VALUES (" + NewIdSql("tag") + ", ?) RETURNING id, name", {name}, ReadTag, "");
   if (!r.ok()) return Explain(r.status(), "tag " + Quoted(name) + " already exists", "");
   return r;
 }

@@ -105,10 +105,13 @@ class Catalog {
   Result<std::vector<Dye>> ListDyes(int64_t after_id, int limit);
 
   // --- slides ----------------------------------------------------------
-  Result<Slide> CreateSlide(const Slide& s);  // created/modified default to now
+  // created/modified default to now. Timestamps are "YYYY-MM-DDTHH:MM:SSZ"
+  // (UTC) or a date "YYYY-MM-DD" (stored as its midnight); anything else is
+  // kInvalidArgument, so that they compare correctly as text.
+  Result<Slide> CreateSlide(const Slide& s);
   Result<Slide> SlideByReference(const std::string& reference);
   Result<Slide> SlideById(int64_t id);
-  Status UpdateSlide(const Slide& s);  // sets modified to now
+  Status UpdateSlide(const Slide& s);  // sets modified to now; an empty created keeps it
   Status DeleteSlide(int64_t id);      // kNotEmpty while images exist
   // Slides matching every term of `query` (empty query: all slides).
   // kInvalidArgument for a term whose value is malformed.
@@ -119,6 +122,8 @@ class Catalog {
   Result<std::vector<std::string>> ListStructures();
 
   // --- labellings ------------------------------------------------------
+  // Adding, deleting or replacing labellings sets the slide's modified.
+  // kReferenceMissing names the slide or dye that does not exist.
   Result<Labelling> AddLabelling(const Labelling& l);
   Result<std::vector<Labelling>> LabellingsOfSlide(int64_t slide_id);
   Status DeleteLabelling(int64_t id);
@@ -130,7 +135,8 @@ class Catalog {
   Result<Image> CreateImage(const Image& i);
   Result<Image> ImageByName(int64_t slide_id, const std::string& name);
   Result<Image> ImageById(int64_t id);
-  Status UpdateImage(const Image& i);  // may rename or move to another slide
+  // May rename or move to another slide; an empty acquired keeps it.
+  Status UpdateImage(const Image& i);
   Status DeleteImage(int64_t id);      // kNotEmpty while files/ has entries
   Result<std::vector<Image>> ListImages(int64_t slide_id, int64_t after_id, int limit);
   // Images of the slides matching `query`, paged by image id (one statement).
@@ -138,21 +144,26 @@ class Catalog {
 
   // --- entries (files, folders, symlinks inside files/) -----------------
   Result<Entry> FilesRoot(int64_t image_id);
-  // parent_id must be a folder of the same image; kAlreadyExists if the
-  // name is taken (use ReplaceEntry... via MoveEntry for overwrite).
+  // parent_id must be a folder (the entry joins its image; e.image_id is
+  // ignored): kReferenceMissing if it does not exist, kInvalidArgument if it
+  // is not a folder; kAlreadyExists if the name is taken (MoveEntry with
+  // replace overwrites).
   Result<Entry> CreateEntry(const Entry& e);
   Result<Entry> EntryById(int64_t id);
   Result<Entry> EntryByName(int64_t parent_id, const std::string& name);
-  // Updates size/hash/mode/mtime_ns/kind/target of an entry (by id).
+  // Updates size/hash/mode/mtime_ns/kind/target of an entry (by id; name
+  // and parent_id are ignored). kInvalidArgument if e.type is not its type.
   Status UpdateEntry(const Entry& e);
   // kNotEmpty for a folder with children; kPermission for a root folder.
   Status DeleteEntry(int64_t id);
   // Moves/renames an entry, possibly into another image. If the target
   // name exists: with `replace` a file/symlink or an empty folder is
   // replaced (its record deleted) when the types are compatible (kNotEmpty
-  // for a non-empty folder, kPermission for folder vs non-folder);
+  // for a non-empty folder, kNotADirectory / kIsADirectory as rename(2)
+  // for folder over file / file over folder);
   // without `replace` kAlreadyExists. Moving a folder into its own subtree
-  // is kInvalidArgument. Returns the id of the replaced entry, or 0.
+  // is kInvalidArgument; a missing new parent kReferenceMissing. Returns
+  // the id of the replaced entry, or 0.
   Result<int64_t> MoveEntry(int64_t id, int64_t new_parent_id, const std::string& new_name,
                             bool replace);
   Result<std::vector<Entry>> ListEntries(int64_t parent_id, int64_t after_id, int limit);
@@ -161,6 +172,7 @@ class Catalog {
   Result<std::vector<Entry>> ListTaggedEntries(int64_t tag_id, int64_t after_id, int limit);
 
   // --- tags --------------------------------------------------------------
+  // Tagging or annotating a record that does not exist is kReferenceMissing.
   Result<Tag> CreateTag(const std::string& name);
   Result<Tag> TagByName(const std::string& name);
   Result<Tag> TagById(int64_t id);
@@ -185,7 +197,9 @@ class Catalog {
 
   // --- whole catalog ------------------------------------------------------
   Result<CatalogStats> Stats();
-  // Every distinct object hash any record references (gc, fsck).
+  // Every distinct object hash any record references (gc, fsck), in hash
+  // order, read in pages: `fn` runs without the catalog lock and may call
+  // the catalog; an error from it stops the walk and is returned.
   Status ForEachReferencedHash(const std::function<Status(const std::string&)>& fn);
   // Changes when another process commits to the catalog.
   Result<int64_t> ExternalChangeCounter();

@@ -12,6 +12,8 @@ const char* CodeName(Code code) {
     case Code::kReferenceMissing: return "ReferenceMissing";
     case Code::kNotEmpty: return "NotEmpty";
     case Code::kInvalidArgument: return "InvalidArgument";
+    case Code::kNotADirectory: return "NotADirectory";
+    case Code::kIsADirectory: return "IsADirectory";
     case Code::kNameTooLong: return "NameTooLong";
     case Code::kPermission: return "Permission";
     case Code::kReadOnly: return "ReadOnly";
@@ -49,6 +51,8 @@ int Status::to_errno() const {
     case Code::kReferenceMissing: return ENOENT;
     case Code::kNotEmpty: return ENOTEMPTY;
     case Code::kInvalidArgument: return EINVAL;
+    case Code::kNotADirectory: return ENOTDIR;
+    case Code::kIsADirectory: return EISDIR;
     case Code::kNameTooLong: return ENAMETOOLONG;
     case Code::kPermission: return sys_errno_ == EACCES ? EACCES : EPERM;
     case Code::kReadOnly: return EROFS;

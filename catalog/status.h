@@ -21,6 +21,8 @@ enum class Code {
   kReferenceMissing,  // a foreign key points nowhere        -> ENOENT
   kNotEmpty,          // record still has children           -> ENOTEMPTY
   kInvalidArgument,   // bad name, bad value, bad document   -> EINVAL
+  kNotADirectory,     // a directory operation on a file     -> ENOTDIR
+  kIsADirectory,      // a file operation on a directory     -> EISDIR
   kNameTooLong,       // name over 255 bytes                 -> ENAMETOOLONG
   kPermission,        // operation has no meaning here       -> EPERM
   kReadOnly,          // read-only catalog or field          -> EROFS

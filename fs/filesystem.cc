@@ -846,6 +846,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
         }
         std::lock_guard hl(h->mu);
         auto e = fs->catalog().EntryById(h->spec.record_id);
+        if (!e.ok() && e.status().is_not_found() && h->of->orphan) e = *h->of->orphan;
         if (!e.ok()) return ReplyStatus(req, "read", fs->PathOf(h->ino), e.status());
         if (!h->fd || h->fd_hash != e->hash) {
           auto nfd = OpenEntryObject(fs, *e, fs->PathOf(h->ino));
@@ -1277,7 +1278,14 @@ Status Filesystem::PublishLocked(OpenFile& of) {
   SFS_RETURN_IF_ERROR(txn.status());
   auto e = catalog_.EntryById(of.entry_id);
   if (!e.ok()) {
-    // Unlinked while open: the data goes with it (the object stays until gc).
+    // Unlinked while open: no record takes the data (the object stays until
+    // gc), but the handles still open read and extend this version, as
+    // POSIX has it, so the orphan's record follows it.
+    if (e.status().is_not_found() && of.orphan) {
+      of.orphan->hash = obj.hash.hex();
+      of.orphan->size = obj.size;
+      of.orphan->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
+    }
     of.writer.reset();
     return e.status().is_not_found() ? Status::Ok() : e.status();
   }

@@ -19,6 +19,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -46,6 +47,10 @@ struct OpenFile {
   std::unique_ptr<ObjectWriter> writer;   // GUARDED_BY(mu) non-null = unpublished changes
   int64_t mtime_ns = 0;                   // GUARDED_BY(mu) mtime of the pending version
   Status error;                           // GUARDED_BY(mu) sticky write error for flush/fsync
+  // The last record of a file unlinked or replaced by rename while open:
+  // POSIX lets open handles fstat, read and write it until the last close
+  // (the data of such writes is never published).
+  std::optional<Entry> orphan;            // GUARDED_BY(mu)
 };
 
 class Filesystem {
@@ -54,6 +59,9 @@ class Filesystem {
 
   // Ensures the empty object exists (new files point at it).
   Status Prepare();
+  // Before a record of a new file points at the empty object: makes sure it
+  // exists and is young (see the definition).
+  Status EnsureEmptyObject();
 
   static const fuse_lowlevel_ops& Operations();
 

@@ -718,7 +718,7 @@ Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& nam
 
 Status Namespace::Rmdir(const NodeSpec& parent, const std::string& name) {
   SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
-  if (!child.is_dir()) return Status(Code::kInvalidArgument, "'" + name + "' is not a directory");
+  if (!child.is_dir()) return Status(Code::kNotADirectory, "'" + name + "' is not a directory");
   switch (child.kind) {
     case NodeKind::kSpecies: return catalog_.DeleteSpecies(child.record_id);
     case NodeKind::kSample: return catalog_.DeleteSample(child.record_id);
@@ -782,7 +782,7 @@ Result<Entry> Namespace::Symlink(const NodeSpec& parent, const std::string& name
 
 Status Namespace::Unlink(const NodeSpec& parent, const std::string& name) {
   SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
-  if (child.is_dir()) return Status(Code::kPermission, "'" + name + "' is a directory");
+  if (child.is_dir()) return Status(Code::kIsADirectory, "'" + name + "' is a directory");
   if (parent.kind != NodeKind::kFolder)
     return NoMeaning(std::string("cannot remove ") + NodeKindName(child.kind) + " '" + name + "'");
   return catalog_.DeleteEntry(child.record_id);

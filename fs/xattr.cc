@@ -142,7 +142,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       else if (field == "strain") s.strain = value;
       else if (field == "notes") s.notes = value;
       else if (field == "id") return readonly();
-      else return Status(Code::kNotFound, "species have no field '" + field + "'");
+      else return Status(Code::kInvalidArgument, "species have no field '" + field + "'");
       return c.UpdateSpecies(s);
     }
     case Entity::kSample: {
@@ -156,7 +156,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       else if (field == "sample_type") s.sample_type = value;
       else if (field == "notes") s.notes = value;
       else if (field == "id") return readonly();
-      else return Status(Code::kNotFound, "samples have no field '" + field + "'");
+      else return Status(Code::kInvalidArgument, "samples have no field '" + field + "'");
       return c.UpdateSample(s);
     }
     case Entity::kDye: {
@@ -165,7 +165,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       else if (field == "long_name") d.long_name = value;
       else if (field == "spectra_db_name") d.spectra_db_name = value;
       else if (field == "id") return readonly();
-      else return Status(Code::kNotFound, "dyes have no field '" + field + "'");
+      else return Status(Code::kInvalidArgument, "dyes have no field '" + field + "'");
       return c.UpdateDye(d);
     }
     case Entity::kSlide: {
@@ -180,7 +180,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       else if (field == "created") s.created = value;
       else if (field == "id" || field == "species" || field == "modified" || field == "labellings")
         return readonly();
-      else return Status(Code::kNotFound, "slides have no field '" + field + "'");
+      else return Status(Code::kInvalidArgument, "slides have no field '" + field + "'");
       return c.UpdateSlide(s);
     }
     case Entity::kImage: {
@@ -190,7 +190,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
       else if (field == "acquired") i.acquired = value;
       else if (field == "comments") i.comments = value;
       else if (field == "id" || field == "slide") return readonly();
-      else return Status(Code::kNotFound, "images have no field '" + field + "'");
+      else return Status(Code::kInvalidArgument, "images have no field '" + field + "'");
       return c.UpdateImage(i);
     }
     case Entity::kEntry: {
@@ -200,7 +200,7 @@ Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
         return c.UpdateEntry(e);
       }
       if (field == "id" || field == "hash" || field == "size") return readonly();
-      return Status(Code::kNotFound, "files have no field '" + field + "'");
+      return Status(Code::kInvalidArgument, "files have no field '" + field + "'");
     }
   }
   return Status(Code::kNotFound, "no field '" + field + "'");

@@ -1008,8 +1008,8 @@ TEST_F(NamespaceTest, RmdirWhereItHasNoMeaningIsRefused) {
   }
   EXPECT_OK(Resolve("slides/S6/images/lonely"));
   EXPECT_OK(Resolve("slides/S5"));
-  EXPECT_CODE(ns().Rmdir(Path("slides/S1/images/img1/files"), "notes.txt"), Code::kInvalidArgument);
-  EXPECT_CODE(ns().Rmdir(Path("slides/S1"), "slide.json"), Code::kInvalidArgument);
+  EXPECT_CODE(ns().Rmdir(Path("slides/S1/images/img1/files"), "notes.txt"), Code::kNotADirectory);
+  EXPECT_CODE(ns().Rmdir(Path("slides/S1"), "slide.json"), Code::kNotADirectory);
   EXPECT_CODE(ns().Rmdir(Path("slides"), "nope"), Code::kNotFound);
 }
 
@@ -1021,7 +1021,7 @@ TEST_F(NamespaceTest, UnlinkRemovesFilesAndSymlinksOnly) {
   EXPECT_OK(ns().Unlink(files, "link"));
   EXPECT_CODE(cat().EntryById(link.id), Code::kNotFound);
   EXPECT_CODE(ns().Unlink(files, "notes.txt"), Code::kNotFound);
-  EXPECT_CODE(ns().Unlink(files, "sub"), Code::kPermission);
+  EXPECT_CODE(ns().Unlink(files, "sub"), Code::kIsADirectory);
   EXPECT_OK(cat().EntryById(sub.id));
   for (const char* p : {"slides/S1/slide.json", "species/HeLa/species.json", ".samplefs/status.json",
                         ".samplefs/errors", "tags/good/files/S1:img1:sub:a.tif"}) {
@@ -1031,7 +1031,7 @@ TEST_F(NamespaceTest, UnlinkRemovesFilesAndSymlinksOnly) {
     EXPECT_CODE(ns().Unlink(Path(s.substr(0, slash)), s.substr(slash + 1)), Code::kPermission);
   }
   EXPECT_OK(cat().EntryById(tif.id));
-  EXPECT_CODE(ns().Unlink(Path("slides"), "S1"), Code::kPermission);
+  EXPECT_CODE(ns().Unlink(Path("slides"), "S1"), Code::kIsADirectory);
 }
 
 TEST_F(NamespaceTest, CreateFileAndSymlinkOnlyInsideFiles) {
@@ -1094,8 +1094,8 @@ TEST_F(NamespaceTest, RenameOverAnExistingFileReplacesItUnlessNoReplace) {
   EXPECT_CODE(cat().EntryById(other.id), Code::kNotFound);
   EXPECT_EQ(Path("slides/S1/images/img1/files/other.txt"), SpecOf(NodeKind::kFile, txt.id));
   // A file over a folder, a folder over a file: refused.
-  EXPECT_CODE(ns().Rename(files, "other.txt", files, "sub", 0), Code::kPermission);
-  EXPECT_CODE(ns().Rename(files, "sub", files, "other.txt", 0), Code::kPermission);
+  EXPECT_CODE(ns().Rename(files, "other.txt", files, "sub", 0), Code::kIsADirectory);
+  EXPECT_CODE(ns().Rename(files, "sub", files, "other.txt", 0), Code::kNotADirectory);
   EXPECT_CODE(ns().Rename(files, "other.txt", files, "x", kExchange), Code::kInvalidArgument);
   EXPECT_CODE(ns().Rename(files, "missing", files, "x", 0), Code::kNotFound);
 }

@@ -8,8 +8,10 @@
 // into objects/, directory fsync, one catalog transaction — when the last
 // writable handle is flushed (so close() reports ENOSPC/EIO), again at
 // release if data arrived after flush (shared mmap), and on fsync. Until
-// then readers that opened before the write keep reading the old object;
-// readers that open during it see the growing staging file.
+// then readers that opened before the write keep reading the old object
+// through their own descriptor (but see docs/DECISIONS.md, "Readers during
+// an overwrite", for the kernel page cache they share); readers that open
+// during it see the growing staging file.
 //
 // Lock order: OpenFile::mu, then the Catalog's mutex, then NodeTable's
 // mutex. No lock is held across fuse_reply_*.

@@ -38,9 +38,7 @@ void Invalidator::PostInode(fuse_ino_t ino) {
 }
 
 void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
-  for (const Node& n : nodes_.Select([&](const Node& node) {
-         return node.spec.kind == kind && node.spec.record_id == record_id;
-       })) {
+  for (const Node& n : nodes_.ByRecord(kind, record_id)) {
     PostEntry(n.parent, n.name);
     PostInode(n.ino);
   }

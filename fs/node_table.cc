@@ -73,6 +73,7 @@ Node NodeTable::Resolve(fuse_ino_t parent, const std::string& name, const NodeSp
   node->nlookup = lookups;
   Node copy = *node;
   by_name_[key] = node->ino;
+  by_record_[{static_cast<int>(spec.kind), spec.record_id}].insert(node->ino);
   nodes_.emplace(node->ino, std::move(node));
   return copy;
 }
@@ -94,6 +95,7 @@ void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
   if (node.nlookup > 0) return;
   auto bit = by_name_.find({node.parent, node.name});
   if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  UnindexLocked(node);
   nodes_.erase(it);
 }
 
@@ -117,7 +119,29 @@ void NodeTable::Unbind(fuse_ino_t parent, const std::string& name) {
 void NodeTable::SetSpec(fuse_ino_t ino, const NodeSpec& spec) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
-  if (it != nodes_.end()) it->second->spec = spec;
+  if (it == nodes_.end()) return;
+  UnindexLocked(*it->second);
+  it->second->spec = spec;
+  by_record_[{static_cast<int>(spec.kind), spec.record_id}].insert(ino);
+}
+
+void NodeTable::UnindexLocked(const Node& node) {
+  auto rit = by_record_.find({static_cast<int>(node.spec.kind), node.spec.record_id});
+  if (rit == by_record_.end()) return;
+  rit->second.erase(node.ino);
+  if (rit->second.empty()) by_record_.erase(rit);
+}
+
+std::vector<Node> NodeTable::ByRecord(NodeKind kind, int64_t record_id) const {
+  std::lock_guard lock(mu_);
+  std::vector<Node> out;
+  auto rit = by_record_.find({static_cast<int>(kind), record_id});
+  if (rit == by_record_.end()) return out;
+  for (fuse_ino_t ino : rit->second) {
+    auto nit = nodes_.find(ino);
+    if (nit != nodes_.end()) out.push_back(*nit->second);
+  }
+  return out;
 }
 
 std::vector<Node> NodeTable::Children(fuse_ino_t parent) const {

@@ -1,0 +1,922 @@
+#!/usr/bin/env python3
+"""Mounted benchmark: a plain directory, a bindfs mount of it, and samplefs.
+
+Runs the same everyday tools (dd, cp, rsync, tar, rm, find, ls, getfattr,
+setfattr) against three targets in one run, so the figures share one
+machine state:
+
+  plain     a directory on the disk that holds the samplefs store
+  bindfs    `bindfs -o default_permissions` of that directory (a FUSE
+            passthrough: the cost of FUSE itself)
+  samplefs  the daemon under test, on its own catalog and store on the
+            same disk
+
+and prints a table of figures, with the targets of the tracking issues
+(3: reads and listings, 4: copying data in, 5: metadata and queries) and
+whether each is met. Without --quick the figures also replace this
+script's sections in tests/bench/README.md (other sections are kept).
+
+    python3 tests/bench/mount_bench.py --samplefs build/bench/mount/samplefs [--quick]
+
+"Cold" means `sync; echo 3 > /proc/sys/vm/drop_caches` and a fresh mount
+of bindfs and samplefs; "warm" is the best of repeated runs right after.
+Sources of the copies live on a private tmpfs, so a copy measures the
+destination only (and drop_caches cannot evict them). Every write test
+times the tool, then a `sync` right after it: "+ sync" figures are the
+two added (the data is on the disk when the clock stops).
+
+Needs root (drop_caches, the tmpfs, clear_refs), /dev/fuse, fusermount3,
+bindfs, rsync, tar, getfattr/setfattr. Python 3 standard library only.
+Not registered in ctest: the full run takes about 17 minutes on the
+development VM (most of it samplefs's small-file copies), --quick under 3.
+"""
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(HERE, "README.md")
+MIB = 1 << 20
+GIB = 1 << 30
+EMPTY_HASH = "99aa06d3014798d86001c324468d497f"  # XXH3-128 of no bytes
+TARGETS = ("plain", "bindfs", "samplefs")
+
+SIZES = {
+    "full": dict(big=2 * GIB, huge=10 * GIB, small_n=10000, small_size=64 << 10,
+                 list_dirs=1000, list_per_dir=100, xattr_n=10000,
+                 q_slides=1000, q_images=2, q_files=500),
+    "quick": dict(big=256 * MIB, huge=1 * GIB, small_n=1000, small_size=64 << 10,
+                  list_dirs=100, list_per_dir=100, xattr_n=1000,
+                  q_slides=100, q_images=2, q_files=250),
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def human_count(n):
+    return f"{n:,}"
+
+
+def human_bytes(n):
+    if n >= GIB and n % GIB == 0:
+        return f"{n // GIB} GiB"
+    if n >= MIB and n % MIB == 0:
+        return f"{n // MIB} MiB"
+    return f"{n // 1024} KiB"
+
+
+# ---------------------------------------------------------------------------
+# Running commands and timing them
+
+
+class CommandFailed(Exception):
+    pass
+
+
+def run(cmd, cwd=None, capture=False, check=True):
+    """Runs a shell command; returns its stdout if capture, else None."""
+    p = subprocess.run(cmd, shell=True, cwd=cwd, text=True,
+                       stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if check and p.returncode != 0:
+        raise CommandFailed(f"`{cmd}` exited with {p.returncode}: {p.stderr.strip()[-600:]}")
+    return p.stdout if capture else None
+
+
+def timed(cmd, cwd=None):
+    """Wall-clock seconds of a shell command (raises CommandFailed)."""
+    t0 = time.monotonic()
+    run(cmd, cwd=cwd)
+    return time.monotonic() - t0
+
+
+def timed_sync():
+    t0 = time.monotonic()
+    os.sync()
+    return time.monotonic() - t0
+
+
+IS_ROOT = os.geteuid() == 0
+
+
+def drop_caches():
+    os.sync()
+    if IS_ROOT:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+def wait_mounted(path, proc, what, log_path=None):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if is_mounted(path):
+            return
+        if proc.poll() is not None:
+            text = ""
+            if log_path and os.path.exists(log_path):
+                with open(log_path) as f:
+                    text = f.read()[-2000:]
+            raise RuntimeError(f"{what} exited with {proc.returncode} before mounting\n{text}")
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} did not mount {path} within 60 s")
+
+
+def unmount(path, proc):
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-u", path], check=False)
+    if proc is not None:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if is_mounted(path):
+        subprocess.run(["fusermount3", "-uz", path], check=False)
+
+
+# ---------------------------------------------------------------------------
+# Memory of a daemon
+
+
+def proc_status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss(pid):
+    """Resets VmHWM to the current RSS (clear_refs 5, Linux >= 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5\n")
+        return True
+    except OSError:
+        return False
+
+
+class RssSampler:
+    """Samples a process's VmRSS every `period` seconds while in a with block."""
+
+    def __init__(self, pid, period=0.1):
+        self.pid = pid
+        self.period = period
+        self.samples = []  # (seconds since start, KiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.monotonic() - t0, proc_status_kib(self.pid, "VmRSS")))
+            except OSError:
+                return
+            self._stop.wait(self.period)
+
+    def __enter__(self):
+        reset_peak_rss(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.hwm_kib = proc_status_kib(self.pid, "VmHWM")
+        return False
+
+    def profile(self):
+        """RSS (MiB) at 25/50/75/100 % of the run: shows whether it grows."""
+        if not self.samples:
+            return []
+        out = []
+        for q in (0.25, 0.5, 0.75, 1.0):
+            idx = min(len(self.samples) - 1, int(q * (len(self.samples) - 1)))
+            out.append(self.samples[idx][1] / 1024)
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Results
+
+
+class Row:
+    def __init__(self, section, label, goal=None, nbytes=None, unit="s"):
+        self.section = section
+        self.label = label
+        self.goal = goal  # see GOALS
+        self.nbytes = nbytes
+        self.unit = unit
+        self.values = {}  # target -> float, or str for an error
+        self.note = ""
+
+
+# goal -> (text, predicate(values) -> bool)
+def _v(values, t):
+    v = values.get(t)
+    return v if isinstance(v, (int, float)) else None
+
+
+def _goal_le_bindfs(values):
+    s, b = _v(values, "samplefs"), _v(values, "bindfs")
+    return None if s is None or b is None else s <= b
+
+
+def _goal_lt_bindfs(values):
+    s, b = _v(values, "samplefs"), _v(values, "bindfs")
+    return None if s is None or b is None else s < b
+
+
+def _goal_copy(values):
+    s, b, p = _v(values, "samplefs"), _v(values, "bindfs"), _v(values, "plain")
+    if s is None or b is None or p is None:
+        return None
+    return s <= b and s <= 1.5 * p
+
+
+GOALS = {
+    "read": ("speed >= bindfs", _goal_le_bindfs),
+    "faster": ("faster than bindfs", _goal_lt_bindfs),
+    "copy": ("<= bindfs and <= 1.5x plain", _goal_copy),
+    "small": ("<= bindfs", _goal_le_bindfs),
+    "flat": ("flat: no growth during the write (<= 4 MiB)", None),  # decided in the bench
+}
+
+
+class Results:
+    def __init__(self):
+        self.rows = []
+        self.notes = {}  # section -> list of lines
+        self.flat_ok = None
+
+    def row(self, section, label, goal=None, nbytes=None, unit="s"):
+        for r in self.rows:
+            if r.section == section and r.label == label:
+                return r
+        r = Row(section, label, goal, nbytes, unit)
+        self.rows.append(r)
+        return r
+
+    def set(self, section, label, target, value, goal=None, nbytes=None, unit="s"):
+        self.row(section, label, goal, nbytes, unit).values[target] = value
+
+    def best(self, section, label, target, value, goal=None, nbytes=None, unit="s"):
+        """Keeps the smallest value of repeated runs (a failure never replaces a figure)."""
+        row = self.row(section, label, goal, nbytes, unit)
+        old = row.values.get(target)
+        if not isinstance(old, float) or (isinstance(value, float) and value < old):
+            row.values[target] = value
+
+    def note(self, section, text):
+        self.notes.setdefault(section, []).append(text)
+
+    @staticmethod
+    def fmt(row, target):
+        v = row.values.get(target)
+        if v is None:
+            return "—"
+        if isinstance(v, str):
+            return v
+        if row.unit == "MiB":
+            return f"{v:.0f} MiB"
+        if row.unit == "n":
+            return human_count(int(v))
+        text = f"{v:.2f} s" if v < 100 else f"{v:.0f} s"
+        if row.nbytes and v > 0:
+            text += f" ({row.nbytes / MIB / v:.0f} MiB/s)"
+        return text
+
+    def verdict(self, row):
+        if row.goal is None:
+            return "", None
+        text, pred = GOALS[row.goal]
+        if row.goal == "flat":
+            ok = self.flat_ok
+        else:
+            ok = pred(row.values)
+        return text, ok
+
+    def ratio(self, row):
+        s, b = _v(row.values, "samplefs"), _v(row.values, "bindfs")
+        if s is None or b is None or b == 0 or row.unit not in ("s",):
+            return ""
+        return f"{s / b:.2f}x"
+
+    def table(self, section):
+        rows = [r for r in self.rows if r.section == section]
+        if not rows:
+            return ""
+        lines = ["| measurement | plain | bindfs | samplefs | samplefs/bindfs time | target | met |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            goal, ok = self.verdict(r)
+            met = "" if r.goal is None else ("yes" if ok else "**no**" if ok is False else "?")
+            lines.append(f"| {r.label} | {self.fmt(r, 'plain')} | {self.fmt(r, 'bindfs')} | "
+                         f"{self.fmt(r, 'samplefs')} | {self.ratio(r)} | {goal} | {met} |")
+        for n in self.notes.get(section, []):
+            lines.append("")
+            lines.append(n)
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# The three targets
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.mode = "quick" if args.quick else "full"
+        self.sz = SIZES[self.mode]
+        self.work = os.path.abspath(args.workdir)
+        self.src = os.path.join(self.work, "src")          # tmpfs: copy sources
+        self.plain = os.path.join(self.work, "plain")      # the plain directory
+        self.bmnt = os.path.join(self.work, "bindfs-mnt")  # bindfs of self.plain
+        self.sroot = os.path.join(self.work, "samplefs")   # catalog, store, mnt
+        self.smnt = os.path.join(self.sroot, "mnt")
+        self.qroot = os.path.join(self.work, "query")      # the 1M-file catalog
+        self.qmnt = os.path.join(self.qroot, "mnt")
+        self.samplefs_bin = os.path.abspath(args.samplefs)
+        self.bproc = None
+        self.sproc = None
+        self.qproc = None
+        self.src_is_tmpfs = False
+        self.results = Results()
+
+    # -- paths where each target's data goes
+    def data_dir(self, target):
+        return {
+            "plain": os.path.join(self.plain, "data"),
+            "bindfs": os.path.join(self.bmnt, "bdata"),  # lands in plain/bdata
+            "samplefs": os.path.join(self.smnt, "slides", "BENCH", "images", "data", "files"),
+        }[target]
+
+    def tree_dir(self, target):
+        return {
+            "plain": os.path.join(self.plain, "tree"),
+            "bindfs": os.path.join(self.bmnt, "tree"),
+            "samplefs": os.path.join(self.smnt, "slides", "BENCH", "images", "tree", "files"),
+        }[target]
+
+    def pid(self, target):
+        if target == "bindfs":
+            return self.bproc.pid if self.bproc else None
+        if target == "samplefs":
+            return self.sproc.pid if self.sproc else None
+        return None
+
+    # -- mounts
+    def mount_bindfs(self):
+        os.makedirs(self.bmnt, exist_ok=True)
+        self.bproc = subprocess.Popen(["bindfs", "-f", "-o", "default_permissions", self.plain, self.bmnt],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_mounted(self.bmnt, self.bproc, "bindfs")
+
+    def umount_bindfs(self):
+        unmount(self.bmnt, self.bproc)
+        self.bproc = None
+
+    def start_samplefs(self, root, mnt):
+        conf = os.path.join(root, "samplefs.conf")
+        logf = os.path.join(root, "samplefs.log")
+        os.makedirs(mnt, exist_ok=True)
+        with open(logf, "a") as lf:
+            proc = subprocess.Popen([self.samplefs_bin, "--config", conf, mnt, "-f"],
+                                    stdout=lf, stderr=subprocess.STDOUT)
+        wait_mounted(mnt, proc, "samplefs", logf)
+        return proc
+
+    def mount_samplefs(self):
+        self.sproc = self.start_samplefs(self.sroot, self.smnt)
+
+    def umount_samplefs(self):
+        unmount(self.smnt, self.sproc)
+        self.sproc = None
+
+    def remount(self, target):
+        """A fresh mount (nothing cached in the daemon or the kernel's FUSE state)."""
+        if target == "bindfs":
+            self.umount_bindfs()
+            self.mount_bindfs()
+        elif target == "samplefs":
+            self.umount_samplefs()
+            self.mount_samplefs()
+
+    def cold(self, target):
+        os.sync()
+        self.remount(target)
+        drop_caches()
+
+    # -- setup
+    def setup(self):
+        if os.path.exists(self.work):
+            self.cleanup_mounts()
+            remove_in_background(self.work)
+        os.makedirs(self.src)
+        src_bytes = 2 * self.sz["big"] + 3 * self.sz["small_n"] * self.sz["small_size"] + 64 * MIB
+        if IS_ROOT:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={src_bytes + 256 * MIB},mode=0700",
+                                "samplefs-bench-src", self.src], capture_output=True, text=True)
+            self.src_is_tmpfs = r.returncode == 0
+        if not self.src_is_tmpfs:
+            log("warning: sources are on the disk, not on a tmpfs (needs root)")
+        os.makedirs(os.path.join(self.plain, "data"))
+        for root in (self.sroot, self.qroot):
+            os.makedirs(root)
+            with open(os.path.join(root, "samplefs.conf"), "w") as f:
+                f.write(f"catalog = {root}/catalog.db\nstore = {root}/store\nlog_level = warn\n")
+
+        log(f"generating sources on {'tmpfs' if self.src_is_tmpfs else 'disk'}")
+        self.big_src = os.path.join(self.src, "big.raw")
+        write_pattern_file(self.big_src, self.sz["big"], seed=1)
+        self.small_srcs = {}
+        for i, name in enumerate(("cp", "rsync", "tar")):
+            d = os.path.join(self.src, f"small-{name}", "frames")
+            os.makedirs(d)
+            write_small_files(d, self.sz["small_n"], self.sz["small_size"], seed=10 + i)
+            self.small_srcs[name] = d
+        self.tarball = os.path.join(self.src, "small.tar")
+        run(f"tar -cf {self.tarball} -C {os.path.dirname(self.small_srcs['tar'])} frames")
+        shutil.rmtree(os.path.dirname(self.small_srcs["tar"]))
+
+        log(f"creating the listing tree: {human_count(self.sz['list_dirs'] * self.sz['list_per_dir'])} "
+            f"files in {human_count(self.sz['list_dirs'])} folders (plain; samplefs through SQL)")
+        make_plain_tree(os.path.join(self.plain, "tree"), self.sz["list_dirs"], self.sz["list_per_dir"])
+
+        # samplefs: records through the mount, the big tree through SQL.
+        self.mount_samplefs()
+        for d in ("species/Bench", "species/Bench/slides/BENCH", "slides/BENCH/images/data",
+                  "slides/BENCH/images/tree"):
+            os.mkdir(os.path.join(self.smnt, d))
+        self.umount_samplefs()
+        insert_tree(os.path.join(self.sroot, "catalog.db"), "BENCH", "tree",
+                    self.sz["list_dirs"], self.sz["list_per_dir"])
+        self.mount_samplefs()
+        self.mount_bindfs()
+        os.mkdir(self.data_dir("bindfs"))
+        os.sync()
+
+    def cleanup_mounts(self):
+        for mnt, proc in ((self.bmnt, self.bproc), (self.smnt, self.sproc), (self.qmnt, self.qproc)):
+            if is_mounted(mnt) or proc is not None:
+                unmount(mnt, proc)
+        self.bproc = self.sproc = self.qproc = None
+        if is_mounted(self.src):
+            subprocess.run(["umount", self.src], check=False)
+
+    def teardown(self):
+        self.cleanup_mounts()
+        if not self.args.keep:
+            remove_in_background(self.work)
+
+    # -- measurement helpers
+    def measure(self, section, label, target, fn, goal=None, nbytes=None, best=False):
+        try:
+            v = fn()
+        except (CommandFailed, OSError, RuntimeError) as e:
+            log(f"  {label} [{target}] failed: {e}")
+            v = "failed"
+        if best:
+            self.results.best(section, label, target, v, goal, nbytes)
+        else:
+            self.results.set(section, label, target, v, goal, nbytes)
+        if isinstance(v, float):
+            extra = f" ({nbytes / MIB / v:.0f} MiB/s)" if nbytes and v > 0 else ""
+            log(f"  {label:<38} {target:<9} {v:8.2f} s{extra}")
+        return v
+
+    # -----------------------------------------------------------------------
+    # Issue 4: copying data in
+
+    def bench_copy(self):
+        S = "copy"
+        big = self.sz["big"]
+        hb = human_bytes(big)
+        rounds = self.args.rounds
+        for rnd in range(rounds):
+            # Alternate the order so that neither target always follows the
+            # other's writeback; every round copies new content (samplefs
+            # would otherwise deduplicate against the previous round).
+            order = TARGETS if rnd % 2 == 0 else tuple(reversed(TARGETS))
+            log(f"copying data in: cp of a {hb} file (round {rnd + 1} of {rounds})")
+            if rnd:
+                write_pattern_file(self.big_src, big, seed=1 + rnd)
+            for t in order:
+                dst = os.path.join(self.data_dir(t), "big")
+                if os.path.exists(dst):
+                    run(f"rm -rf {dst}")
+                os.mkdir(dst)
+                os.sync()
+                pid = self.pid(t)
+                sampler = RssSampler(pid) if pid else contextlib.nullcontext()
+                with sampler:
+                    cp = self.measure(S, f"cp {hb} file", t, lambda: timed(f"cp {self.big_src} {dst}/"),
+                                      "copy", big, best=True)
+                    sy = timed_sync()
+                if isinstance(cp, float):
+                    self.results.best(S, f"cp {hb} file + sync", t, cp + sy, "copy", big)
+                    log(f"  {'  ... + sync':<38} {t:<9} {cp + sy:8.2f} s")
+                if pid:
+                    self.results.best(S, f"daemon peak RSS during cp {hb}", t, -sampler.hwm_kib / 1024, unit="MiB")
+        for t in TARGETS:  # peak RSS: the largest of the rounds (stored negated by best())
+            r = self.results.row(S, f"daemon peak RSS during cp {hb}")
+            if isinstance(r.values.get(t), float):
+                r.values[t] = -r.values[t]
+        if rounds > 1:
+            self.results.note(S, f"The {hb} copy ran {rounds} times in alternating order: the best time "
+                                 f"and the largest peak RSS are shown.")
+
+        n, size = self.sz["small_n"], self.sz["small_size"]
+        what = f"{human_count(n)} x {human_bytes(size)}"
+        ops = [
+            ("cp -r", "cp", lambda src, dst: f"cp -r {src} {dst}/cp"),
+            ("rsync -a", "rsync", lambda src, dst: f"rsync -a {src} {dst}/rsync/"),
+            ("tar -x", "tar", lambda src, dst: f"mkdir {dst}/tar && tar -xf {self.tarball} -C {dst}/tar"),
+        ]
+        for label, key, cmd in ops:
+            log(f"copying data in: {label} of {what}")
+            for t in TARGETS:
+                os.sync()
+                c = cmd(self.small_srcs.get(key), self.data_dir(t))
+                v = self.measure(S, f"{label} {what}", t, lambda: timed(c), "small", n * size)
+                sy = timed_sync()
+                if isinstance(v, float):
+                    self.results.set(S, f"{label} {what} + sync", t, v + sy, "small", n * size)
+        log(f"copying data in: rm -rf of {what}")
+        for t in TARGETS:
+            os.sync()
+            d = os.path.join(self.data_dir(t), "cp")
+            v = self.measure(S, f"rm -rf {human_count(n)} files", t, lambda: timed(f"rm -rf {d}"), "small")
+            sy = timed_sync()
+            if isinstance(v, float):
+                self.results.set(S, f"rm -rf {human_count(n)} files + sync", t, v + sy, "small")
+
+        # A large write straight into the mount: memory must stay flat.
+        huge = self.sz["huge"]
+        log(f"copying data in: {human_bytes(huge)} from /dev/zero into samplefs (peak RSS)")
+        pid = self.pid("samplefs")
+        dst = os.path.join(self.data_dir("samplefs"), "huge")
+        os.mkdir(dst)
+        os.sync()
+        with RssSampler(pid, 0.25) as sampler:
+            v = self.measure(S, f"dd {human_bytes(huge)} from /dev/zero (bs=1M)", "samplefs",
+                             lambda: timed(f"dd if=/dev/zero of={dst}/zeros bs=1M count={huge // MIB} status=none"),
+                             None, huge)
+        self.results.set(S, f"daemon peak RSS during {human_bytes(huge)} write", "samplefs",
+                         sampler.hwm_kib / 1024, "flat", unit="MiB")
+        prof = sampler.profile()
+        if len(sampler.samples) >= 4:
+            # Growth from a tenth of the way in to the end: the worker threads
+            # and their buffers all exist after the first second; anything
+            # that grows with the amount written shows here.
+            tenth = len(sampler.samples) // 10
+            early = sampler.samples[tenth][1]
+            growth = (max(kib for _, kib in sampler.samples[tenth:]) - early) / 1024
+            self.results.flat_ok = growth <= 4
+            self.results.note(S, f"samplefs RSS at 25/50/75/100 % of the {human_bytes(huge)} write: "
+                                 + " / ".join(f"{x:.1f}" for x in prof)
+                                 + f" MiB (growth after the first tenth: {growth:.1f} MiB). dd sends 1 MiB "
+                                 "write requests where cp sends 128 KiB ones, so more of each FUSE worker "
+                                 "thread's 1 MiB receive buffer is resident: the level differs from cp's, "
+                                 "the shape is what matters.")
+        run(f"rm -rf {dst}")
+
+    # -----------------------------------------------------------------------
+    # Issue 3: reads and listings
+
+    def bench_reads(self):
+        S = "reads"
+        big = self.sz["big"]
+        hb = human_bytes(big)
+        files = {t: os.path.join(self.data_dir(t), "big", os.path.basename(self.big_src)) for t in TARGETS}
+        if not os.path.exists(files["plain"]):
+            # bench_copy was skipped: put the file in place.
+            for t in TARGETS:
+                os.makedirs(os.path.dirname(files[t]), exist_ok=True)
+                run(f"cp {self.big_src} {files[t]}")
+        rounds = self.args.rounds
+        for rnd in range(rounds):
+            order = TARGETS if rnd % 2 == 0 else tuple(reversed(TARGETS))
+            log(f"reads: sequential read of a {hb} file (dd bs=1M, round {rnd + 1} of {rounds})")
+            for t in order:
+                cmd = f"dd if={files[t]} of=/dev/null bs=1M status=none"
+                self.cold(t)
+                self.measure(S, f"read {hb} cold", t, lambda: timed(cmd), "read", big, best=True)
+                warm = min(timed(cmd) for _ in range(2))
+                self.results.best(S, f"read {hb} warm", t, warm, "read", big)
+                log(f"  {'read warm (best of 2)':<38} {t:<9} {warm:8.2f} s ({big / MIB / warm:.0f} MiB/s)")
+        if rounds > 1:
+            self.results.note(S, f"Reads ran {rounds} rounds in alternating order; the best of each is shown.")
+
+        nfiles = self.sz["list_dirs"] * self.sz["list_per_dir"]
+        what = f"{human_count(nfiles)} files / {human_count(self.sz['list_dirs'])} folders"
+        for tool, cmd in (("find", "find {} > /dev/null"), ("ls -lR", "ls -lR {} > /dev/null")):
+            log(f"listings: {tool} over {what}")
+            for t in TARGETS:
+                c = cmd.format(self.tree_dir(t))
+                self.cold(t)
+                self.measure(S, f"{tool} {what} cold", t, lambda: timed(c), "faster")
+                self.measure(S, f"{tool} {what} warm", t, lambda: min(timed(c) for _ in range(2)), "faster")
+
+    # -----------------------------------------------------------------------
+    # Issue 5 (and 3's getfattr -d): metadata
+
+    def xattr_files(self, t):
+        """Up to xattr_n files written by rsync (real data files)."""
+        d = os.path.join(self.data_dir(t), "rsync", "frames")
+        if not os.path.isdir(d):
+            os.makedirs(d, exist_ok=True)
+            run(f"cp -r {self.small_srcs['rsync']}/. {d}/")
+        names = sorted(os.listdir(d))[: self.sz["xattr_n"]]
+        return [os.path.join(d, n) for n in names]
+
+    def bench_xattrs(self):
+        S3, S5 = "reads", "meta"
+        n = self.sz["xattr_n"]
+        log(f"metadata: setfattr/getfattr of user.xdg.tags on {human_count(n)} files")
+        lists = {}
+        for t in TARGETS:
+            files = self.xattr_files(t)
+            listfile = os.path.join(self.work, f"xattr-{t}.list")
+            with open(listfile, "w") as f:
+                f.write("\0".join(files) + "\0")
+            dump = os.path.join(self.work, f"xattr-{t}.dump")
+            with open(dump, "w") as f:
+                for i, p in enumerate(files):
+                    f.write(f'# file: {p}\nuser.xdg.tags="good,batch{i % 10},bench"\n\n')
+            lists[t] = listfile
+            os.sync()
+            self.measure(S5, f"setfattr tags on {human_count(len(files))} files", t,
+                         lambda: timed(f"setfattr --restore={dump}"), "small")
+            self.measure(S5, f"getfattr -n user.xdg.tags on {human_count(len(files))} files", t,
+                         lambda: timed(f"xargs -0 -a {listfile} getfattr --absolute-names "
+                                       f"-n user.xdg.tags > /dev/null"), "small")
+        for t in TARGETS:
+            cmd = f"xargs -0 -a {lists[t]} getfattr --absolute-names -d > /dev/null"
+            self.cold(t)
+            self.measure(S3, f"getfattr -d {human_count(n)} files cold", t, lambda: timed(cmd), "faster")
+            self.measure(S3, f"getfattr -d {human_count(n)} files warm", t,
+                         lambda: min(timed(cmd) for _ in range(2)), "faster")
+
+    def bench_query(self):
+        S = "meta"
+        sz = self.sz
+        nfiles = sz["q_slides"] * sz["q_images"] * sz["q_files"]
+        log(f"queries: building a catalog of {human_count(nfiles)} files through SQL")
+        t0 = time.monotonic()
+        self.qproc = self.start_samplefs(self.qroot, self.qmnt)  # creates the schema and empty object
+        unmount(self.qmnt, self.qproc)
+        self.qproc = None
+        matching = build_query_catalog(os.path.join(self.qroot, "catalog.db"), sz["q_slides"],
+                                       sz["q_images"], sz["q_files"])
+        log(f"  built in {time.monotonic() - t0:.1f} s; species=HeLa,dye=A647 matches {matching} slides")
+        qdir = os.path.join(self.qmnt, "query", "species=HeLa,dye=A647", "slides")
+        for label, cmd in (("ls", f"ls {qdir} | wc -l"), ("ls -R", f"ls -R {qdir} | wc -l")):
+            os.sync()
+            self.qproc = self.start_samplefs(self.qroot, self.qmnt)
+            drop_caches()
+            t0 = time.monotonic()
+            out = run(cmd, capture=True)
+            cold = time.monotonic() - t0
+            lines = int(out.strip() or 0)
+            what = f"{label} query/species=HeLa,dye=A647/slides/ ({human_count(nfiles)}-file catalog)"
+            self.results.set(S, f"{what} cold", "samplefs", cold)
+            t0 = time.monotonic()
+            run(cmd, capture=True)
+            warm = time.monotonic() - t0
+            self.results.set(S, f"{what} warm", "samplefs", warm)
+            log(f"  {label}: {human_count(lines)} lines, cold {cold:.2f} s, warm {warm:.2f} s")
+            self.results.set(S, f"{label} of the query: lines listed", "samplefs", float(lines), unit="n")
+            unmount(self.qmnt, self.qproc)
+            self.qproc = None
+
+    # -----------------------------------------------------------------------
+
+    def run_all(self):
+        groups = self.args.only.split(",") if self.args.only else ["copy", "reads", "xattrs", "query"]
+        t_start = time.monotonic()
+        load = os.getloadavg()
+        self.setup()
+        log(f"setup done in {time.monotonic() - t_start:.0f} s")
+        try:
+            for g in ("copy", "reads", "xattrs", "query"):
+                if g in groups:
+                    getattr(self, f"bench_{g}")()
+        finally:
+            self.teardown()
+        self.elapsed = time.monotonic() - t_start
+        self.load_before = load
+        self.load_after = os.getloadavg()
+
+
+def remove_in_background(path):
+    """Renames `path` aside and deletes it in a detached rm.
+
+    Deleting tens of GiB takes minutes on a disk mounted with `discard`
+    (ext4 then discards every freed extent synchronously), and no figure
+    depends on it."""
+    trash = f"{path}.trash-{os.getpid()}-{int(time.time())}"
+    os.rename(path, trash)
+    subprocess.Popen(["rm", "-rf", trash], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+
+
+# ---------------------------------------------------------------------------
+# Data generation
+
+
+def write_pattern_file(path, size, seed):
+    """Incompressible, non-repeating content (a random block, varied per MiB)."""
+    block = os.urandom(8 * MIB)
+    with open(path, "wb") as f:
+        for i in range(size // MIB):
+            off = (i % 8) * MIB
+            chunk = bytearray(block[off:off + MIB])
+            chunk[0:16] = struct.pack("<QQ", seed, i)
+            f.write(chunk)
+
+
+def write_small_files(d, n, size, seed):
+    block = os.urandom(size + 4096)
+    for i in range(n):
+        with open(os.path.join(d, f"frame_{i:05d}.tif"), "wb") as f:
+            off = (i * 64) % 4096
+            data = bytearray(block[off:off + size])
+            data[0:16] = struct.pack("<QQ", seed, i)
+            f.write(data)
+
+
+def make_plain_tree(root, ndirs, per_dir):
+    os.makedirs(root)
+    for d in range(ndirs):
+        dd = os.path.join(root, f"d{d:04d}")
+        os.mkdir(dd)
+        for i in range(per_dir):
+            os.close(os.open(os.path.join(dd, f"f{i:03d}"), os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+ENTRY_INSERT = ("INSERT INTO entry(image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind) "
+                "VALUES (?, ?, ?, ?, 0, ?, ?, ?, NULL, 'other')")
+
+
+def insert_tree(catalog, slide, image, ndirs, per_dir):
+    """Adds ndirs folders of per_dir empty files under an image's files/."""
+    con = sqlite3.connect(catalog)
+    con.execute("PRAGMA foreign_keys=ON")
+    img_id, root_id = con.execute(
+        "SELECT i.id, e.id FROM image i JOIN slide s ON s.id = i.slide_id "
+        "JOIN entry e ON e.image_id = i.id AND e.parent_id IS NULL "
+        "WHERE s.reference = ? AND i.name = ?", (slide, image)).fetchone()
+    now = time.time_ns()
+    with con:
+        for d in range(ndirs):
+            cur = con.execute(ENTRY_INSERT, (img_id, root_id, f"d{d:04d}", "folder", None, 0o755, now))
+            con.executemany(ENTRY_INSERT, [(img_id, cur.lastrowid, f"f{i:03d}", "file", EMPTY_HASH, 0o644, now)
+                                           for i in range(per_dir)])
+    con.close()
+
+
+def build_query_catalog(catalog, nslides, nimages, nfiles):
+    """species HeLa/Mouse-B6, dyes A647/A488; a quarter of the slides are HeLa+A647.
+
+    Returns how many slides the query species=HeLa,dye=A647 matches."""
+    con = sqlite3.connect(catalog)
+    con.execute("PRAGMA foreign_keys=ON")
+    now = time.time_ns()
+    ts = "2026-01-05T10:00:00Z"
+    with con:
+        sp = [con.execute("INSERT INTO species(name, species) VALUES (?, ?)", (n, o)).lastrowid
+              for n, o in (("HeLa", "Human"), ("Mouse-B6", "Mouse"))]
+        sa = [con.execute("INSERT INTO sample(name, species_id, sample_type) VALUES (?, ?, 'Cell Culture')",
+                          (f"P{i}", sp[i])).lastrowid for i in range(2)]
+        dy = [con.execute("INSERT INTO dye(short_name, long_name) VALUES (?, ?)", (s, l)).lastrowid
+              for s, l in (("A647", "Alexa Fluor 647"), ("A488", "Alexa Fluor 488"))]
+        matching = 0
+        for s in range(nslides):
+            species = s % 2          # even: HeLa
+            dye = (s // 2) % 2       # 0, 0, 1, 1, ...: A647 on s % 4 in (0, 1)
+            matching += species == 0 and dye == 0
+            sid = con.execute("INSERT INTO slide(reference, sample_id, creator, created, modified) "
+                              "VALUES (?, ?, 'bench', ?, ?)", (f"Q{s:05d}", sa[species], ts, ts)).lastrowid
+            con.execute("INSERT INTO labelling(slide_id, structure, dye_id) VALUES (?, 'tubulin', ?)",
+                        (sid, dy[dye]))
+            for i in range(nimages):
+                iid = con.execute("INSERT INTO image(slide_id, name, user, acquired) VALUES (?, ?, 'bench', ?)",
+                                  (sid, f"img{i:02d}", ts)).lastrowid
+                root = con.execute(ENTRY_INSERT, (iid, None, "", "folder", None, 0o755, 0)).lastrowid
+                con.executemany(ENTRY_INSERT, [(iid, root, f"frame_{f:05d}.tif", "file", EMPTY_HASH, 0o644, now)
+                                               for f in range(nfiles)])
+    con.close()
+    return matching
+
+
+# ---------------------------------------------------------------------------
+# Report
+
+SECTIONS = (
+    ("reads", "Mount: reads and listings"),
+    ("copy", "Mount: copying data in"),
+    ("meta", "Mount: metadata and queries"),
+)
+
+
+def environment_line(bench):
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    try:
+        bindfs_v = subprocess.run(["bindfs", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        bindfs_v = "bindfs ?"
+    return (f"{datetime.date.today().isoformat()}, {bench.mode} mode ({bench.elapsed / 60:.1f} min), "
+            f"Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, {bindfs_v}; "
+            f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after "
+            f"(other engineers' builds share the machine); sources on "
+            f"{'tmpfs' if bench.src_is_tmpfs else 'the disk'}.")
+
+
+def update_readme(path, bench):
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    for key, title in SECTIONS:
+        body = bench.results.table(key)
+        if not body:
+            continue
+        begin, end = f"<!-- mount_bench:{key}:begin -->", f"<!-- mount_bench:{key}:end -->"
+        block = (f"{begin}\n_Measured by `tests/bench/mount_bench.py`: {environment_line(bench)}_\n\n"
+                 f"{body}\n{end}")
+        if begin in text and end in text:
+            a = text.index(begin)
+            b = text.index(end) + len(end)
+            text = text[:a] + block + text[b:]
+        else:
+            text = text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samplefs", required=True, help="the samplefs daemon binary")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~3 min)")
+    ap.add_argument("--workdir", default="/var/tmp/samplefs-bench/mount",
+                    help="scratch directory on the disk under test (removed first and at the end)")
+    ap.add_argument("--only", help="comma-separated groups: copy,reads,xattrs,query")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds of the large-file copy and read, alternating the order (best is kept)")
+    ap.add_argument("--readme", choices=("auto", "yes", "no"), default="auto",
+                    help="write the figures into tests/bench/README.md (auto: only in full mode)")
+    args = ap.parse_args()
+
+    missing = [t for t in ("fusermount3", "bindfs", "rsync", "tar", "getfattr", "setfattr", "dd")
+               if shutil.which(t) is None]
+    if missing or not os.path.exists("/dev/fuse"):
+        print(f"mount_bench: cannot run: missing {', '.join(missing) or '/dev/fuse'}", file=sys.stderr)
+        return 2
+    if not os.access(args.samplefs, os.X_OK):
+        print(f"mount_bench: {args.samplefs} is not an executable", file=sys.stderr)
+        return 2
+    if not IS_ROOT:
+        print("mount_bench: warning: not root, so cold runs cannot drop the page cache", file=sys.stderr)
+
+    bench = Bench(args)
+    try:
+        bench.run_all()
+    except KeyboardInterrupt:
+        bench.teardown()
+        raise
+    print()
+    print(environment_line(bench))
+    for key, title in SECTIONS:
+        body = bench.results.table(key)
+        if body:
+            print(f"\n## {title}\n\n{body}")
+    if args.readme == "yes" or (args.readme == "auto" and not args.quick):
+        update_readme(README, bench)
+        print(f"\nwrote {README}")
+    missed = [r.label for r in bench.results.rows if bench.results.verdict(r)[1] is False]
+    if missed:
+        print(f"\n{len(missed)} target(s) missed: " + "; ".join(missed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

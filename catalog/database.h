@@ -72,6 +72,9 @@ class Database {
   // The DDL of the current schema and the migration from `from` to from+1.
   virtual std::string SchemaSql() const = 0;
   virtual std::string MigrationSql(int from_version) const = 0;
+  // Run on every connection once the schema is current: what the engine
+  // needs so that no id is ever reused (see NewIdSql in catalog.cc).
+  virtual std::string SessionSql() const = 0;
 };
 
 struct DatabaseOptions {

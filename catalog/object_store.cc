@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -285,7 +286,6 @@ Status ObjectWriter::Write(const void* data, size_t size, uint64_t offset) {
 }
 
 void ObjectWriter::StartWriteback(uint64_t end) {
-  if (getenv("NO_WB")) return;
   // Start asynchronous writeback of what has streamed in so far, so the
   // device works while the caller is still producing data and Publish()'s
   // fsync finds little left to do; without it the page cache holds a whole
@@ -386,7 +386,15 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
 Result<ContentHash> ObjectWriter::HashFromDisk() const { return HashFd(fd_, size_); }
 
 Result<PublishedObject> ObjectWriter::Publish() {
-  if (published_) return Status(Code::kInvalidArgument, "object already published");
+  if (published_) {
+    // A retry after the caller's catalog transaction failed (a locked
+    // catalog): the object is in place; keep gc's grace period from taking
+    // it before the retried transaction references it.
+    const std::string path = store_->ObjectPath(published_object_.hash);
+    SFS_RETURN_IF_ERROR(FsyncPath(DirOf(path)));
+    SFS_RETURN_IF_ERROR(store_->Touch(published_object_.hash));
+    return published_object_;
+  }
   // The data must be durable before any name points at it.
   while (::fsync(fd_) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
@@ -450,8 +458,11 @@ Result<PublishedObject> ObjectWriter::Publish() {
     // our bytes are the right ones. rename() swaps it in atomically.
     if (::rename(path_.c_str(), final_path.c_str()) != 0)
       return Status::FromErrno(errno, "replace corrupt object " + final_path);
+    spdlog::warn("object {} was corrupt (its bytes hash to {}); replaced it with new data of that content",
+                 hash.hex(), existing_hash.hex());
     break;
   }
+  published_object_ = out;
   published_ = true;
   // The directory entry must be durable before a record names the object.
   SFS_RETURN_IF_ERROR(FsyncPath(DirOf(final_path)));
@@ -535,6 +546,12 @@ Result<ObjectInfo> ObjectStore::Stat(const ContentHash& hash) const {
   info.size = static_cast<uint64_t>(st.st_size);
   info.mtime_sec = st.st_mtim.tv_sec;
   return info;
+}
+
+Status ObjectStore::Touch(const ContentHash& hash) const {
+  if (::utimensat(AT_FDCWD, ObjectPath(hash).c_str(), nullptr, 0) != 0)
+    return Status::FromErrno(errno, "touch object " + hash.hex());
+  return Status::Ok();
 }
 
 Status ObjectStore::ForEachObject(const std::function<Status(const ObjectInfo&)>& fn) const {

@@ -72,8 +72,11 @@ class ObjectWriter {
   const std::string& staging_path() const { return path_; }
 
   // fsync + hash + link into objects/ + directory fsync. After a successful
-  // Publish the writer is spent (Write returns kInvalidArgument).
+  // Publish the writer is spent (Write returns kInvalidArgument); Publish()
+  // again returns the same object (fsyncing its directory and refreshing its
+  // mtime once more), so a caller whose catalog transaction failed can retry.
   Result<PublishedObject> Publish();
+  bool published() const { return published_; }
 
  private:
   friend class ObjectStore;
@@ -87,6 +90,7 @@ class ObjectWriter {
   uint64_t hashed_upto_ = 0;  // bytes [0, hashed_upto_) fed to state_
   bool in_order_ = true;
   bool published_ = false;
+  PublishedObject published_object_;  // valid once published_
   uint64_t writeback_from_ = 0;  // bytes below this were handed to writeback
   void StartWriteback(uint64_t end);
   struct HashState;
@@ -115,6 +119,9 @@ class ObjectStore {
   Result<int> OpenObject(const ContentHash& hash) const;
   bool Exists(const ContentHash& hash) const;
   Result<ObjectInfo> Stat(const ContentHash& hash) const;
+  // Sets an object's mtime to now, so that gc's grace period spares it until
+  // the caller's record references it. kNotFound if it is missing.
+  Status Touch(const ContentHash& hash) const;
 
   // Every object in the store (fsck, gc). Calls `fn` per object; stops and
   // returns the first non-OK status `fn` returns.

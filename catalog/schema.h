@@ -19,5 +19,8 @@ std::string SqliteSchemaSql();
 std::string SqliteMigrationSql(int from_version);
 // The schema of version 1, kept so tests can build an old catalog.
 std::string SqliteSchemaV1Sql();
+// TEMP triggers (this connection only, nothing stored) that keep the id of a
+// deleted newest row in meta, so that no id is ever reused.
+std::string SqliteSessionSql();
 
 }  // namespace samplefs

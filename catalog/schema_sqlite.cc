@@ -152,14 +152,22 @@ END;
 
 // The documented analysis views (docs/SCHEMA.md).
 const char* kViews = R"SQL(
+-- The path of every entry below files/ ("Pos0/img_0001.tif"), built
+-- upwards from the entry itself, so that a query for a few files (by id,
+-- image or slide) walks only their own ancestors; a recursive CTE from the
+-- roots down would build every path of the catalog for each query. The
+-- bare `path` next to max(depth) is SQLite's documented min/max rule: it
+-- comes from the deepest row, the whole path.
 CREATE VIEW entry_path AS
-  WITH RECURSIVE p(id, path) AS (
-    SELECT e.id, e.name FROM entry e
-      JOIN entry r ON r.id = e.parent_id WHERE r.parent_id IS NULL
-    UNION ALL
-    SELECT e.id, p.path || '/' || e.name FROM entry e JOIN p ON e.parent_id = p.id
-  )
-  SELECT id, path FROM p;
+  SELECT e.id AS id,
+    (WITH RECURSIVE up(parent, path, depth) AS (
+       SELECT e.parent_id, e.name, 0
+       UNION ALL
+       SELECT p.parent_id, p.name || '/' || up.path, up.depth + 1
+         FROM up JOIN entry p ON p.id = up.parent
+        WHERE p.parent_id IS NOT NULL)
+     SELECT path FROM (SELECT path, max(depth) FROM up)) AS path
+  FROM entry e WHERE e.parent_id IS NOT NULL;
 CREATE VIEW slide_info AS
   SELECT s.id AS slide_id, s.reference AS slide, sa.name AS sample,
          sa.sample_type AS sample_type, sa.patient_id AS patient_id,
@@ -206,6 +214,22 @@ std::string SqliteSchemaSql() {
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
          kTriggers + kViews +
          "INSERT INTO meta(key, value) VALUES ('schema_version', '2');\n";
+}
+
+std::string SqliteSessionSql() {
+  // SQLite gives a new row max(id) + 1: only deleting the newest row frees
+  // an id for reuse, so only that is recorded. TEMP triggers work on
+  // read-only connections too and need no schema version.
+  std::string sql;
+  for (const char* t : {"species", "sample", "dye", "slide", "labelling", "image", "entry", "tag"}) {
+    const std::string table = t;
+    sql += "CREATE TEMP TRIGGER IF NOT EXISTS " + table + "_id_floor AFTER DELETE ON main." + table +
+           " WHEN OLD.id > coalesce((SELECT max(id) FROM main." + table + "), 0) BEGIN"
+           " INSERT INTO meta(key, value) VALUES ('id_floor." + table + "', OLD.id)"
+           " ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER));"
+           " END;\n";
+  }
+  return sql;
 }
 
 std::string SqliteMigrationSql(int from_version) {

@@ -96,7 +96,14 @@ class SqliteDatabase final : public Database {
     sqlite3_stmt* st = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
                                 SQLITE_PREPARE_PERSISTENT, &st, nullptr);
-    if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "cannot prepare [" + sql + "]");
+    if (rc != SQLITE_OK) {
+      // A plain SQLITE_ERROR here is SQL that does not compile (syntax, a
+      // missing table): a programming error, kInvalidArgument as the
+      // interface says, not an I/O error. Busy, corrupt etc. keep theirs.
+      Status s = SqliteStatus(db_, rc, "cannot prepare [" + sql + "]");
+      if ((rc & 0xff) == SQLITE_ERROR) return Status(Code::kInvalidArgument, s.message());
+      return s;
+    }
     auto owned = std::make_unique<SqliteStatement>(db_, st);
     Statement* raw = owned.get();
     cache_.emplace(sql, std::move(owned));
@@ -107,7 +114,13 @@ class SqliteDatabase final : public Database {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
     if (rc != SQLITE_OK) {
-      Status s = SqliteStatus(db_, rc, "SQL failed");
+      // Name the statement (its start): a failed pragma, a failed migration
+      // step and a failed savepoint otherwise read the same.
+      size_t start = sql.find_first_not_of(" \t\n");
+      std::string head = start == std::string::npos ? std::string() : sql.substr(start);
+      head = head.substr(0, head.find_first_of(";\n"));
+      if (head.size() > 60) head = head.substr(0, 60) + "...";
+      Status s = SqliteStatus(db_, rc, "SQL failed [" + head + "]");
       sqlite3_free(err);
       return s;
     }
@@ -132,6 +145,7 @@ class SqliteDatabase final : public Database {
 
   std::string SchemaSql() const override { return SqliteSchemaSql(); }
   std::string MigrationSql(int from) const override { return SqliteMigrationSql(from); }
+  std::string SessionSql() const override { return SqliteSessionSql(); }
 
  private:
   sqlite3* db_;
@@ -150,8 +164,10 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
     ::close(fd);
   }
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  // An in-memory catalog is always created read-write (READONLY together
+  // with READWRITE is not a valid combination for sqlite3_open_v2).
   if (memory) flags |= SQLITE_OPEN_MEMORY | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  else flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(memory ? ":memory:" : path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -166,7 +182,12 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
   // WAL lets samplectl, sqlite3 and pandas read while the mount writes;
   // synchronous=NORMAL is durable across application crashes in WAL mode,
   // and object data is fsynced separately before any commit names it.
-  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=ON;";
+  // A 64 MiB page cache (SQLite's default is 2 MiB): a transaction that
+  // records 100,000 files otherwise spills dirty pages to the WAL halfway,
+  // and lookups in a catalog of a million files miss the cache (see
+  // tests/bench/README.md). It is an upper bound, allocated as used.
+  std::string pragmas =
+      "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=ON; PRAGMA cache_size=-65536;";
   if (!memory && !options.read_only)
     pragmas += "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
   SFS_RETURN_IF_ERROR(database->Exec(pragmas));

@@ -19,6 +19,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,12 @@ class Filesystem {
   // cached is still current: remembers the hash each inode last served.
   bool KeepCache(fuse_ino_t ino, const std::string& hash);
 
+  // Counts new versions of files committed by PublishLocked. A listing that
+  // sees it move re-reads its files' attributes: the kernel caches what
+  // readdirplus answers, and a close does not make it discard an answer
+  // that was read from the catalog just before the publish committed.
+  uint64_t publish_epoch() const { return publish_epoch_.load(); }
+
  private:
   Catalog& catalog_;
   ObjectStore& store_;
@@ -118,6 +125,7 @@ class Filesystem {
   std::unordered_map<int64_t, std::shared_ptr<OpenFile>> files_;  // GUARDED_BY(files_mu_)
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
+  std::atomic<uint64_t> publish_epoch_{0};
 };
 
 }  // namespace samplefs::fs

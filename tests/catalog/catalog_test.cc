@@ -1385,6 +1385,42 @@ TEST_P(CatalogTest, TextFieldsAreValidated) {
 }
 
 // ---------------------------------------------------------------------------
+// Ids are never reused: a deleted record's id never names a new one, even
+// when it was the newest (SQLite alone would hand out max(id) + 1 again), so
+// an open file, a cached node or an export cannot reach the wrong record.
+
+TEST_P(CatalogTest, IdsAreNeverReused) {
+  World w = NewWorld();
+  Species sp = NewSpecies("Newest");
+  ASSERT_OK(c_->DeleteSpecies(sp.id));
+  EXPECT_GT(NewSpecies("Next").id, sp.id);
+
+  Entry f = NewFile(w.root.id, "newest");
+  ASSERT_OK(c_->DeleteEntry(f.id));
+  EXPECT_GT(NewFile(w.root.id, "next").id, f.id);
+
+  Tag t = MUST(c_->CreateTag("newest"));
+  ASSERT_OK(c_->DeleteTag(t.id));
+  EXPECT_GT(MUST(c_->CreateTag("next")).id, t.id);
+
+  Labelling l;
+  l.slide_id = w.slide.id;
+  l.structure = "tubulin";
+  l.dye_id = w.dye.id;
+  Labelling l1 = MUST(c_->AddLabelling(l));
+  ASSERT_OK(c_->ReplaceLabellings(w.slide.id, {}));
+  EXPECT_GT(MUST(c_->AddLabelling(l)).id, l1.id);
+
+  // An image and, by cascade, its root folder entry.
+  Image im = NewImage("newest", w.slide.id);
+  Entry root = MUST(c_->FilesRoot(im.id));
+  ASSERT_OK(c_->DeleteImage(im.id));
+  Image im2 = NewImage("next", w.slide.id);
+  EXPECT_GT(im2.id, im.id);
+  EXPECT_GT(MUST(c_->FilesRoot(im2.id)).id, root.id);
+}
+
+// ---------------------------------------------------------------------------
 // Paging: every record exactly once, also while records are deleted.
 
 // Pages through `list(after_id, limit)` and returns the ids seen, calling
@@ -1604,6 +1640,8 @@ TEST_P(CatalogTest, MoveEntryReplaceRules) {
   Entry file = NewFile(w.root.id, "file", 9);
   EXPECT_CODE(c_->MoveEntry(d1.id, w.root.id, "file", true), Code::kNotADirectory);
   EXPECT_CODE(c_->MoveEntry(file.id, w.root.id, "d2", true), Code::kIsADirectory);
+  EXPECT_EQ(c_->MoveEntry(d1.id, w.root.id, "file", true).status().to_errno(), ENOTDIR);
+  EXPECT_EQ(c_->MoveEntry(file.id, w.root.id, "d2", true).status().to_errno(), EISDIR);
   EXPECT_OK(c_->EntryById(file.id));
   EXPECT_EQ(MUST(c_->EntryByName(w.root.id, "d2")).id, d2.id);
 }

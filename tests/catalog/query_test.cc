@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -17,6 +18,7 @@ namespace samplefs {
 
 // gtest prints a Code by name. Identical (inline) in every test file.
 inline void PrintTo(Code code, std::ostream* os) { *os << CodeName(code); }
+inline void PrintTo(const QueryTerm& t, std::ostream* os) { *os << t.key << '=' << t.value; }
 
 namespace {
 
@@ -157,6 +159,7 @@ class SlideQueryTest : public ::testing::Test {
     int64_t i3 = ImageOf(s3_, "i3", "bob");
     ImageOf(s3_, "i3b", "carol");
     ImageOf(s5_, "i5", "alice");
+    ImageOf(s1_, "i1b", "carol");  // a newer image of an older slide
 
     Ok(c_->SetAnnotation(Entity::kSlide, s1_, "stain", "fresh"));
     Ok(c_->SetAnnotation(Entity::kSlide, s2_, "stain", "old"));
@@ -218,7 +221,22 @@ class SlideQueryTest : public ::testing::Test {
     i.slide_id = slide;
     i.name = name;
     i.user = user;
-    return Ok(c_->CreateImage(i)).id;
+    int64_t id = Ok(c_->CreateImage(i)).id;
+    images_of_[slide].push_back(id);
+    return id;
+  }
+
+  // Ids of ListImagesMatching(q), paged `limit` at a time.
+  std::vector<int64_t> ImageIds(const Query& q, int limit = 1000) {
+    std::vector<int64_t> ids;
+    int64_t after = 0;
+    for (;;) {
+      auto page = c_->ListImagesMatching(q, after, limit);
+      if (!page.ok()) throw std::runtime_error(page.status().ToString());
+      if (page->empty()) return ids;
+      for (const auto& i : *page) ids.push_back(i.id);
+      after = page->back().id;
+    }
   }
 
   std::vector<int64_t> Ids(const Query& q, int limit = 1000) {
@@ -236,6 +254,7 @@ class SlideQueryTest : public ::testing::Test {
   std::unique_ptr<Catalog> c_;
   int64_t s1_ = 0, s2_ = 0, s3_ = 0, s4_ = 0, s5_ = 0;
   std::vector<int64_t> all_;
+  std::map<int64_t, std::vector<int64_t>> images_of_;
 };
 
 TEST_F(SlideQueryTest, EachKindOfTerm) {
@@ -275,6 +294,13 @@ TEST_F(SlideQueryTest, EachKindOfTerm) {
     Query q = MustParse(expr);
     EXPECT_EQ(Ids(q), ids) << expr;
     EXPECT_EQ(Ids(q, 1), ids) << expr << " paged one by one";
+    // query/<expr>/images: the images of exactly those slides, by image id.
+    std::vector<int64_t> images;
+    for (int64_t slide : ids)
+      images.insert(images.end(), images_of_[slide].begin(), images_of_[slide].end());
+    std::sort(images.begin(), images.end());
+    EXPECT_EQ(ImageIds(q), images) << expr;
+    EXPECT_EQ(ImageIds(q, 1), images) << expr << " images paged one by one";
     std::set<int64_t> in(ids.begin(), ids.end());
     for (int64_t slide : all_) {
       auto m = c_->SlideMatches(q, slide);
@@ -306,6 +332,8 @@ TEST_F(SlideQueryTest, MalformedTermsBuiltInCodeAreRefused) {
   for (const Query& q : {Query{{{"after", "yesterday"}}}, Query{{{"before", "2024-13-01"}}},
                          Query{{{"species", ""}}}, Query{{{"", "x"}}}}) {
     EXPECT_EQ(c_->ListSlides(q, 0, 10).status().code(), Code::kInvalidArgument) << q.ToString();
+    EXPECT_EQ(c_->ListImagesMatching(q, 0, 10).status().code(), Code::kInvalidArgument)
+        << q.ToString();
     EXPECT_EQ(c_->SlideMatches(q, s1_).status().code(), Code::kInvalidArgument) << q.ToString();
   }
 }

@@ -320,10 +320,18 @@ int Catalog::schema_version() {
 // catalog), kCorrupt for one that is not a samplefs catalog, so that
 // pointing samplefs at someone else's database never writes into it.
 static Result<int> StoredSchemaVersion(Database& db) {
-  SFS_ASSIGN_OR_RETURN(int64_t has_meta,
-                       Count(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'", {}));
+  // One statement, so one snapshot: another process may create the schema
+  // between two separate reads.
+  using Counts = std::pair<int64_t, int64_t>;
+  SFS_ASSIGN_OR_RETURN(auto counts,
+                       OneRow<Counts>(
+                           db,
+                           "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                           "name = 'meta'), (SELECT count(*) FROM sqlite_master)",
+                           {}, [](const Statement& st) { return std::make_pair(st.Int(0), st.Int(1)); },
+                           "no schema"));
+  const auto [has_meta, objects] = counts;
   if (!has_meta) {
-    SFS_ASSIGN_OR_RETURN(int64_t objects, Count(db, "SELECT count(*) FROM sqlite_master", {}));
     if (objects)
       return Status(Code::kCorrupt, "the database is not a samplefs catalog (it has " +
                                         std::to_string(objects) + " schema objects but no meta table)");

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
 #include <unordered_map>
 
 #include "catalog/database.h"
@@ -186,11 +188,23 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
   // records 100,000 files otherwise spills dirty pages to the WAL halfway,
   // and lookups in a catalog of a million files miss the cache (see
   // tests/bench/README.md). It is an upper bound, allocated as used.
-  std::string pragmas =
-      "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=ON; PRAGMA cache_size=-65536;";
-  if (!memory && !options.read_only)
-    pragmas += "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
-  SFS_RETURN_IF_ERROR(database->Exec(pragmas));
+  SFS_RETURN_IF_ERROR(database->Exec(
+      "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=ON; PRAGMA cache_size=-65536;"));
+  if (!memory && !options.read_only) {
+    // Switching a new file to WAL needs an exclusive lock, and SQLite does
+    // not call the busy handler for it: two processes opening a new catalog
+    // at once (samplectl and a mount) would see "database is locked". Retry
+    // for the busy timeout instead.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
+    for (;;) {
+      Status s = database->Exec("PRAGMA journal_mode=WAL");
+      if (s.ok()) break;
+      if (s.code() != Code::kBusy || std::chrono::steady_clock::now() >= deadline) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    SFS_RETURN_IF_ERROR(database->Exec("PRAGMA synchronous=NORMAL"));
+  }
   return std::unique_ptr<Database>(std::move(database));
 }
 

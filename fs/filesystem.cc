@@ -210,10 +210,19 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
   if (fuse_reply_entry(req, &e) != 0) fs->nodes().Forget(node.ino, 1);
 }
 
+// structures/<s> exists only while a labelling names it: after a slide's
+// labellings change (slide.json, rmdir of the slide) a vanished structure's
+// cached name would otherwise still stat for entry_timeout. Structure nodes
+// all have record id 0, so this reaches every one of them.
+void PostStructures(Filesystem* fs) { fs->invalidator().PostRecord(NodeKind::kStructure, 0); }
+
 // After a change to the record at (parent, name): every other path of it.
 void PostChanged(Filesystem* fs, fuse_ino_t parent, const std::string& name) {
   if (auto ino = fs->nodes().Find(parent, name))
-    if (auto n = fs->nodes().Get(*ino)) fs->invalidator().PostRecord(n->spec.kind, n->spec.record_id);
+    if (auto n = fs->nodes().Get(*ino)) {
+      fs->invalidator().PostRecord(n->spec.kind, n->spec.record_id);
+      if (n->spec.kind == NodeKind::kSlide) PostStructures(fs);
+    }
 }
 
 // After a change to the record a node stands for (tags, fields, sidecar).
@@ -226,6 +235,7 @@ void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
         {Entity::kImage, NodeKind::kImage}};
     for (auto [e, k] : kDirs)
       if (e == spec.entity) fs->invalidator().PostRecord(k, spec.record_id);
+    if (spec.entity == Entity::kSlide) PostStructures(fs);
   }
 }
 
@@ -330,7 +340,14 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     else fh->edit.resize(static_cast<size_t>(attr->st_size));
     fh->edited = true;
   } else if (!is_entry) {
-    if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE))
+    // A chmod to the mode the node already has changes nothing and is
+    // accepted: vim fchmods the sidecar it just saved, cp -p restores modes.
+    bool same_mode = false;
+    if ((to_set & FUSE_SET_ATTR_MODE) && !(to_set & FUSE_SET_ATTR_SIZE)) {
+      auto cur = NodeAttr(fs, ino, spec);
+      same_mode = cur.ok() && (cur->st_mode & 07777) == (attr->st_mode & 07777);
+    }
+    if ((to_set & FUSE_SET_ATTR_SIZE) || ((to_set & FUSE_SET_ATTR_MODE) && !same_mode))
       return ReplyStatus(req, "setattr", path,
                          Status(Code::kPermission, std::string("cannot change the size or mode of ") +
                                                        NodeKindName(spec.kind)));
@@ -828,8 +845,6 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
       fuse_reply_buf(req, h->text.data() + off, n);
       return;
     }
-    case FileHandle::Kind::kObject:
-      return ReplyFromFd(req, h->fd, size, off);
     case FileHandle::Kind::kScratch:
     case FileHandle::Kind::kSidecarEdit: {
       std::unique_lock lock(h->kind == FileHandle::Kind::kScratch ? h->scratch->mu : h->mu);
@@ -840,6 +855,22 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
       lock.unlock();
       fuse_reply_buf(req, chunk.data(), chunk.size());
       return;
+    }
+    case FileHandle::Kind::kObject: {
+      // Every handle reads the current version. The kernel keeps one page
+      // cache per inode: a handle still reading the object it opened would
+      // fill it with stale pages, and its short reads shrink the cached
+      // size, which the writer's own reads then return (the concurrent
+      // difftest caught this). Until a new version appears, splice as is.
+      std::shared_ptr<Fd> fd;
+      if (!h->of) return ReplyFromFd(req, h->fd, size, off);
+      {
+        std::lock_guard lock(h->of->mu);
+        std::lock_guard hl(h->mu);
+        if (!h->of->writer && (h->of->published_hash.empty() || h->of->published_hash == h->fd_hash)) fd = h->fd;
+      }
+      if (fd) return ReplyFromFd(req, fd, size, off);
+      [[fallthrough]];  // into kLive: the staging file or the new object
     }
     case FileHandle::Kind::kLive: {
       std::shared_ptr<Fd> fd;
@@ -1307,6 +1338,7 @@ Status Filesystem::PublishLocked(OpenFile& of) {
     if (e.status().is_not_found() && of.orphan) {
       of.orphan->hash = obj.hash.hex();
       of.orphan->size = obj.size;
+      of.published_hash = of.orphan->hash;
       of.orphan->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
     }
     of.writer.reset();
@@ -1317,6 +1349,7 @@ Status Filesystem::PublishLocked(OpenFile& of) {
   e->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
   SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
   SFS_RETURN_IF_ERROR(txn.Commit());
+  of.published_hash = e->hash;
   publish_epoch_.fetch_add(1);
   CrashPoint("after-commit");
   of.writer.reset();

@@ -7,11 +7,9 @@
 // unless truncated). The new version is published — staging fsync, link
 // into objects/, directory fsync, one catalog transaction — when the last
 // writable handle is flushed (so close() reports ENOSPC/EIO), again at
-// release if data arrived after flush (shared mmap), and on fsync. Until
-// then readers that opened before the write keep reading the old object
-// through their own descriptor (but see docs/DECISIONS.md, "Readers during
-// an overwrite", for the kernel page cache they share); readers that open
-// during it see the growing staging file.
+// release if data arrived after flush (shared mmap), and on fsync. Every
+// handle reads the current version, the growing staging file included, as
+// POSIX has it (docs/DECISIONS.md, "Readers during an overwrite").
 //
 // Lock order: OpenFile::mu, then the Catalog's mutex, then NodeTable's
 // mutex. No lock is held across fuse_reply_*.
@@ -50,6 +48,7 @@ struct OpenFile {
   std::unique_ptr<ObjectWriter> writer;   // GUARDED_BY(mu) non-null = unpublished changes
   int64_t mtime_ns = 0;                   // GUARDED_BY(mu) mtime of the pending version
   Status error;                           // GUARDED_BY(mu) sticky write error for flush/fsync
+  std::string published_hash;             // GUARDED_BY(mu) last version published here
   // The last record of a file unlinked or replaced by rename while open:
   // POSIX lets open handles fstat, read and write it until the last close
   // (the data of such writes is never published).

@@ -36,6 +36,9 @@ struct Fd {
   ~Fd() { if (fd >= 0) ::close(fd); }
 };
 
+}  // namespace
+
+// One open file (fuse_file_info::fh is its id in Filesystem's handle table).
 struct FileHandle {
   enum class Kind { kObject, kText, kLive, kScratch, kSidecarEdit };
   Kind kind = Kind::kObject;
@@ -53,6 +56,9 @@ struct FileHandle {
   bool edited = false;
   bool oversize = false;
 };
+
+namespace {
+
 
 // The record a directory stands for, where editors may keep temporary files.
 std::optional<std::pair<Entity, int64_t>> RecordDir(const NodeSpec& s) {
@@ -76,7 +82,11 @@ NodeSpec ScratchSpec(Entity e, int64_t id, const std::string& name) {
 }
 
 Filesystem* Fs(fuse_req_t req) { return static_cast<Filesystem*>(fuse_req_userdata(req)); }
-FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+// The handle of an open file; null for an unknown id. The caller's
+// reference keeps it alive even if a release for it arrives meanwhile.
+std::shared_ptr<FileHandle> Handle(fuse_req_t req, fuse_file_info* fi) {
+  return Fs(req)->GetHandle(fi->fh);
+}
 
 std::string UserName(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
@@ -320,7 +330,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   bool is_entry = spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder ||
                   spec.kind == NodeKind::kSymlink;
-  FileHandle* fh = fi ? Handle(fi) : nullptr;
+  std::shared_ptr<FileHandle> fh = fi ? Handle(req, fi) : nullptr;
   if (spec.kind == NodeKind::kScratch) {
     auto f = fs->scratch().Get(spec.entity, spec.record_id, spec.text);
     if (!f) return (void)fuse_reply_err(req, ENOENT);
@@ -356,7 +366,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   } else {
     int64_t id = spec.record_id;
     if ((to_set & FUSE_SET_ATTR_SIZE) && spec.kind == NodeKind::kFile) {
-      auto of = fi && Handle(fi)->of ? Handle(fi)->of : fs->Acquire(id);
+      auto of = fh && fh->of ? fh->of : fs->Acquire(id);
       Status s;
       {
         std::lock_guard lock(of->mu);
@@ -694,9 +704,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     default:
       return (void)fuse_reply_err(req, EISDIR);
   }
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  fi->fh = fs->AddHandle(std::move(h));
   if (fuse_reply_open(req, fi) != 0) {
-    std::unique_ptr<FileHandle> drop(Handle(fi));
+    auto drop = fs->TakeHandle(fi->fh);
     if (drop->of) {
       if (drop->writable) {
         std::lock_guard lock(drop->of->mu);
@@ -738,9 +748,9 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     h->scratch = *f;
     fi->direct_io = 1;
     fuse_entry_param ep = EntryParam(fs, node, *st);
-    fi->fh = reinterpret_cast<uint64_t>(h.release());
+    fi->fh = fs->AddHandle(std::move(h));
     if (fuse_reply_create(req, &ep, fi) != 0) {
-      delete Handle(fi);
+      fs->TakeHandle(fi->fh);
       fs->nodes().Forget(node.ino, 1);
     }
     return;
@@ -783,9 +793,9 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
           fs->nodes().Forget(node.ino, 1);
           return ReplyStatus(req, "create", path, s);
         }
-        fi->fh = reinterpret_cast<uint64_t>(h.release());
+        fi->fh = fs->AddHandle(std::move(h));
         if (fuse_reply_create(req, &ep, fi) != 0) {
-          std::unique_ptr<FileHandle> drop(Handle(fi));
+          auto drop = fs->TakeHandle(fi->fh);
           { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
           fs->MaybeRelease(drop->of);
           fs->nodes().Forget(node.ino, 1);
@@ -816,9 +826,9 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     h->of->mtime_ns = e->mtime_ns;
   }
   fuse_entry_param ep = EntryParam(fs, node, *st);
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  fi->fh = fs->AddHandle(std::move(h));
   if (fuse_reply_create(req, &ep, fi) != 0) {
-    std::unique_ptr<FileHandle> drop(Handle(fi));
+    auto drop = fs->TakeHandle(fi->fh);
     { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
     fs->MaybeRelease(drop->of);
     fs->nodes().Forget(node.ino, 1);
@@ -837,7 +847,8 @@ void ReplyFromFd(fuse_req_t req, const std::shared_ptr<Fd>& fd, size_t size, off
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* h = Handle(fi);
+  auto h = Handle(req, fi);
+  if (!h) return (void)fuse_reply_err(req, EBADF);
   switch (h->kind) {
     case FileHandle::Kind::kText: {
       if (static_cast<size_t>(off) >= h->text.size()) return (void)fuse_reply_buf(req, nullptr, 0);
@@ -907,7 +918,8 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* h = Handle(fi);
+  auto h = Handle(req, fi);
+  if (!h) return (void)fuse_reply_err(req, EBADF);
   if (h->kind == FileHandle::Kind::kScratch || h->kind == FileHandle::Kind::kSidecarEdit) {
     bool scratch = h->kind == FileHandle::Kind::kScratch;
     std::lock_guard lock(scratch ? h->scratch->mu : h->mu);
@@ -946,7 +958,8 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* h = Handle(fi);
+  auto h = Handle(req, fi);
+  if (!h) return (void)fuse_reply_err(req, EBADF);
   Status s;
   if (h->kind == FileHandle::Kind::kSidecarEdit) {
     std::lock_guard lock(h->mu);
@@ -976,7 +989,8 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  std::unique_ptr<FileHandle> h(Handle(fi));
+  auto h = fs->TakeHandle(fi->fh);
+  if (!h) return (void)fuse_reply_err(req, 0);
   if (h->writable && h->of) {
     std::lock_guard lock(h->of->mu);
     if (--h->of->writers == 0) {
@@ -1003,7 +1017,8 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* h = Handle(fi);
+  auto h = Handle(req, fi);
+  if (!h) return (void)fuse_reply_err(req, EBADF);
   Status s;
   if (h->of) {
     std::lock_guard lock(h->of->mu);
@@ -1023,7 +1038,8 @@ void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* h = Handle(fi);
+  auto h = Handle(req, fi);
+  if (!h) return (void)fuse_reply_err(req, EBADF);
   if (mode != 0) return (void)fuse_reply_err(req, EOPNOTSUPP);
   if (!h->writable || !h->of) return (void)fuse_reply_err(req, EBADF);
   Status s;
@@ -1042,8 +1058,9 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
                      off_t off_out, fuse_file_info* fi_out, size_t len, int) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
-  FileHandle* in = Handle(fi_in);
-  FileHandle* out = Handle(fi_out);
+  auto in = Handle(req, fi_in);
+  auto out = Handle(req, fi_out);
+  if (!in || !out) return (void)fuse_reply_err(req, EBADF);
   // Whole-file copy of a published file into an empty new file: record the
   // same object (an instant, deduplicated copy). Anything else falls back
   // to the kernel's read/write copy.
@@ -1270,6 +1287,28 @@ std::string Filesystem::PathOf(fuse_ino_t ino, const std::string& child) const {
     ino = n->parent;
   }
   return path.empty() ? "/" : path;
+}
+
+uint64_t Filesystem::AddHandle(std::shared_ptr<FileHandle> handle) {
+  std::lock_guard lock(handles_mu_);
+  uint64_t id = next_handle_++;
+  handles_.emplace(id, std::move(handle));
+  return id;
+}
+
+std::shared_ptr<FileHandle> Filesystem::GetHandle(uint64_t id) {
+  std::lock_guard lock(handles_mu_);
+  auto it = handles_.find(id);
+  return it == handles_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<FileHandle> Filesystem::TakeHandle(uint64_t id) {
+  std::lock_guard lock(handles_mu_);
+  auto it = handles_.find(id);
+  if (it == handles_.end()) return nullptr;
+  auto h = std::move(it->second);
+  handles_.erase(it);
+  return h;
 }
 
 std::shared_ptr<OpenFile> Filesystem::Acquire(int64_t entry_id) {

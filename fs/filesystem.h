@@ -34,6 +34,8 @@
 
 namespace samplefs::fs {
 
+struct FileHandle;  // an open file, fs/filesystem.cc
+
 struct MountOptions {
   bool read_only = false;
   double entry_timeout = 1.0;  // seconds the kernel may cache names
@@ -82,7 +84,15 @@ class Filesystem {
   // The path of an inode from the mount root, for messages.
   std::string PathOf(fuse_ino_t ino, const std::string& child = {}) const;
 
-  // The OpenFile of an entry, created on first use.
+  // Open file handles by id (fuse_file_info::fh). An operation holds a
+  // reference for its duration: the kernel sends RELEASE without waiting
+  // for a READ it abandoned (the reader was killed or interrupted), so a
+  // raw pointer could be freed under a reply in flight (ASan found it).
+  uint64_t AddHandle(std::shared_ptr<FileHandle> handle);
+  std::shared_ptr<FileHandle> GetHandle(uint64_t id);   // null if unknown
+  std::shared_ptr<FileHandle> TakeHandle(uint64_t id);  // removes it
+
+    // The OpenFile of an entry, created on first use.
   std::shared_ptr<OpenFile> Acquire(int64_t entry_id);
   // Drops the table's reference when no handle uses it any more.
   void MaybeRelease(const std::shared_ptr<OpenFile>& of);
@@ -120,7 +130,10 @@ class Filesystem {
   std::string empty_hash_;
   fuse_session* session_ = nullptr;
 
-  std::mutex files_mu_;
+  std::mutex handles_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> handles_;  // GUARDED_BY(handles_mu_)
+  uint64_t next_handle_ = 1;                                           // GUARDED_BY(handles_mu_)
+    std::mutex files_mu_;
   std::unordered_map<int64_t, std::shared_ptr<OpenFile>> files_;  // GUARDED_BY(files_mu_)
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)

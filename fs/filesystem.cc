@@ -718,6 +718,51 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   SFS_FUSE_CATCH("open")
 }
 
+// Answers create() with a writable handle on the file `node` (resolved with
+// one lookup reference, which is dropped again if the answer fails).
+// `truncate` empties a non-empty file first; `mtime_ns` seeds the pending
+// version's time (0: keep).
+void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, const Node& node,
+                         const struct stat& st, bool truncate, int64_t mtime_ns,
+                         const std::string& path) {
+  Filesystem* fs = Fs(req);
+  auto h = std::make_unique<FileHandle>();
+  h->spec = node.spec;
+  h->ino = node.ino;
+  h->writable = true;
+  h->kind = FileHandle::Kind::kLive;
+  h->of = fs->Acquire(node.spec.record_id);
+  Status s;
+  {
+    std::lock_guard lock(h->of->mu);
+    ++h->of->writers;
+    if (truncate && (st.st_size > 0 || h->of->writer)) {
+      s = fs->EnsureWriterLocked(*h->of, true);
+      if (s.ok()) s = h->of->writer->Truncate(0);
+      h->of->mtime_ns = NowNs();
+    } else if (mtime_ns) {
+      h->of->mtime_ns = mtime_ns;
+    }
+    if (!s.ok()) --h->of->writers;
+  }
+  if (!s.ok()) {
+    fs->MaybeRelease(h->of);
+    fs->nodes().Forget(node.ino, 1);
+    return ReplyStatus(req, "create", path, s);
+  }
+  fuse_entry_param ep = EntryParam(fs, node, st);
+  fi->fh = fs->AddHandle(std::move(h));
+  if (fuse_reply_create(req, &ep, fi) != 0) {
+    auto drop = fs->TakeHandle(fi->fh);
+    {
+      std::lock_guard lock(drop->of->mu);
+      --drop->of->writers;
+    }
+    fs->MaybeRelease(drop->of);
+    fs->nodes().Forget(node.ino, 1);
+  }
+}
+
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   SFS_FUSE_TRY
   Filesystem* fs = Fs(req);
@@ -769,38 +814,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
           fs->nodes().Forget(node.ino, 1);
           return ReplyStatus(req, "create", path, st.status());
         }
-        // Reuse open's logic through a synthetic open below.
-        fuse_entry_param ep = EntryParam(fs, node, *st);
-        auto h = std::make_unique<FileHandle>();
-        h->spec = *existing;
-        h->ino = node.ino;
-        h->writable = true;
-        h->kind = FileHandle::Kind::kLive;
-        h->of = fs->Acquire(existing->record_id);
-        Status s;
-        {
-          std::lock_guard lock(h->of->mu);
-          ++h->of->writers;
-          if ((fi->flags & O_TRUNC) && (st->st_size > 0 || h->of->writer)) {
-            s = fs->EnsureWriterLocked(*h->of, true);
-            if (s.ok()) s = h->of->writer->Truncate(0);
-            h->of->mtime_ns = NowNs();
-          }
-          if (!s.ok()) --h->of->writers;
-        }
-        if (!s.ok()) {
-          fs->MaybeRelease(h->of);
-          fs->nodes().Forget(node.ino, 1);
-          return ReplyStatus(req, "create", path, s);
-        }
-        fi->fh = fs->AddHandle(std::move(h));
-        if (fuse_reply_create(req, &ep, fi) != 0) {
-          auto drop = fs->TakeHandle(fi->fh);
-          { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
-          fs->MaybeRelease(drop->of);
-          fs->nodes().Forget(node.ino, 1);
-        }
-        return;
+        return ReplyWritableCreate(req, fi, node, *st, fi->flags & O_TRUNC, 0, path);
       }
     }
     return ReplyStatus(req, "create", path, e.status());
@@ -814,25 +828,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     fs->nodes().Forget(node.ino, 1);
     return ReplyStatus(req, "create", path, st.status());
   }
-  auto h = std::make_unique<FileHandle>();
-  h->spec = spec;
-  h->ino = node.ino;
-  h->writable = true;
-  h->kind = FileHandle::Kind::kLive;
-  h->of = fs->Acquire(e->id);
-  {
-    std::lock_guard lock(h->of->mu);
-    ++h->of->writers;
-    h->of->mtime_ns = e->mtime_ns;
-  }
-  fuse_entry_param ep = EntryParam(fs, node, *st);
-  fi->fh = fs->AddHandle(std::move(h));
-  if (fuse_reply_create(req, &ep, fi) != 0) {
-    auto drop = fs->TakeHandle(fi->fh);
-    { std::lock_guard lock(drop->of->mu); --drop->of->writers; }
-    fs->MaybeRelease(drop->of);
-    fs->nodes().Forget(node.ino, 1);
-  }
+  ReplyWritableCreate(req, fi, node, *st, false, e->mtime_ns, path);
   SFS_FUSE_CATCH("create")
 }
 

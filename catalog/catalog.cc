@@ -251,9 +251,11 @@ static std::string NewIdSql(const char* table) {
          " UNION ALL SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor." + table + "') AS ids)";
 }
 
-Transaction::Transaction(Catalog& catalog) : catalog_(catalog), lock_(catalog.mu_) {
+Transaction::Transaction(Catalog& catalog) : Transaction(catalog, -1) {}
+
+Transaction::Transaction(Catalog& catalog, int wait_ms) : catalog_(catalog), lock_(catalog.mu_) {
   depth_ = ++catalog_.txn_depth_;
-  if (depth_ == 1) begin_status_ = catalog_.db_->BeginWrite();
+  if (depth_ == 1) begin_status_ = catalog_.db_->BeginWrite(wait_ms);
   else begin_status_ = RunCached(*catalog_.db_, "SAVEPOINT sp" + std::to_string(depth_));
 }
 

@@ -44,6 +44,9 @@ class Catalog;
 class Transaction {
  public:
   explicit Transaction(Catalog& catalog);
+  // Waits at most `wait_ms` for another process's write lock (then the
+  // status is kBusy), instead of the busy timeout.
+  Transaction(Catalog& catalog, int wait_ms);
   ~Transaction();
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;

@@ -61,7 +61,10 @@ class Database {
   virtual Status Exec(const std::string& sql) = 0;
   // Starts the outermost transaction, taking the write lock at once so two
   // writers never deadlock upgrading read locks.
-  virtual Status BeginWrite() = 0;
+  // `wait_ms` >= 0: how long to wait for another process's write lock,
+  // instead of the connection's busy timeout (a background commit that
+  // would rather retry later than hold up everyone behind it).
+  virtual Status BeginWrite(int wait_ms = -1) = 0;
   virtual Status Commit() = 0;
   virtual Status Rollback() = 0;
   // Engine name ("sqlite", "postgresql").

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,10 +79,18 @@ class ObjectWriter {
   Result<PublishedObject> Publish();
   bool published() const { return published_; }
 
+  // Publish() of several writers at once, with the same guarantees for each
+  // and one answer per writer, in order. Each phase (fsync the data, link,
+  // fsync the directories) runs over the whole batch, so a journalling file
+  // system commits once per phase instead of once per file.
+  static std::vector<Result<PublishedObject>> PublishAll(std::span<ObjectWriter* const> writers);
+
  private:
   friend class ObjectStore;
   ObjectWriter(ObjectStore* store, int fd, std::string path);
   Result<ContentHash> HashFromDisk() const;
+  Status SyncData();                // fsync, and the size as the disk has it
+  Result<PublishedObject> Link();   // hash, then link or deduplicate
 
   ObjectStore* store_;
   int fd_;

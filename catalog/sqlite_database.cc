@@ -86,7 +86,7 @@ class SqliteStatement final : public Statement {
 
 class SqliteDatabase final : public Database {
  public:
-  explicit SqliteDatabase(sqlite3* db) : db_(db) {}
+  SqliteDatabase(sqlite3* db, int busy_timeout_ms) : db_(db), busy_timeout_ms_(busy_timeout_ms) {}
   ~SqliteDatabase() override {
     cache_.clear();  // finalize statements before closing
     sqlite3_close(db_);
@@ -129,7 +129,13 @@ class SqliteDatabase final : public Database {
     return Status::Ok();
   }
 
-  Status BeginWrite() override { return Exec("BEGIN IMMEDIATE"); }
+  Status BeginWrite(int wait_ms) override {
+    if (wait_ms < 0) return Exec("BEGIN IMMEDIATE");
+    sqlite3_busy_timeout(db_, wait_ms);
+    Status s = Exec("BEGIN IMMEDIATE");
+    sqlite3_busy_timeout(db_, busy_timeout_ms_);  // the write lock is ours (or not) now
+    return s;
+  }
   Status Commit() override { return Exec("COMMIT"); }
   Status Rollback() override {
     // After some errors SQLite has already rolled back; that is fine.
@@ -151,6 +157,7 @@ class SqliteDatabase final : public Database {
 
  private:
   sqlite3* db_;
+  int busy_timeout_ms_;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
 };
 
@@ -178,7 +185,7 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
     sqlite3_close(db);
     return s;
   }
-  auto database = std::make_unique<SqliteDatabase>(db);
+  auto database = std::make_unique<SqliteDatabase>(db, options.busy_timeout_ms);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
   // WAL lets samplectl, sqlite3 and pandas read while the mount writes;

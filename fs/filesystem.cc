@@ -55,6 +55,9 @@ struct FileHandle {
   std::string edit;
   bool edited = false;
   bool oversize = false;
+  // kLive: flushed as the last writable handle; its RELEASE (which hands
+  // the version to the committer) is on its way (Filesystem::closing_).
+  bool closing = false;
 };
 
 namespace {
@@ -189,9 +192,11 @@ void KeepOrphanIfOpen(Filesystem* fs, const NodeSpec& parent, const std::string&
   if (!child.ok() || child->kind != NodeKind::kFile) return;
   auto of = fs->Find(child->record_id);
   if (!of) return;
+  // Read under the lock, so that a commit is either in the record read
+  // here or updates the orphan itself (CommitPublished).
+  std::lock_guard lock(of->mu);
   auto e = fs->catalog().EntryById(child->record_id);
   if (!e.ok()) return;
-  std::lock_guard lock(of->mu);
   of->orphan = std::move(*e);
 }
 
@@ -276,6 +281,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->max_write = 1024 * 1024;
   conn->max_readahead = 1024 * 1024;
+  // RELEASE is a background request: with the kernel's default of 12 in
+  // flight, a copy of many small files queues its closes in the kernel,
+  // where the committer cannot batch them and fsyncdir cannot see them.
+  conn->max_background = 256;
+  conn->congestion_threshold = 192;
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -368,14 +378,24 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     if ((to_set & FUSE_SET_ATTR_SIZE) && spec.kind == NodeKind::kFile) {
       auto of = fh && fh->of ? fh->of : fs->Acquire(id);
       Status s;
+      std::shared_ptr<CommitJob> job;
       {
         std::lock_guard lock(of->mu);
         s = fs->EnsureWriterLocked(*of, attr->st_size == 0);
         if (s.ok()) s = of->writer->Truncate(static_cast<uint64_t>(attr->st_size));
         if (s.ok()) of->mtime_ns = NowNs();
-        // truncate(1) with no open handle publishes at once.
-        if (s.ok() && of->writers == 0) s = fs->PublishLocked(*of);
-        if (!s.ok() && of->writers == 0) of->writer.reset();
+        // truncate(1) with no open handle commits at once, and says if it failed.
+        if (s.ok() && of->writers == 0) job = fs->SealLocked(of, false, path);
+        if (!s.ok() && of->writers == 0 && !of->sealed) of->writer.reset();
+      }
+      if (job) {
+        s = Committer::Wait(*job);
+        std::lock_guard lock(of->mu);
+        // Reported, so not kept (as a failed write is not).
+        if (!s.ok() && of->writers == 0 && of->writer == job->writer) {
+          of->writer.reset();
+          of->sealed = false;
+        }
       }
       fs->MaybeRelease(of);
       if (!s.ok()) return ReplyStatus(req, "truncate", path, s);
@@ -541,10 +561,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       if (!s.ok()) return ReplyStatus(req, "rename", path, s);
       PostChangedNode(fs, *target);
       (void)fs->scratch().Remove(dir->first, dir->second, name);
-      if (auto ino = fs->nodes().Find(parent, name)) {
-        fs->nodes().Move(*ino, newparent, newname);
-        fs->nodes().SetSpec(*ino, *target);
-      }
+      if (auto ino = fs->nodes().Rename(parent, name, newparent, newname)) fs->nodes().SetSpec(*ino, *target);
       return (void)fuse_reply_err(req, 0);
     }
     if (target.ok()) return ReplyStatus(req, "rename", path, Status(Code::kPermission, "cannot replace " + std::string(NodeKindName(target->kind))));
@@ -552,18 +569,15 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       return ReplyStatus(req, "rename", path, Status(Code::kAlreadyExists, "'" + std::string(newname) + "' exists"));
     Status s = fs->scratch().Rename(dir->first, dir->second, name, newname);
     if (!s.ok()) return ReplyStatus(req, "rename", path, s);
-    if (auto ino = fs->nodes().Find(parent, name)) {
-      fs->nodes().Move(*ino, newparent, newname);
+    if (auto ino = fs->nodes().Rename(parent, name, newparent, newname))
       fs->nodes().SetSpec(*ino, ScratchSpec(dir->first, dir->second, newname));
-    }
     return (void)fuse_reply_err(req, 0);
   }
   KeepOrphanIfOpen(fs, nps, newname);  // replaced by the rename
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
   PostChanged(fs, parent, name);
-  if (auto ino = fs->nodes().Find(parent, name)) fs->nodes().Move(*ino, newparent, newname);
-  else fs->nodes().Unbind(newparent, newname);
+  fs->nodes().Rename(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rename")
 }
@@ -607,6 +621,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     case NodeKind::kFile: {
       if (writable) {
         if (fs->options().read_only) return ReplyStatus(req, "open", path, Status(Code::kReadOnly, "read-only mount"));
+        fs->committer().Throttle();
         h->kind = FileHandle::Kind::kLive;
         h->of = fs->Acquire(spec.record_id);
         Status s;
@@ -726,6 +741,7 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, const Node& node,
                          const struct stat& st, bool truncate, int64_t mtime_ns,
                          const std::string& path) {
   Filesystem* fs = Fs(req);
+  fs->committer().Throttle();
   auto h = std::make_unique<FileHandle>();
   h->spec = node.spec;
   h->ino = node.ino;
@@ -969,11 +985,23 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
         s = Status(Code::kInvalidArgument, s.message());
     }
   } else if (h->writable && h->of) {
-    std::lock_guard lock(h->of->mu);
-    s = h->of->error;
-    // The last writer's close publishes, so close() can report failures.
-    if (s.ok() && h->of->writers == 1 && h->of->writer) {
-      s = fs->PublishLocked(*h->of);
+    std::shared_ptr<CommitJob> job;
+    {
+      std::lock_guard lock(h->of->mu);
+      s = h->of->error;
+      // The last writer's close: the version is committed at release (data
+      // of a shared mmap may still come), or here with -o sync_close.
+      if (s.ok() && h->of->writers == 1 && h->of->writer) {
+        if (fs->options().sync_close) {
+          job = fs->SealLocked(h->of, false, fs->PathOf(h->ino));
+        } else if (!h->closing) {
+          h->closing = true;
+          fs->CloseStarted();
+        }
+      }
+    }
+    if (job) {
+      s = Committer::Wait(*job);
       if (s.ok()) CrashPoint("before-reply");
     }
   }
@@ -992,19 +1020,16 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     if (--h->of->writers == 0) {
       if (!h->of->error.ok()) {
         // The error was reported at write/close; drop the incomplete version.
-        h->of->writer.reset();
+        if (!h->of->sealed) h->of->writer.reset();
         h->of->error = Status::Ok();
-      } else if (h->of->writer) {
-        // Data that arrived after flush (shared mmap writeback).
-        Status s = fs->PublishLocked(*h->of);
-        if (!s.ok()) {
-          spdlog::error("publishing {} at release failed: {}", fs->PathOf(h->ino), s.ToString());
-          fs->errors().Add("release", fs->PathOf(h->ino), s.message());
-          h->of->writer.reset();
-        }
+      } else if (h->of->writer && !h->of->sealed) {
+        // Committed in the background with the other versions of this
+        // moment; failures are retried and logged (fs/committer.h).
+        fs->SealLocked(h->of, true, fs->PathOf(h->ino));
       }
     }
   }
+  if (h->closing) fs->CloseEnded();
   if (h->of) fs->MaybeRelease(h->of);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("release")
@@ -1016,19 +1041,31 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
   auto h = Handle(req, fi);
   if (!h) return (void)fuse_reply_err(req, EBADF);
   Status s;
+  std::shared_ptr<CommitJob> job;
   if (h->of) {
     std::lock_guard lock(h->of->mu);
     s = h->of->error;
-    if (s.ok() && h->of->writer) s = fs->PublishLocked(*h->of);
+    if (s.ok() && h->of->writer) job = fs->SealLocked(h->of, false, fs->PathOf(ino));
+  }
+  if (job) {
+    s = Committer::Wait(*job);
+    if (s.ok()) CrashPoint("before-reply");
   }
   if (!s.ok()) return ReplyStatus(req, "fsync", fs->PathOf(ino), s);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("fsync")
 }
 
-void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  // Every directory change is committed before its reply.
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  SFS_FUSE_TRY
+  // Every directory change is committed before its reply; what this waits
+  // for is the files closed before it, committed in the background (`sync
+  // DIR` is the barrier for scripts that read the catalog next).
+  Filesystem* fs = Fs(req);
+  Status s = fs->WaitForCommits(std::chrono::seconds(60));
+  if (!s.ok()) return ReplyStatus(req, "fsync", fs->PathOf(ino), s);
   fuse_reply_err(req, 0);
+  SFS_FUSE_CATCH("fsyncdir")
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length, fuse_file_info* fi) {
@@ -1256,7 +1293,9 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
       store_(store),
       options_(options),
       ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}),
-      invalidator_(catalog, nodes_) {}
+      invalidator_(catalog, nodes_),
+      committer_([this](CommitJob& job, const PublishedObject& obj) { return CommitPublished(job, obj); },
+                 [this](CommitJob& job, const Status& s, bool final) { CommitFailed(job, s, final); }) {}
 
 Status Filesystem::Prepare() {
   empty_hash_ = ContentHash::Of("", 0).hex();
@@ -1333,14 +1372,16 @@ void Filesystem::MaybeRelease(const std::shared_ptr<OpenFile>& of) {
 }
 
 Status Filesystem::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
-  if (of.writer && !of.writer->published()) return Status::Ok();
+  if (of.writer && !of.sealed && !of.writer->published()) return Status::Ok();
   SFS_ASSIGN_OR_RETURN(auto writer, store_.NewWriter());
   if (of.writer) {
-    // Published to the store but not recorded (the catalog transaction
-    // failed, e.g. the catalog was locked): that version is the pending one,
-    // and objects are immutable, so changes go on in a copy of it.
+    // Handed to the committer (final: it may be hashing it), or published
+    // to the store but not recorded (the catalog transaction failed, e.g.
+    // the catalog was locked; objects are immutable): that version is the
+    // pending one, and changes go on in a copy of it.
     if (!truncate_to_zero) SFS_RETURN_IF_ERROR(writer->CopyFrom(of.writer->fd(), of.writer->size()));
     of.writer = std::move(writer);
+    of.sealed = false;
     return Status::Ok();
   }
   if (!truncate_to_zero) {
@@ -1359,36 +1400,152 @@ Status Filesystem::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
   return Status::Ok();
 }
 
-Status Filesystem::PublishLocked(OpenFile& of) {
-  if (!of.writer) return Status::Ok();
-  SFS_ASSIGN_OR_RETURN(PublishedObject obj, of.writer->Publish());
-  CrashPoint("before-commit");
-  Transaction txn(catalog_);
-  SFS_RETURN_IF_ERROR(txn.status());
-  auto e = catalog_.EntryById(of.entry_id);
-  if (!e.ok()) {
-    // Unlinked while open: no record takes the data (the object stays until
-    // gc), but the handles still open read and extend this version, as
-    // POSIX has it, so the orphan's record follows it.
-    if (e.status().is_not_found() && of.orphan) {
-      of.orphan->hash = obj.hash.hex();
-      of.orphan->size = obj.size;
-      of.published_hash = of.orphan->hash;
-      of.orphan->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
-    }
-    of.writer.reset();
-    return e.status().is_not_found() ? Status::Ok() : e.status();
+std::shared_ptr<CommitJob> Filesystem::SealLocked(const std::shared_ptr<OpenFile>& of, bool background,
+                                                  const std::string& path) {
+  auto job = std::make_shared<CommitJob>();
+  // A writer handed over again (fsync while its release is being retried)
+  // is the same version: whichever job records it first, the other finds
+  // it recorded.
+  if (!of->sealed) ++of->sealed_version;
+  of->sealed = true;
+  ++of->jobs;
+  job->of = of;
+  job->writer = of->writer;
+  job->version = of->sealed_version;
+  job->mtime_ns = of->mtime_ns;
+  job->path = path;
+  job->background = background;
+  committer_.Submit(job);
+  return job;
+}
+
+Status Filesystem::Publish(const std::shared_ptr<OpenFile>& of, const std::string& path) {
+  std::shared_ptr<CommitJob> job;
+  {
+    std::lock_guard lock(of->mu);
+    if (!of->writer) return Status::Ok();
+    job = SealLocked(of, false, path);
   }
-  e->hash = obj.hash.hex();
-  e->size = obj.size;
-  e->mtime_ns = of.mtime_ns ? of.mtime_ns : NowNs();
-  SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
-  SFS_RETURN_IF_ERROR(txn.Commit());
-  of.published_hash = e->hash;
-  publish_epoch_.fetch_add(1);
-  CrashPoint("after-commit");
-  of.writer.reset();
+  return Committer::Wait(*job);
+}
+
+Status Filesystem::CommitPublished(CommitJob& job, const PublishedObject& obj) {
+  OpenFile& of = *job.of;
+  Status s;
+  {
+    std::lock_guard lock(of.mu);
+    s = [&]() -> Status {
+      if (job.version <= of.committed_version) return Status::Ok();  // recorded already
+      // A newer version being written may have its own mtime by now.
+      const bool current = of.writer == job.writer;
+      const int64_t mtime = (current ? of.mtime_ns : job.mtime_ns) ? (current ? of.mtime_ns : job.mtime_ns) : NowNs();
+      CrashPoint("before-commit");
+      // A background commit does not hold the catalog (and every change
+      // behind it) for the busy timeout while another process has it
+      // locked: it gives up after a moment and is retried later.
+      Transaction txn(catalog_, job.background ? 200 : -1);
+      SFS_RETURN_IF_ERROR(txn.status());
+      auto e = catalog_.EntryById(of.entry_id);
+      if (!e.ok()) {
+        if (!e.status().is_not_found()) return e.status();
+        // Unlinked while open: no record takes the data (the object stays
+        // until gc), but the handles still open read and extend this
+        // version, as POSIX has it, so the orphan's record follows it.
+        if (of.orphan) {
+          of.orphan->hash = obj.hash.hex();
+          of.orphan->size = obj.size;
+          of.orphan->mtime_ns = mtime;
+          of.published_hash = of.orphan->hash;
+        }
+      } else {
+        e->hash = obj.hash.hex();
+        e->size = obj.size;
+        e->mtime_ns = mtime;
+        SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
+        SFS_RETURN_IF_ERROR(txn.Commit());
+        of.published_hash = e->hash;
+        // Kept for an unlink or rename-over in progress: it is this version.
+        if (of.orphan) *of.orphan = *e;
+        publish_epoch_.fetch_add(1);
+        CrashPoint("after-commit");
+      }
+      of.committed_version = job.version;
+      return Status::Ok();
+    }();
+    if (s.ok()) {
+      --of.jobs;
+      if (of.writer == job.writer) {
+        of.writer.reset();
+        of.sealed = false;
+      }
+    }
+  }
+  if (s.ok()) MaybeRelease(job.of);
+  return s;
+}
+
+void Filesystem::CommitFailed(CommitJob& job, const Status& s, bool final) {
+  OpenFile& of = *job.of;
+  if (job.background && (final || job.attempts == 1)) {
+    // Nobody waits for this one: the log and .samplefs/errors are where a
+    // user learns it (the version stays readable in the mount meanwhile).
+    const std::string what = final ? "is not recorded" : "is not recorded yet (retrying)";
+    spdlog::error("the new version of {} {}: {}", job.path, what, s.ToString());
+    errors_.Add("commit", job.path, s.message() + (final ? "" : " (retrying)"));
+  }
+  if (!final) return;
+  {
+    std::lock_guard lock(of.mu);
+    // The last job of this writer failed: it is the pending version again,
+    // which writes may extend (a published one is copied first) and a
+    // later fsync or close retries.
+    if (--of.jobs == 0 && of.writer == job.writer) of.sealed = false;
+  }
+}
+
+void Filesystem::CloseStarted() {
+  std::lock_guard lock(closing_mu_);
+  ++closing_;
+}
+
+void Filesystem::CloseEnded() {
+  {
+    std::lock_guard lock(closing_mu_);
+    --closing_;
+  }
+  closing_cv_.notify_all();
+}
+
+Status Filesystem::WaitForCommits(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  {
+    // close() has returned for these, and their RELEASE is on its way: a
+    // few ms. Bounded, because a dup()ed descriptor flushes without a
+    // release.
+    std::unique_lock lock(closing_mu_);
+    closing_cv_.wait_for(lock, std::chrono::seconds(2), [&] { return closing_ == 0; });
+  }
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (!committer_.Drain(std::max(left, std::chrono::milliseconds(0))))
+    return Status(Code::kBusy, std::to_string(committer_.pending()) +
+                                   " closed files are still waiting to be recorded (see .samplefs/errors)");
   return Status::Ok();
+}
+
+void Filesystem::Shutdown() {
+  // Versions whose RELEASE never came (the connection ended first) are
+  // committed like any other; then the committer makes a last attempt at
+  // everything queued, retries included.
+  std::vector<std::shared_ptr<OpenFile>> open;
+  {
+    std::lock_guard lock(files_mu_);
+    for (auto& [id, of] : files_) open.push_back(of);
+  }
+  for (auto& of : open) {
+    std::lock_guard lock(of->mu);
+    if (of->writer && !of->sealed && of->error.ok()) SealLocked(of, true, "file #" + std::to_string(of->entry_id));
+  }
+  committer_.Stop();
 }
 
 bool Filesystem::KeepCache(fuse_ino_t ino, const std::string& hash) {

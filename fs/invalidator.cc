@@ -39,7 +39,7 @@ void Invalidator::PostInode(fuse_ino_t ino) {
 
 void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
   for (const Node& n : nodes_.ByRecord(kind, record_id)) {
-    PostEntry(n.parent, n.name);
+    for (const auto& [parent, name] : n.links) PostEntry(parent, name);
     PostInode(n.ino);
   }
 }

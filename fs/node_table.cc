@@ -65,17 +65,46 @@ Node NodeTable::Resolve(fuse_ino_t parent, const std::string& name, const NodeSp
       return *nit->second;
     }
   }
+  if (!spec.is_dir()) {
+    auto rit = by_record_.find({static_cast<int>(spec.kind), spec.record_id});
+    if (rit != by_record_.end()) {
+      for (fuse_ino_t ino : rit->second) {
+        auto nit = nodes_.find(ino);
+        if (nit == nodes_.end() || !(nit->second->spec == spec)) continue;
+        Node& node = *nit->second;
+        BindLocked(node, key);
+        node.parent = parent;
+        node.name = name;
+        node.nlookup += lookups;
+        return node;
+      }
+    }
+  }
   auto node = std::make_unique<Node>();
   node->ino = next_ino_++;
   node->parent = parent;
   node->name = name;
   node->spec = spec;
   node->nlookup = lookups;
+  BindLocked(*node, key);
   Node copy = *node;
-  by_name_[key] = node->ino;
   by_record_[{static_cast<int>(spec.kind), spec.record_id}].insert(node->ino);
   nodes_.emplace(node->ino, std::move(node));
   return copy;
+}
+
+void NodeTable::BindLocked(Node& node, const Key& key) {
+  UnbindLocked(key);
+  by_name_[key] = node.ino;
+  node.links.push_back(key);
+}
+
+void NodeTable::UnbindLocked(const Key& key) {
+  auto bit = by_name_.find(key);
+  if (bit == by_name_.end()) return;
+  auto nit = nodes_.find(bit->second);
+  if (nit != nodes_.end()) std::erase(nit->second->links, key);
+  by_name_.erase(bit);
 }
 
 std::optional<fuse_ino_t> NodeTable::Find(fuse_ino_t parent, const std::string& name) const {
@@ -93,8 +122,10 @@ void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
   Node& node = *it->second;
   node.nlookup = n >= node.nlookup ? 0 : node.nlookup - n;
   if (node.nlookup > 0) return;
-  auto bit = by_name_.find({node.parent, node.name});
-  if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  for (const Key& key : node.links) {
+    auto bit = by_name_.find(key);
+    if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  }
   UnindexLocked(node);
   nodes_.erase(it);
 }
@@ -104,16 +135,40 @@ void NodeTable::Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& n
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return;
   Node& node = *it->second;
-  auto bit = by_name_.find({node.parent, node.name});
-  if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
+  Key old{node.parent, node.name};
+  auto bit = by_name_.find(old);
+  if (bit != by_name_.end() && bit->second == ino) UnbindLocked(old);
+  BindLocked(node, {new_parent, new_name});
   node.parent = new_parent;
   node.name = new_name;
-  by_name_[{new_parent, new_name}] = ino;
+}
+
+std::optional<fuse_ino_t> NodeTable::Rename(fuse_ino_t old_parent, const std::string& old_name,
+                                            fuse_ino_t new_parent, const std::string& new_name) {
+  std::lock_guard lock(mu_);
+  Key old{old_parent, old_name};
+  auto bit = by_name_.find(old);
+  if (bit == by_name_.end()) {
+    UnbindLocked({new_parent, new_name});
+    return std::nullopt;
+  }
+  auto it = nodes_.find(bit->second);
+  if (it == nodes_.end()) {
+    by_name_.erase(bit);
+    UnbindLocked({new_parent, new_name});
+    return std::nullopt;
+  }
+  Node& node = *it->second;
+  UnbindLocked(old);
+  BindLocked(node, {new_parent, new_name});
+  node.parent = new_parent;
+  node.name = new_name;
+  return node.ino;
 }
 
 void NodeTable::Unbind(fuse_ino_t parent, const std::string& name) {
   std::lock_guard lock(mu_);
-  by_name_.erase({parent, name});
+  UnbindLocked({parent, name});
 }
 
 void NodeTable::SetSpec(fuse_ino_t ino, const NodeSpec& spec) {

@@ -29,10 +29,15 @@ namespace samplefs::fs {
 
 struct Node {
   fuse_ino_t ino = 0;
-  fuse_ino_t parent = 0;
+  fuse_ino_t parent = 0;  // the name it was last resolved at (messages, "..")
   std::string name;
   NodeSpec spec;
   uint64_t nlookup = 0;
+  // Every (parent, name) bound to this node. A directory has one; a file
+  // reached by several paths (views, or a name the kernel looked up again
+  // under a directory inode it had re-created) has one per path, all on one
+  // inode, so the kernel keeps one size and one page cache for it.
+  std::vector<std::pair<fuse_ino_t, std::string>> links;
 };
 
 class NodeTable {
@@ -46,8 +51,13 @@ class NodeTable {
   // Finds or creates the node for (parent, name) with `spec` and adds
   // `lookups` to its lookup count (1 for lookup/create/readdirplus, 0 for
   // plain readdir). If the existing node at that name stands for something
-  // else (the record was replaced), a new inode is made for the name; the
-  // old one lives on until forgotten.
+  // else (the record was replaced), another inode is used for the name; the
+  // old one lives on until forgotten. A file or symlink that already has a
+  // node (under another path) gets that node: one inode per file, as with
+  // hard links, so a size or page cached under one path is never stale
+  // under the other (the concurrent difftest read a file as empty through
+  // an open descriptor whose directory inode the kernel had dropped and
+  // looked up again).
   Node Resolve(fuse_ino_t parent, const std::string& name, const NodeSpec& spec, uint64_t lookups);
 
   // The inode currently bound to (parent, name), if any (for d_ino).
@@ -57,8 +67,12 @@ class NodeTable {
   void Forget(fuse_ino_t ino, uint64_t n);
 
   // Rebinds a node to a new (parent, name) after a rename; a node already
-  // bound there is unbound (it lives on until forgotten).
+  // bound there is unbound (it lives on until forgotten). Move() moves the
+  // node's last-resolved name, Rename() the name (old_parent, old_name) and
+  // returns the node it was bound to.
   void Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& new_name);
+  std::optional<fuse_ino_t> Rename(fuse_ino_t old_parent, const std::string& old_name, fuse_ino_t new_parent,
+                                   const std::string& new_name);
   // Unbinds (parent, name) after an unlink/rmdir.
   void Unbind(fuse_ino_t parent, const std::string& name);
   // Updates the spec of a node (e.g. a file's entry record id changes).
@@ -86,6 +100,8 @@ class NodeTable {
  private:
   using Key = std::pair<fuse_ino_t, std::string>;
   void UnindexLocked(const Node& node);
+  void BindLocked(Node& node, const Key& key);    // unbinds whatever held key
+  void UnbindLocked(const Key& key);              // from by_name_ and its node
   mutable std::mutex mu_;
   std::unordered_map<fuse_ino_t, std::unique_ptr<Node>> nodes_;  // GUARDED_BY(mu_)
   std::map<Key, fuse_ino_t> by_name_;                             // GUARDED_BY(mu_)

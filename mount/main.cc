@@ -33,6 +33,8 @@ void Usage(std::ostream& out) {
          "                 ~/.config/samplefs/samplefs.conf, /etc/samplefs/samplefs.conf)\n"
          "  -o ro          read-only catalog\n"
          "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf)\n"
+         "  -o sync_close  close() returns once the file is durable and recorded\n"
+         "                 (default: recorded in batches right after close; fsync waits)\n"
          "  -f             stay in the foreground, log to stderr\n"
          "  -d             FUSE debug output (implies -f)\n"
          "  -s             single-threaded\n";
@@ -136,6 +138,10 @@ int main(int argc, char** argv) {
                                         "subtype=samplefs"};
   for (const auto& o : args.options) {
     if (o == "ro") mopts.read_only = true;
+    if (o == "sync_close") {
+      mopts.sync_close = true;
+      continue;
+    }
     if (o == "rw" || o == "default_permissions") continue;
     if (o.rfind("fsname=", 0) == 0 || o.rfind("subtype=", 0) == 0) fuse_opts.erase(
         std::remove_if(fuse_opts.begin(), fuse_opts.end(),
@@ -192,7 +198,9 @@ int main(int argc, char** argv) {
         if (fuse_daemonize(0) != 0) return 1;
         SetupLogging(*cfg, true);
       }
+      // Threads start after fuse_daemonize()'s fork, which they would not survive.
       filesystem.invalidator().Start(se);
+      filesystem.committer().Start();
       if (args.single) {
         rc = fuse_session_loop(se);
       } else {
@@ -204,6 +212,8 @@ int main(int argc, char** argv) {
         fuse_loop_cfg_destroy(lc);
       }
       filesystem.invalidator().Stop();
+      // Every closed file is recorded before the daemon exits.
+      filesystem.Shutdown();
       fuse_session_unmount(se);
       spdlog::info("unmounted {}", args.mountpoint);
     } else {

@@ -6,6 +6,8 @@
 // plain sqlite3 C API, as an old samplefs (or a user's script) left them.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -422,6 +424,33 @@ TEST_F(CatalogFileTest, SecondWriterGetsBusy) {
   EXPECT_TRUE(b->SpeciesByName("A").ok());
   sp.name = "B";
   EXPECT_TRUE(b->CreateSpecies(sp).ok());
+}
+
+TEST_F(CatalogFileTest, ATransactionMayWaitLessThanTheBusyTimeout) {
+  DatabaseOptions slow;
+  slow.busy_timeout_ms = 3000;
+  auto a = Must(Catalog::OpenSqlite(path_, slow));
+  auto b = Must(Catalog::OpenSqlite(path_, slow));
+  Transaction held(*a);
+  ASSERT_TRUE(held.status().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    Transaction quick(*b, 100);  // a background commit: retried later
+    EXPECT_EQ(quick.status().code(), Code::kBusy);
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(80));
+  EXPECT_LT(took, std::chrono::milliseconds(2000));
+  // The connection's own timeout is back for the next transaction.
+  t0 = std::chrono::steady_clock::now();
+  {
+    Transaction patient(*b);
+    EXPECT_EQ(patient.status().code(), Code::kBusy);
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+  ASSERT_TRUE(held.Commit().ok());
+  Transaction after(*b, 0);
+  EXPECT_TRUE(after.status().ok());
 }
 
 TEST_F(CatalogFileTest, TwoProcessesWriteTheSameCatalog) {

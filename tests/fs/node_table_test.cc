@@ -165,9 +165,9 @@ TEST(NodeTableTest, UnbindKeepsTheNodeUntilForgotten) {
   t.Unbind(FUSE_ROOT_ID, "gone");
   EXPECT_FALSE(t.Find(FUSE_ROOT_ID, "gone").has_value());
   ASSERT_TRUE(t.Get(n.ino).has_value());  // an open file keeps working
-  // A new record created at the same name gets a new inode, even with the
-  // same spec, since the name was unbound.
-  Node again = t.Resolve(FUSE_ROOT_ID, "gone", SpecOf(NodeKind::kFile, 1), 1);
+  // A new record created at the same name (ids are never reused) gets a new
+  // inode, since the name was unbound.
+  Node again = t.Resolve(FUSE_ROOT_ID, "gone", SpecOf(NodeKind::kFile, 2), 1);
   EXPECT_NE(again.ino, n.ino);
   // Forgetting the unbound node does not disturb the new binding.
   t.Forget(n.ino, 1);
@@ -176,6 +176,42 @@ TEST(NodeTableTest, UnbindKeepsTheNodeUntilForgotten) {
   // Unbinding a name that is not bound is harmless.
   t.Unbind(FUSE_ROOT_ID, "never");
   EXPECT_EQ(t.size(), 2u);
+}
+
+TEST(NodeTableTest, AFileHasOneInodeWhateverPathReachesIt) {
+  NodeTable t;
+  Node d1 = t.Resolve(FUSE_ROOT_ID, "d", SpecOf(NodeKind::kFolder, 7), 1);
+  Node f = t.Resolve(d1.ino, "f", SpecOf(NodeKind::kFile, 1), 1);
+  // The kernel drops the directory's dentry and looks it up again: the
+  // directory gets a new inode (directories cannot have two parents), but
+  // the file, still open through the old one, keeps its inode.
+  Node d2 = t.Resolve(FUSE_ROOT_ID, "other", SpecOf(NodeKind::kFolder, 7), 1);
+  EXPECT_NE(d2.ino, d1.ino);
+  Node f2 = t.Resolve(d2.ino, "f", SpecOf(NodeKind::kFile, 1), 1);
+  EXPECT_EQ(f2.ino, f.ino);
+  EXPECT_EQ(t.Get(f.ino)->nlookup, 2u);
+  EXPECT_EQ(t.Find(d1.ino, "f"), f.ino);
+  EXPECT_EQ(t.Find(d2.ino, "f"), f.ino);
+  EXPECT_EQ(t.Get(f.ino)->links.size(), 2u);
+  // Renaming one name moves that name only.
+  EXPECT_EQ(t.Rename(d2.ino, "f", d2.ino, "g"), f.ino);
+  EXPECT_FALSE(t.Find(d2.ino, "f").has_value());
+  EXPECT_EQ(t.Find(d2.ino, "g"), f.ino);
+  EXPECT_EQ(t.Find(d1.ino, "f"), f.ino);
+  // Unbinding one name keeps the other.
+  t.Unbind(d1.ino, "f");
+  EXPECT_EQ(t.Find(d2.ino, "g"), f.ino);
+  ASSERT_EQ(t.Get(f.ino)->links.size(), 1u);
+  // Forgetting every lookup drops the node and all its names.
+  t.Forget(f.ino, 2);
+  EXPECT_FALSE(t.Get(f.ino).has_value());
+  EXPECT_FALSE(t.Find(d2.ino, "g").has_value());
+  // Renaming a name nobody bound unbinds the target name.
+  Node h = t.Resolve(d2.ino, "h", SpecOf(NodeKind::kFile, 3), 1);
+  EXPECT_FALSE(t.Rename(d2.ino, "unknown", d2.ino, "h").has_value());
+  EXPECT_FALSE(t.Find(d2.ino, "h").has_value());
+  EXPECT_TRUE(t.Get(h.ino).has_value());
+  EXPECT_TRUE(t.Get(h.ino)->links.empty());
 }
 
 TEST(NodeTableTest, SetSpecAndSelect) {

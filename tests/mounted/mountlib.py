@@ -116,8 +116,25 @@ class Mount:
         with open(self.path(".samplefs", "errors")) as f:
             return f.read()
 
-    def db(self):
-        """A read-only SQLite connection to the catalog (works while mounted)."""
+    def settle(self):
+        """Waits until every file closed so far is recorded in the catalog:
+        the mount commits closed files in the background, in batches, and
+        fsync() of any of its directories (`sync DIR`) waits for them. A
+        test that reads the catalog right after a tool closed its files
+        would otherwise race the commit."""
+        if self.proc is None or self.proc.poll() is not None or not is_mounted(self.mnt):
+            return
+        fd = os.open(self.mnt, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def db(self, settle=True):
+        """A read-only SQLite connection to the catalog (works while mounted),
+        after settle()."""
+        if settle:
+            self.settle()
         con = sqlite3.connect(f"file:{self.catalog}?mode=ro", uri=True, timeout=10)
         con.row_factory = sqlite3.Row
         return con

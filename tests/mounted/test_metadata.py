@@ -136,6 +136,7 @@ class MetadataTestCase(MountedTestCase):
 
     def snapshot(self):
         """The whole catalog: samplectl dump output and an SQL iterdump."""
+        self.m.settle()
         r = self.run_tool(SAMPLECTL, "--config", self.m.config, "dump")
         with contextlib.closing(self.m.db()) as con:
             rows = list(con.iterdump())

@@ -46,6 +46,7 @@ class RefuseTestCase(MountedTestCase):
 
     def dump(self):
         """The whole catalog as SQL text, plus every object in the store."""
+        self.m.settle()
         con = sqlite3.connect(f"file:{self.m.catalog}?mode=ro", uri=True, timeout=10)
         try:
             sql = "\n".join(con.iterdump())

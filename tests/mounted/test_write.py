@@ -12,6 +12,7 @@ tools").
 import ctypes
 import errno
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -856,6 +857,42 @@ with open(src, "rb") as fin, open(dst, "wb") as fout:
         self.assertNoTempFiles()
         self.m.restart()
         self.assertRecorded(old_src, "v.tif")
+
+
+    def test_a_file_is_one_inode_in_every_view(self):
+        # A file reached by two paths (slides/… and species/…/slides/…) is
+        # one inode, like a hard link: a descriptor opened through one path
+        # sees what is written through the other at once, size and bytes,
+        # with no attribute timeout to wait for. (The concurrent difftest
+        # read a file as empty through an open descriptor after the kernel
+        # had re-created its directory's inode: the same file had two.)
+        files = self.make_image()
+        other = self.m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files")
+        os.mkdir(os.path.join(files, "d"))
+        a, b = os.path.join(files, "d", "f.raw"), os.path.join(other, "d", "f.raw")
+        with open(a, "wb") as f:
+            f.write(b"first\n")
+        self.assertEqual(os.stat(a).st_ino, os.stat(b).st_ino)
+        fd = os.open(b, os.O_RDONLY)
+        try:
+            self.assertEqual(os.fstat(fd).st_size, 6)
+            data = random.Random(21).randbytes(300 * 1024 + 5)
+            with open(a, "ab") as f:
+                f.write(data)
+            self.assertEqual(os.fstat(fd).st_size, 6 + len(data))
+            self.assertEqual(os.pread(fd, len(data) + 100, 0), b"first\n" + data)
+            # Renamed through one view: still the same inode under the new name.
+            os.rename(b, os.path.join(other, "d", "g.raw"))
+            self.assertEqual(os.stat(os.path.join(files, "d", "g.raw")).st_ino, os.fstat(fd).st_ino)
+            # The other view's name goes when the invalidator's note reaches
+            # the kernel (its own thread: a few ms).
+            deadline = time.monotonic() + 2
+            while os.path.exists(a) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertFalse(os.path.exists(a))
+        finally:
+            os.close(fd)
+        self.assertEqual(self.record("d/g.raw")["size"], 6 + len(data))
 
 
 class NamespaceAndRecords(WriteTestCase):

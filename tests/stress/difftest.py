@@ -469,8 +469,16 @@ def explain(op, mine, ref):
     try:
         sizes = (os.fstat(mine.fds[op[1]]).st_size, os.fstat(ref.fds[op[1]]).st_size)
         again = mine.apply(op) == ref.apply(op)
+        where = ""
+        if not again:
+            _, slot, off, size = op
+            a, b = os.pread(mine.fds[slot], size, off), os.pread(ref.fds[slot], size, off)
+            first = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
+            last = max((i for i in range(min(len(a), len(b))) if a[i] != b[i]), default=first)
+            where = f"; bytes {off + first}..{off + last} differ, samplefs has {a[first:first + 24]!r}, " \
+                    f"the plain directory {b[first:first + 24]!r}"
         return f" [fstat sizes {sizes[0]} / {sizes[1]}; read again: {'same as' if again else 'differs from'} " \
-               f"the plain directory]"
+               f"the plain directory{where}]"
     except OSError as e:
         return f" [{e}]"
 

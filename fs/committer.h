@@ -1,0 +1,115 @@
+// Committer: publishes new versions of files in batches (SPEC section 3).
+//
+// A version is published in two steps: the object store makes the data
+// durable and links it under its hash (fsync, link, directory fsync), then
+// one catalog transaction points the file's record at it. Done one file at
+// a time, every file costs two or three journal commits of the disk (3-10 ms
+// each here), so `cp -r` of 10,000 small files took 112 s against 7 s for
+// bindfs. The committer runs those steps on its own thread for every
+// version handed to it since its last round, so the disk commits once per
+// round, not once per file (ObjectWriter::PublishAll).
+//
+// Who hands versions over:
+//   - release() of the last writable handle (close() has already returned:
+//     the kernel sends RELEASE after it) submits in the background. Nothing
+//     waits; a failure (a locked catalog, a full disk) is retried with a
+//     growing delay, and logged to .samplefs/errors, so no closed file is
+//     ever silently dropped;
+//   - fsync(), truncate(1) and, with `-o sync_close`, close() submit and
+//     wait for the outcome, which they return.
+// Versions are committed in the order they were sealed (a per-file version
+// number guards against a retried old version overwriting a newer one).
+//
+// Until its record is committed, a version is what every path, stat and
+// read shows (the OpenFile keeps its writer), so the only observers of the
+// delay are other processes reading the catalog; `sync DIR` on any
+// directory of the mount (fsyncdir) waits until everything closed before
+// it is committed.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "catalog/object_store.h"
+#include "catalog/status.h"
+
+namespace samplefs::fs {
+
+struct OpenFile;
+
+struct CommitJob {
+  std::shared_ptr<OpenFile> of;
+  std::shared_ptr<ObjectWriter> writer;  // sealed: nobody writes to it any more
+  uint64_t version = 0;                  // OpenFile::sealed_version when sealed
+  std::string path;                      // for messages
+  int64_t mtime_ns = 0;                  // the version's mtime when sealed
+  bool background = false;               // from release(): retried, never waited for
+  int attempts = 0;
+  std::chrono::steady_clock::time_point not_before{};
+
+  // The outcome, for a waiting fsync()/close().
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;   // GUARDED_BY(mu)
+  Status status;       // GUARDED_BY(mu)
+};
+
+class Committer {
+ public:
+  // Records a published object: the catalog half of a commit, run by the
+  // committer's thread for each job whose object is in the store.
+  using CommitFn = std::function<Status(CommitJob&, const PublishedObject&)>;
+  // Reports a background job that failed (it is retried) or gave up.
+  // `final`: no retry follows (a waited-for job, a permanent error, or the
+  // last attempt at unmount); otherwise a background job is tried again.
+  using FailFn = std::function<void(CommitJob&, const Status&, bool final)>;
+
+  Committer(CommitFn commit, FailFn fail) : commit_(std::move(commit)), fail_(std::move(fail)) {}
+  ~Committer() { Stop(); }
+
+  void Start();
+  // Runs every queued job once more (failed background jobs are then given
+  // up and reported), and ends the thread.
+  void Stop();
+
+  void Submit(std::shared_ptr<CommitJob> job);
+  static Status Wait(CommitJob& job);
+  // Until the queue is empty and no round is running (or `timeout` passed:
+  // then false). Background jobs waiting for a retry count as queued.
+  bool Drain(std::chrono::milliseconds timeout);
+  // Jobs queued or in the running round (status.json).
+  size_t pending() const;
+
+  // Blocks while more than kMaxPending versions wait (each holds an open
+  // staging file): called before a file is opened for writing, so a copy
+  // of many small files never outruns the disk by more than that.
+  void Throttle();
+
+  // No round is made to wait for more work: while one round commits, the
+  // next one gathers what arrives, so rounds grow with the load by themselves.
+  static constexpr size_t kMaxBatch = 512;
+  static constexpr size_t kMaxPending = 1024;
+
+ private:
+  void Run();
+  void Finish(CommitJob& job, Status s);
+
+  CommitFn commit_;
+  FailFn fail_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // work arrived or stop
+  std::condition_variable idle_cv_;  // a round ended (Drain, Throttle)
+  std::deque<std::shared_ptr<CommitJob>> queue_;  // GUARDED_BY(mu_)
+  size_t running_ = 0;                            // GUARDED_BY(mu_)
+  bool stop_ = false;                             // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace samplefs::fs

@@ -391,9 +391,9 @@ Result<PublishedObject> ObjectWriter::Publish() {
   return std::move(PublishAll(std::span<ObjectWriter* const>(&self, 1))[0]);
 }
 
-Status ObjectWriter::SyncData() {
+Status ObjectWriter::SyncData(bool synced) {
   // The data must be durable before any name points at it.
-  while (::fsync(fd_) != 0) {
+  while (!synced && ::fsync(fd_) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
   CrashPoint("after-staging-fsync");
@@ -468,6 +468,15 @@ Result<PublishedObject> ObjectWriter::Link() {
   return out;
 }
 
+ObjectStore::~ObjectStore() {
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+Status ObjectStore::SyncFilesystem() const {
+  if (::syncfs(root_fd_) != 0) return Status::FromErrno(errno, "syncfs of the object store " + root_);
+  return Status::Ok();
+}
+
 std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWriter* const> writers) {
   // Phases over the whole batch rather than one writer after the other, so
   // that a file system with a journal commits it once per phase: the first
@@ -481,6 +490,13 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
     if (!w->published_ && w->size_ > w->writeback_from_)
       (void)::sync_file_range(w->fd_, static_cast<off_t>(w->writeback_from_), 0, SYNC_FILE_RANGE_WRITE);
   }
+  // Several files: one syncfs makes all their data durable with one journal
+  // commit and one cache flush. An fsync per file would commit once and
+  // then still flush the disk's cache once per file (a few ms each here).
+  // If it fails, per-file fsyncs find which file it was.
+  size_t fresh = 0;
+  for (ObjectWriter* w : writers) fresh += w->published_ ? 0 : 1;
+  const bool batch_synced = fresh >= 2 && writers[0]->store_->SyncFilesystem().ok();
   for (size_t i = 0; i < writers.size(); ++i) {
     ObjectWriter* w = writers[i];
     if (w->published_) {
@@ -491,17 +507,21 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
       out[i] = w->published_object_;
       continue;
     }
-    Status s = w->SyncData();
+    Status s = w->SyncData(batch_synced);
     out[i] = s.ok() ? w->Link() : Result<PublishedObject>(s);
   }
-  // The directory entries must be durable before a record names an object.
+  // The directory entries must be durable before a record names an object:
+  // one syncfs for many directories, else an fsync of each.
   std::unordered_map<std::string, Status> dirs;
+  for (size_t i = 0; i < writers.size(); ++i)
+    if (out[i].ok()) dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
+  if (!(dirs.size() >= 2 && writers[0]->store_->SyncFilesystem().ok())) {
+    for (auto& [dir, st] : dirs) st = FsyncPath(dir);
+  }
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
-    const std::string dir = DirOf(writers[i]->store_->ObjectPath(out[i]->hash));
-    auto it = dirs.find(dir);
-    if (it == dirs.end()) it = dirs.emplace(dir, FsyncPath(dir)).first;
-    if (!it->second.ok()) out[i] = it->second;
+    const Status& st = dirs[DirOf(writers[i]->store_->ObjectPath(out[i]->hash))];
+    if (!st.ok()) out[i] = st;
   }
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
@@ -530,7 +550,9 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& root_i
     auto made = MakeDir(root + sub);
     if (!made.ok()) return made.status();
   }
-  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root)));
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open object store " + root);
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root), fd));
 }
 
 std::string ObjectStore::ObjectPath(const ContentHash& hash) const {

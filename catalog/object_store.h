@@ -89,7 +89,7 @@ class ObjectWriter {
   friend class ObjectStore;
   ObjectWriter(ObjectStore* store, int fd, std::string path);
   Result<ContentHash> HashFromDisk() const;
-  Status SyncData();                // fsync, and the size as the disk has it
+  Status SyncData(bool synced);     // fsync (unless `synced` by a syncfs), then the size as the disk has it
   Result<PublishedObject> Link();   // hash, then link or deduplicate
 
   ObjectStore* store_;
@@ -149,11 +149,20 @@ class ObjectStore {
   // Free and total bytes of the store's filesystem (statfs).
   Status Space(uint64_t* free_bytes, uint64_t* total_bytes) const;
 
+  ~ObjectStore();
+  ObjectStore(const ObjectStore&) = delete;
+  ObjectStore& operator=(const ObjectStore&) = delete;
+
  private:
   friend class ObjectWriter;
-  explicit ObjectStore(std::string root) : root_(std::move(root)) {}
+  ObjectStore(std::string root, int root_fd) : root_(std::move(root)), root_fd_(root_fd) {}
   Status EnsureObjectDir(const ContentHash& hash) const;
+  // syncfs(2) of the store's file system: every dirty page and one journal
+  // commit for a whole batch. Held open since Open(), so it reports every
+  // writeback error since then (once).
+  Status SyncFilesystem() const;
   std::string root_;
+  int root_fd_ = -1;
   // Serialises creation of objects/xx/yy so that a publisher that finds the
   // directory already present knows its creator has also fsynced the parent.
   mutable std::mutex dir_mu_;

@@ -1419,16 +1419,6 @@ std::shared_ptr<CommitJob> Filesystem::SealLocked(const std::shared_ptr<OpenFile
   return job;
 }
 
-Status Filesystem::Publish(const std::shared_ptr<OpenFile>& of, const std::string& path) {
-  std::shared_ptr<CommitJob> job;
-  {
-    std::lock_guard lock(of->mu);
-    if (!of->writer) return Status::Ok();
-    job = SealLocked(of, false, path);
-  }
-  return Committer::Wait(*job);
-}
-
 Status Filesystem::CommitPublished(CommitJob& job, const PublishedObject& obj) {
   OpenFile& of = *job.of;
   Status s;
@@ -1437,8 +1427,8 @@ Status Filesystem::CommitPublished(CommitJob& job, const PublishedObject& obj) {
     s = [&]() -> Status {
       if (job.version <= of.committed_version) return Status::Ok();  // recorded already
       // A newer version being written may have its own mtime by now.
-      const bool current = of.writer == job.writer;
-      const int64_t mtime = (current ? of.mtime_ns : job.mtime_ns) ? (current ? of.mtime_ns : job.mtime_ns) : NowNs();
+      int64_t mtime = of.writer == job.writer ? of.mtime_ns : job.mtime_ns;
+      if (mtime == 0) mtime = NowNs();
       CrashPoint("before-commit");
       // A background commit does not hold the catalog (and every change
       // behind it) for the busy timeout while another process has it

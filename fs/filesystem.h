@@ -121,8 +121,6 @@ class Filesystem {
   // otherwise the caller unlocks and calls Committer::Wait on the result.
   std::shared_ptr<CommitJob> SealLocked(const std::shared_ptr<OpenFile>& of, bool background,
                                         const std::string& path);
-  // Seals, waits, returns the outcome (caller does not hold of->mu).
-  Status Publish(const std::shared_ptr<OpenFile>& of, const std::string& path);
   Committer& committer() { return committer_; }
   // After the session loop: commits every pending version (handles whose
   // RELEASE never came included) and stops the committer.

@@ -249,6 +249,14 @@ void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
   }
 }
 
+// After a change to the contents of directory `dir` made through the mount:
+// the kernel keeps listings of folders inside files/ (OpOpendir) and drops
+// only the one of the inode the change came through, so every path of the
+// folder is told. Other directories are never cached.
+void PostListing(Filesystem* fs, const NodeSpec& dir) {
+  if (dir.kind == NodeKind::kFolder) fs->invalidator().PostListing(dir.record_id);
+}
+
 bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
   auto node = Fs(req)->nodes().Get(parent);
   if (!node) {
@@ -413,6 +421,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   auto st = NodeAttr(fs, ino, spec);
   if (!st.ok()) return ReplyStatus(req, "setattr", path, st.status());
+  // The reply updates this inode; the record's other paths cache the old
+  // mode, size or time for attr_timeout otherwise.
+  if (is_entry) fs->invalidator().PostAttrs(spec.kind, spec.record_id);
   fuse_reply_attr(req, &*st, fs->options().attr_timeout);
   SFS_FUSE_CATCH("setattr")
 }
@@ -436,6 +447,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   if (!ParentSpec(req, parent, &ps)) return;
   auto spec = fs->ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs->PathOf(parent, name), spec.status());
+  PostListing(fs, ps);
   ReplyNewEntry(req, parent, name, *spec, "mkdir");
   SFS_FUSE_CATCH("mkdir")
 }
@@ -455,6 +467,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (!ready.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), ready);
   auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
   if (!e.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), e.status());
+  PostListing(fs, ps);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -484,6 +497,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
+  PostListing(fs, ps);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("unlink")
@@ -497,6 +511,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Status s = fs->ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
+  PostListing(fs, ps);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rmdir")
@@ -509,6 +524,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   if (!ParentSpec(req, parent, &ps)) return;
   auto e = fs->ns().Symlink(ps, name, link);
   if (!e.ok()) return ReplyStatus(req, "symlink", fs->PathOf(parent, name), e.status());
+  PostListing(fs, ps);
   NodeSpec spec;
   spec.kind = NodeKind::kSymlink;
   spec.record_id = e->id;
@@ -562,6 +578,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
   PostChanged(fs, parent, name);
+  PostListing(fs, ps);
+  if (!(nps == ps)) PostListing(fs, nps);
   if (auto ino = fs->nodes().Find(parent, name)) fs->nodes().Move(*ino, newparent, newname);
   else fs->nodes().Unbind(newparent, newname);
   fuse_reply_err(req, 0);
@@ -819,6 +837,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     return ReplyStatus(req, "create", path, e.status());
   }
+  PostListing(fs, ps);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -1071,6 +1090,9 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
         dst->mtime_ns = NowNs();
         Status s = fs->catalog().UpdateEntry(*dst);
         if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs->PathOf(out->ino), s);
+        // The size changed: the file's other paths (the kernel updates the
+        // written inode itself).
+        fs->invalidator().PostAttrs(NodeKind::kFile, dst->id);
         fuse_reply_write(req, src->size);
         return;
       }
@@ -1132,6 +1154,25 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
   }
   if (!s.ok() && pos == 0) return ReplyStatus(req, "readdir", fs->PathOf(ino), s);
   fuse_reply_buf(req, buf.data(), pos);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  auto node = Fs(req)->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  // Folders inside files/ are the large directories (SPEC section 4: up to
+  // 100,000 entries): the kernel keeps their listings (FOPEN_CACHE_DIR)
+  // across opens (keep_cache; without it every opendir drops the cache).
+  // Every change to a folder's contents posts PostListing for all its
+  // paths, and a change by another process drops them all (Invalidator).
+  // Generated directories (views, queries, tags) change with records
+  // elsewhere and are not cached.
+  if (node->spec.kind == NodeKind::kFolder) {
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+  }
+  fuse_reply_open(req, fi);
+  SFS_FUSE_CATCH("opendir")
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -1386,6 +1427,9 @@ Status Filesystem::PublishLocked(OpenFile& of) {
   SFS_RETURN_IF_ERROR(txn.Commit());
   of.published_hash = e->hash;
   publish_epoch_.fetch_add(1);
+  // The new size and mtime for every path of the file (entry and attribute
+  // timeouts are long; the kernel does not know the paths are one file).
+  invalidator_.PostAttrs(NodeKind::kFile, of.entry_id);
   CrashPoint("after-commit");
   of.writer.reset();
   return Status::Ok();
@@ -1424,6 +1468,7 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
     o.release = OpRelease;
     o.fsync = OpFsync;
     o.fsyncdir = OpFsyncdir;
+    o.opendir = OpOpendir;
     o.readdir = OpReaddir;
     o.readdirplus = OpReaddirplus;
     o.statfs = OpStatfs;

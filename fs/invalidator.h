@@ -1,5 +1,8 @@
-// Invalidator: tells the kernel to drop cached names and attributes when a
-// record changes, so `ls` shows the change within a second.
+// Invalidator: tells the kernel to drop cached names, attributes and folder
+// listings when a record changes, so `ls` shows the change within a second
+// although the kernel may cache names and attributes for a minute
+// (MountOptions) and keeps the listings of folders inside files/ until told
+// otherwise (fi->cache_readdir, set at opendir).
 //
 // Notifications run on a thread of their own: the kernel may hold a
 // directory's lock while it waits for the request that changed it, so a
@@ -8,10 +11,17 @@
 //
 // Sources of change:
 //   - this mount: after a rename/rmdir/unlink/setxattr/sidecar edit, the
-//     callback posts the other paths of the same record (NodeTable::Select);
+//     callback posts the other paths of the same record (NodeTable::ByRecord);
+//     after a change to a folder's contents (create, mkdir, symlink, unlink,
+//     rmdir, rename) the listing of every path of that folder
+//     (PostListing): /species/…/files/d and /slides/…/files/d are different
+//     inodes, and the kernel drops the cached listing only of the one the
+//     change came through; after a new version or setattr of a file, the
+//     attributes of its other paths (PostAttrs);
 //   - other processes (samplectl, sqlite3, another mount): the thread polls
 //     the catalog's external change counter (PRAGMA data_version) and, when
-//     it moved, invalidates every directory and file the kernel holds.
+//     it moved, invalidates every name, attribute and cached listing the
+//     kernel holds (InvalidateAll).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -40,17 +50,30 @@ class Invalidator {
   // Drops the kernel's dentry (parent, name) and the attributes of `ino`.
   void PostEntry(fuse_ino_t parent, const std::string& name);
   void PostInode(fuse_ino_t ino);
-  // Every bound node standing for this record, except under `except_parent`.
+  // The names and attributes of every bound node standing for this record.
   void PostRecord(NodeKind kind, int64_t record_id);
+  // The attributes only of every node standing for this record (a file's
+  // size after a publish: its names did not change).
+  void PostAttrs(NodeKind kind, int64_t record_id);
+  // The cached listing (and attributes) of every node of the folder entry
+  // `folder_id` (NodeKind::kFolder): its contents changed.
+  void PostListing(int64_t folder_id);
 
   uint64_t notifications() const { return sent_.load(); }
 
  private:
+  enum class What : uint8_t {
+    kEntry,     // the dentry (ino = parent, name)
+    kAttr,      // the attributes of ino
+    kListing,   // the attributes and the cached pages of ino: for a
+                // directory those hold its cached listing
+  };
   struct Item {
-    bool entry;
+    What what;
     fuse_ino_t ino;
     std::string name;
   };
+  void Push(Item item);
   void Run(int poll_ms);
   void InvalidateAll();
 

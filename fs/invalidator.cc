@@ -18,6 +18,7 @@ void Invalidator::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  done_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -25,8 +26,17 @@ void Invalidator::Push(Item item) {
   {
     std::lock_guard lock(mu_);
     queue_.push_back(std::move(item));
+    ++posted_;
   }
   cv_.notify_one();
+}
+
+void Invalidator::Drain(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  if (!thread_.joinable()) return;
+  const uint64_t target = posted_;
+  done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return stop_ || done_ >= target; });
 }
 
 void Invalidator::PostEntry(fuse_ino_t parent, const std::string& name) {
@@ -46,8 +56,12 @@ void Invalidator::PostAttrs(NodeKind kind, int64_t record_id) {
   for (const Node& n : nodes_.ByRecord(kind, record_id)) PostInode(n.ino);
 }
 
-void Invalidator::PostListing(int64_t folder_id) {
-  for (const Node& n : nodes_.ByRecord(NodeKind::kFolder, folder_id)) Push({What::kListing, n.ino, {}});
+void Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except) {
+  if (!se_) return;
+  for (const Node& n : nodes_.ByRecord(NodeKind::kFolder, folder_id)) {
+    if (n.ino == except) continue;
+    if (fuse_lowlevel_notify_inval_inode(se_, n.ino, 0, 0) == 0) ++sent_;
+  }
 }
 
 void Invalidator::InvalidateAll() {
@@ -91,11 +105,15 @@ void Invalidator::Run(int poll_ms) {
         case What::kAttr:
           rc = fuse_lowlevel_notify_inval_inode(se_, it.ino, -1, 0);
           break;
-        case What::kListing:
-          rc = fuse_lowlevel_notify_inval_inode(se_, it.ino, 0, 0);
-          break;
       }
       if (rc == 0) ++sent_;
+    }
+    if (!items.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        done_ += items.size();
+      }
+      done_cv_.notify_all();
     }
     if (std::chrono::steady_clock::now() >= next_poll) {
       next_poll = std::chrono::steady_clock::now() + std::chrono::milliseconds(poll_ms);

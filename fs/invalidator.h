@@ -13,8 +13,8 @@
 //   - this mount: after a rename/rmdir/unlink/setxattr/sidecar edit, the
 //     callback posts the other paths of the same record (NodeTable::ByRecord);
 //     after a change to a folder's contents (create, mkdir, symlink, unlink,
-//     rmdir, rename) the listing of every path of that folder
-//     (PostListing): /species/…/files/d and /slides/…/files/d are different
+//     rmdir, rename) the listing of every path of that folder, at once
+//     (InvalidateListings): /species/…/files/d and /slides/…/files/d are different
 //     inodes, and the kernel drops the cached listing only of the one the
 //     change came through; after a new version or setattr of a file, the
 //     attributes of its other paths (PostAttrs);
@@ -55,9 +55,21 @@ class Invalidator {
   // The attributes only of every node standing for this record (a file's
   // size after a publish: its names did not change).
   void PostAttrs(NodeKind kind, int64_t record_id);
-  // The cached listing (and attributes) of every node of the folder entry
-  // `folder_id` (NodeKind::kFolder): its contents changed.
-  void PostListing(int64_t folder_id);
+  // Drops now, from the calling request, the cached listing (and
+  // attributes) of every node of the folder entry `folder_id`
+  // (NodeKind::kFolder) but `except` (the directory the request came
+  // through: the kernel resets that one itself). Safe inside a request:
+  // notify_inval_inode takes no inode lock, and a directory has no dirty
+  // pages to write back; only the pages of its cached listing, whose locks
+  // the kernel never holds while waiting for this daemon. Done at once, so
+  // the next `ls` of another path sees the change.
+  void InvalidateListings(int64_t folder_id, fuse_ino_t except);
+
+  // Waits until everything posted so far was sent, at most `timeout_ms`:
+  // for requests that hold no lock the posted notifications may need (a
+  // sidecar's close, setxattr), so a change reads back at once through
+  // every path. The bound keeps a wrong call a delay, never a deadlock.
+  void Drain(int timeout_ms = 200);
 
   uint64_t notifications() const { return sent_.load(); }
 
@@ -65,8 +77,6 @@ class Invalidator {
   enum class What : uint8_t {
     kEntry,     // the dentry (ino = parent, name)
     kAttr,      // the attributes of ino
-    kListing,   // the attributes and the cached pages of ino: for a
-                // directory those hold its cached listing
   };
   struct Item {
     What what;
@@ -85,6 +95,9 @@ class Invalidator {
   std::condition_variable cv_;
   std::deque<Item> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;       // GUARDED_BY(mu_)
+  uint64_t posted_ = 0;     // GUARDED_BY(mu_) items ever queued
+  uint64_t done_ = 0;       // GUARDED_BY(mu_) items ever sent (or dropped)
+  std::condition_variable done_cv_;
   std::atomic<uint64_t> sent_{0};
 };
 

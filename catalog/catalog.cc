@@ -1195,6 +1195,23 @@ Result<Annotations> Catalog::AnnotationsOf(Entity entity, int64_t record_id) {
       [](const Statement& st) { return std::make_pair(st.Text(0), st.Text(1)); });
 }
 
+Result<Catalog::XattrKeys> Catalog::XattrKeysOf(Entity entity, int64_t record_id) {
+  std::lock_guard lock(mu_);
+  XattrKeys out;
+  // The first row (a NULL key) says "tagged"; the index on tagging
+  // (entity, record_id, ...) answers EXISTS without reading the tags.
+  SFS_RETURN_IF_ERROR(ForRows(
+      *db_,
+      "SELECT NULL WHERE EXISTS (SELECT 1 FROM tagging WHERE entity = ?1 AND record_id = ?2) "
+      "UNION ALL SELECT key FROM (SELECT key FROM annotation WHERE entity = ?1 AND record_id = ?2 "
+      "ORDER BY key)",
+      {std::string(EntityName(entity)), record_id}, [&](const Statement& st) {
+        if (st.IsNull(0)) out.tagged = true;
+        else out.annotation_keys.push_back(st.Text(0));
+      }));
+  return out;
+}
+
 Result<std::string> Catalog::Annotation(Entity entity, int64_t record_id, const std::string& key) {
   std::lock_guard lock(mu_);
   return OneRow<std::string>(*db_,

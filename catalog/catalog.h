@@ -193,6 +193,13 @@ class Catalog {
 
   // --- annotations (free key -> value on any record) --------------------
   Result<Annotations> AnnotationsOf(Entity entity, int64_t record_id);
+  // Whether a record carries any tag, and its annotation keys (sorted), in
+  // one statement: what listxattr needs (getfattr -d asks it twice a file).
+  struct XattrKeys {
+    bool tagged = false;
+    std::vector<std::string> annotation_keys;
+  };
+  Result<XattrKeys> XattrKeysOf(Entity entity, int64_t record_id);
   Result<std::string> Annotation(Entity entity, int64_t record_id, const std::string& key);
   Status SetAnnotation(Entity entity, int64_t record_id, const std::string& key,
                        const std::string& value);

@@ -254,6 +254,16 @@ void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
   }
 }
 
+// After a change to the contents of directory `dir` (inode `ino`) made
+// through the mount: the kernel keeps listings of folders inside files/
+// (OpOpendir) and drops only the one of the inode the change came through,
+// so every other path of the folder is told, before the reply (see
+// Invalidator::InvalidateListings), so that the next `ls` of any path
+// shows the change. Other directories are never cached.
+void DropListings(Filesystem* fs, const NodeSpec& dir, fuse_ino_t ino) {
+  if (dir.kind == NodeKind::kFolder) fs->invalidator().InvalidateListings(dir.record_id, ino);
+}
+
 bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
   auto node = Fs(req)->nodes().Get(parent);
   if (!node) {
@@ -433,6 +443,9 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   auto st = NodeAttr(fs, ino, spec);
   if (!st.ok()) return ReplyStatus(req, "setattr", path, st.status());
+  // The reply updates this inode; the record's other paths cache the old
+  // mode, size or time for attr_timeout otherwise.
+  if (is_entry) fs->invalidator().PostAttrs(spec.kind, spec.record_id);
   fuse_reply_attr(req, &*st, fs->options().attr_timeout);
   SFS_FUSE_CATCH("setattr")
 }
@@ -456,6 +469,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   if (!ParentSpec(req, parent, &ps)) return;
   auto spec = fs->ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs->PathOf(parent, name), spec.status());
+  DropListings(fs, ps, parent);
   ReplyNewEntry(req, parent, name, *spec, "mkdir");
   SFS_FUSE_CATCH("mkdir")
 }
@@ -475,6 +489,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (!ready.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), ready);
   auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
   if (!e.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), e.status());
+  DropListings(fs, ps, parent);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -504,6 +519,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
+  DropListings(fs, ps, parent);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("unlink")
@@ -517,6 +533,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Status s = fs->ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
+  DropListings(fs, ps, parent);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rmdir")
@@ -529,6 +546,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   if (!ParentSpec(req, parent, &ps)) return;
   auto e = fs->ns().Symlink(ps, name, link);
   if (!e.ok()) return ReplyStatus(req, "symlink", fs->PathOf(parent, name), e.status());
+  DropListings(fs, ps, parent);
   NodeSpec spec;
   spec.kind = NodeKind::kSymlink;
   spec.record_id = e->id;
@@ -577,6 +595,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
   PostChanged(fs, parent, name);
+  DropListings(fs, ps, parent);
+  if (!(nps == ps)) DropListings(fs, nps, newparent);
   fs->nodes().Rename(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rename")
@@ -835,6 +855,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     return ReplyStatus(req, "create", path, e.status());
   }
+  DropListings(fs, ps, parent);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -979,7 +1000,12 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       h->edited = false;
       s = h->oversize ? Status(Code::kInvalidArgument, "document is over the 1 MiB limit")
                       : ApplySidecar(fs->catalog(), h->spec.entity, h->spec.record_id, h->edit);
-      if (s.ok()) PostChangedNode(fs, h->spec);
+      if (s.ok()) {
+        PostChangedNode(fs, h->spec);
+        // A rename through the document (species.json "name") is gone
+        // from every path when close() returns; flush holds no lock.
+        fs->invalidator().Drain();
+      }
       // Every rejection of a document is EINVAL at close (SPEC section 4).
       if (!s.ok() && s.code() != Code::kBusy && s.code() != Code::kIo && s.code() != Code::kNoSpace)
         s = Status(Code::kInvalidArgument, s.message());
@@ -1108,6 +1134,9 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
         dst->mtime_ns = NowNs();
         Status s = fs->catalog().UpdateEntry(*dst);
         if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs->PathOf(out->ino), s);
+        // The size changed: the file's other paths (the kernel updates the
+        // written inode itself).
+        fs->invalidator().PostAttrs(NodeKind::kFile, dst->id);
         fuse_reply_write(req, src->size);
         return;
       }
@@ -1141,6 +1170,10 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
   Status s;
   if (cookie >= kFirstCookie) {
     const uint64_t epoch = fs->publish_epoch();  // before the page is read
+    // The smallest entry: a name of 8 bytes or less (padded to 8).
+    const size_t min_entry = plus ? fuse_add_direntry_plus(req, nullptr, 0, "x", nullptr, 0)
+                                  : fuse_add_direntry(req, nullptr, 0, "x", nullptr, 0);
+    const int fits = static_cast<int>((size - pos) / min_entry) + 1;
     s = fs->ns().List(node->spec, cookie, [&](const DirEntry& d) {
       struct stat st {};
       // An open file's record is read again under its lock (NodeAttr): the
@@ -1165,10 +1198,30 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
         return false;
       }
       return true;
-    });
+    }, fits);
   }
   if (!s.ok() && pos == 0) return ReplyStatus(req, "readdir", fs->PathOf(ino), s);
   fuse_reply_buf(req, buf.data(), pos);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  SFS_FUSE_TRY
+  auto node = Fs(req)->nodes().Get(ino);
+  if (!node) return (void)fuse_reply_err(req, ESTALE);
+  // Folders inside files/ are the large directories (SPEC section 4: up to
+  // 100,000 entries): the kernel keeps their listings (FOPEN_CACHE_DIR)
+  // across opens (keep_cache; without it every opendir drops the cache).
+  // Every change to a folder's contents through the mount drops the
+  // listings of all its paths (DropListings), and a change by another
+  // process drops them all (Invalidator's poll).
+  // Generated directories (views, queries, tags) change with records
+  // elsewhere and are not cached.
+  if (node->spec.kind == NodeKind::kFolder) {
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+  }
+  fuse_reply_open(req, fi);
+  SFS_FUSE_CATCH("opendir")
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -1457,6 +1510,9 @@ Status Filesystem::CommitPublished(CommitJob& job, const PublishedObject& obj) {
         // Kept for an unlink or rename-over in progress: it is this version.
         if (of.orphan) *of.orphan = *e;
         publish_epoch_.fetch_add(1);
+        // The new size and mtime for every path of the file (entry and
+        // attribute timeouts are long).
+        invalidator_.PostAttrs(NodeKind::kFile, of.entry_id);
         CrashPoint("after-commit");
       }
       of.committed_version = job.version;
@@ -1571,6 +1627,7 @@ const fuse_lowlevel_ops& Filesystem::Operations() {
     o.release = OpRelease;
     o.fsync = OpFsync;
     o.fsyncdir = OpFsyncdir;
+    o.opendir = OpOpendir;
     o.readdir = OpReaddir;
     o.readdirplus = OpReaddirplus;
     o.statfs = OpStatfs;

@@ -45,8 +45,13 @@ struct FileHandle;  // an open file, fs/filesystem.cc
 
 struct MountOptions {
   bool read_only = false;
-  double entry_timeout = 1.0;  // seconds the kernel may cache names
-  double attr_timeout = 1.0;   // seconds the kernel may cache attributes
+  // Seconds the kernel may cache names and attributes. Long, because every
+  // change is pushed: changes through the mount by the callbacks (all
+  // paths of the record, see Invalidator), changes by other processes by
+  // the Invalidator's poll. With 1 s, a warm `ls -lR` that takes longer
+  // than a second asked for every attribute again.
+  double entry_timeout = 60.0;
+  double attr_timeout = 60.0;
   // close() of the last writable handle publishes and commits the version
   // before it returns, and reports a failure (a locked catalog, EIO): the
   // behaviour before batched commits, 10x slower for many small files.

@@ -18,24 +18,32 @@ void Invalidator::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  done_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
-void Invalidator::PostEntry(fuse_ino_t parent, const std::string& name) {
+void Invalidator::Push(Item item) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({true, parent, name});
+    queue_.push_back(std::move(item));
+    ++posted_;
   }
   cv_.notify_one();
 }
 
-void Invalidator::PostInode(fuse_ino_t ino) {
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back({false, ino, {}});
-  }
-  cv_.notify_one();
+void Invalidator::Drain(int timeout_ms) {
+  std::unique_lock lock(mu_);
+  if (!thread_.joinable()) return;
+  const uint64_t target = posted_;
+  done_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return stop_ || done_ >= target; });
 }
+
+void Invalidator::PostEntry(fuse_ino_t parent, const std::string& name) {
+  Push({What::kEntry, parent, name});
+}
+
+void Invalidator::PostInode(fuse_ino_t ino) { Push({What::kAttr, ino, {}}); }
 
 void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
   for (const Node& n : nodes_.ByRecord(kind, record_id)) {
@@ -44,13 +52,35 @@ void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
   }
 }
 
+void Invalidator::PostAttrs(NodeKind kind, int64_t record_id) {
+  for (const Node& n : nodes_.ByRecord(kind, record_id)) PostInode(n.ino);
+}
+
+void Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except) {
+  if (!se_) return;
+  for (const Node& n : nodes_.ByRecord(NodeKind::kFolder, folder_id)) {
+    if (n.ino == except) continue;
+    if (fuse_lowlevel_notify_inval_inode(se_, n.ino, 0, 0) == 0) ++sent_;
+  }
+}
+
 void Invalidator::InvalidateAll() {
-  // Directories' attributes and contents, and files' attributes: names
-  // expire by themselves within entry_timeout.
-  for (const Node& n : nodes_.Select([](const Node&) { return true; })) {
+  // Names first (entry_timeout is long: a name renamed or deleted by
+  // another process would otherwise still resolve), then attributes, and
+  // for folders the cached listing too (offset 0 drops the directory's
+  // pages, which hold it; -1 would drop only the attributes). Files keep
+  // their pages: open() compares the object each inode last served
+  // (Filesystem::KeepCache).
+  std::vector<Node> all = nodes_.Select([](const Node&) { return true; });
+  for (const Node& n : all) {
     if (n.ino == FUSE_ROOT_ID) continue;
-    int rc = fuse_lowlevel_notify_inval_inode(se_, n.ino, -1, 0);
-    if (rc == 0) ++sent_;
+    for (const auto& [parent, name] : n.links)
+      if (fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size()) == 0) ++sent_;
+  }
+  for (const Node& n : all) {
+    if (n.ino == FUSE_ROOT_ID) continue;
+    off_t off = n.spec.kind == NodeKind::kFolder ? 0 : -1;
+    if (fuse_lowlevel_notify_inval_inode(se_, n.ino, off, 0) == 0) ++sent_;
   }
 }
 
@@ -68,9 +98,23 @@ void Invalidator::Run(int poll_ms) {
     }
     for (const auto& it : items) {
       // ENOENT just means the kernel had nothing cached.
-      int rc = it.entry ? fuse_lowlevel_notify_inval_entry(se_, it.ino, it.name.c_str(), it.name.size())
-                        : fuse_lowlevel_notify_inval_inode(se_, it.ino, -1, 0);
+      int rc = 0;
+      switch (it.what) {
+        case What::kEntry:
+          rc = fuse_lowlevel_notify_inval_entry(se_, it.ino, it.name.c_str(), it.name.size());
+          break;
+        case What::kAttr:
+          rc = fuse_lowlevel_notify_inval_inode(se_, it.ino, -1, 0);
+          break;
+      }
       if (rc == 0) ++sent_;
+    }
+    if (!items.empty()) {
+      {
+        std::lock_guard lock(mu_);
+        done_ += items.size();
+      }
+      done_cv_.notify_all();
     }
     if (std::chrono::steady_clock::now() >= next_poll) {
       next_poll = std::chrono::steady_clock::now() + std::chrono::milliseconds(poll_ms);

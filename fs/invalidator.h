@@ -1,5 +1,8 @@
-// Invalidator: tells the kernel to drop cached names and attributes when a
-// record changes, so `ls` shows the change within a second.
+// Invalidator: tells the kernel to drop cached names, attributes and folder
+// listings when a record changes, so `ls` shows the change within a second
+// although the kernel may cache names and attributes for a minute
+// (MountOptions) and keeps the listings of folders inside files/ until told
+// otherwise (fi->cache_readdir, set at opendir).
 //
 // Notifications run on a thread of their own: the kernel may hold a
 // directory's lock while it waits for the request that changed it, so a
@@ -8,10 +11,17 @@
 //
 // Sources of change:
 //   - this mount: after a rename/rmdir/unlink/setxattr/sidecar edit, the
-//     callback posts the other paths of the same record (NodeTable::Select);
+//     callback posts the other paths of the same record (NodeTable::ByRecord);
+//     after a change to a folder's contents (create, mkdir, symlink, unlink,
+//     rmdir, rename) the listing of every path of that folder, at once
+//     (InvalidateListings): /species/…/files/d and /slides/…/files/d are different
+//     inodes, and the kernel drops the cached listing only of the one the
+//     change came through; after a new version or setattr of a file, the
+//     attributes of its other paths (PostAttrs);
 //   - other processes (samplectl, sqlite3, another mount): the thread polls
 //     the catalog's external change counter (PRAGMA data_version) and, when
-//     it moved, invalidates every directory and file the kernel holds.
+//     it moved, invalidates every name, attribute and cached listing the
+//     kernel holds (InvalidateAll).
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -40,17 +50,40 @@ class Invalidator {
   // Drops the kernel's dentry (parent, name) and the attributes of `ino`.
   void PostEntry(fuse_ino_t parent, const std::string& name);
   void PostInode(fuse_ino_t ino);
-  // Every bound node standing for this record, except under `except_parent`.
+  // The names and attributes of every bound node standing for this record.
   void PostRecord(NodeKind kind, int64_t record_id);
+  // The attributes only of every node standing for this record (a file's
+  // size after a publish: its names did not change).
+  void PostAttrs(NodeKind kind, int64_t record_id);
+  // Drops now, from the calling request, the cached listing (and
+  // attributes) of every node of the folder entry `folder_id`
+  // (NodeKind::kFolder) but `except` (the directory the request came
+  // through: the kernel resets that one itself). Safe inside a request:
+  // notify_inval_inode takes no inode lock, and a directory has no dirty
+  // pages to write back; only the pages of its cached listing, whose locks
+  // the kernel never holds while waiting for this daemon. Done at once, so
+  // the next `ls` of another path sees the change.
+  void InvalidateListings(int64_t folder_id, fuse_ino_t except);
+
+  // Waits until everything posted so far was sent, at most `timeout_ms`:
+  // for requests that hold no lock the posted notifications may need (a
+  // sidecar's close, setxattr), so a change reads back at once through
+  // every path. The bound keeps a wrong call a delay, never a deadlock.
+  void Drain(int timeout_ms = 200);
 
   uint64_t notifications() const { return sent_.load(); }
 
  private:
+  enum class What : uint8_t {
+    kEntry,     // the dentry (ino = parent, name)
+    kAttr,      // the attributes of ino
+  };
   struct Item {
-    bool entry;
+    What what;
     fuse_ino_t ino;
     std::string name;
   };
+  void Push(Item item);
   void Run(int poll_ms);
   void InvalidateAll();
 
@@ -62,6 +95,9 @@ class Invalidator {
   std::condition_variable cv_;
   std::deque<Item> queue_;  // GUARDED_BY(mu_)
   bool stop_ = false;       // GUARDED_BY(mu_)
+  uint64_t posted_ = 0;     // GUARDED_BY(mu_) items ever queued
+  uint64_t done_ = 0;       // GUARDED_BY(mu_) items ever sent (or dropped)
+  std::condition_variable done_cv_;
   std::atomic<uint64_t> sent_{0};
 };
 

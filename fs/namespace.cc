@@ -462,7 +462,12 @@ Result<std::string> Namespace::Render(const NodeSpec& n) {
 }
 
 Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
-                       const std::function<bool(const DirEntry&)>& emit) {
+                       const std::function<bool(const DirEntry&)>& emit, int fits) {
+  // Rows fetched per catalog query: no more than the reply can hold.
+  // Kernels that ask readdirplus for one page (~23 entries) made a fixed
+  // 256-row page read 11 times the rows used; the 6.18 kernel here asks
+  // for 128 KiB (~750 entries) and gets full pages either way.
+  const int limit = fits > 0 ? std::min(fits, kPage) : kPage;
   if (cookie < kRecordCookieBase) {
     auto fixed = FixedNames(dir.kind);
     for (size_t i = cookie - kFirstCookie; i < fixed.size(); ++i) {
@@ -486,22 +491,22 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
         if (!emit(*e)) return Status::Ok();
         after = rec.id;
       }
-      if (static_cast<int>(page->size()) < kPage) return Status::Ok();
+      if (static_cast<int>(page->size()) < limit) return Status::Ok();
     }
   };
 
   switch (dir.kind) {
     case NodeKind::kSpeciesView:
-      return run([&](int64_t a) { return catalog_.ListSpecies(a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListSpecies(a, limit); },
                  [&](const Species& s) -> Result<DirEntry> { return DirEntry{s.name, Spec(NodeKind::kSpecies, s.id), next(s.id)}; });
     case NodeKind::kSamplesView:
-      return run([&](int64_t a) { return catalog_.ListSamples(0, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListSamples(0, a, limit); },
                  [&](const Sample& s) -> Result<DirEntry> { return DirEntry{s.name, Spec(NodeKind::kSample, s.id), next(s.id)}; });
     case NodeKind::kDyesView:
-      return run([&](int64_t a) { return catalog_.ListDyes(a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListDyes(a, limit); },
                  [&](const Dye& d) -> Result<DirEntry> { return DirEntry{d.short_name, Spec(NodeKind::kDye, d.id), next(d.id)}; });
     case NodeKind::kTagsView:
-      return run([&](int64_t a) { return catalog_.ListTags(a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListTags(a, limit); },
                  [&](const Tag& t) -> Result<DirEntry> { return DirEntry{t.name, Spec(NodeKind::kTag, t.id), next(t.id)}; });
     case NodeKind::kSlidesView:
     case NodeKind::kSlideList: {
@@ -509,11 +514,11 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
       if (dir.kind == NodeKind::kSlideList) {
         SFS_ASSIGN_OR_RETURN(q, FilterOf(dir));
       }
-      return run([&](int64_t a) { return catalog_.ListSlides(q, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListSlides(q, a, limit); },
                  [&](const Slide& s) -> Result<DirEntry> { return DirEntry{s.reference, Spec(NodeKind::kSlide, s.id), next(s.id)}; });
     }
     case NodeKind::kImages:
-      return run([&](int64_t a) { return catalog_.ListImages(dir.record_id, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListImages(dir.record_id, a, limit); },
                  [&](const Image& i) -> Result<DirEntry> { return DirEntry{i.name, Spec(NodeKind::kImage, i.id), next(i.id)}; });
     case NodeKind::kImage: {
       // files/ comes after image.json; its cookie is the root entry's id.
@@ -522,7 +527,7 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
       return Status::Ok();
     }
     case NodeKind::kFolder:
-      return run([&](int64_t a) { return catalog_.ListEntries(dir.record_id, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListEntries(dir.record_id, a, limit); },
                  [&](const Entry& e) -> Result<DirEntry> {
                    return DirEntry{e.name, EntrySpec(e), next(e.id), EntryAttr(e, id_)};
                  });
@@ -548,7 +553,7 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
     case NodeKind::kTagImages: {
       return run(
           [&](int64_t a) -> Result<std::vector<Image>> {
-            SFS_ASSIGN_OR_RETURN(auto ids, catalog_.TaggedRecords(Entity::kImage, dir.record_id, a, kPage));
+            SFS_ASSIGN_OR_RETURN(auto ids, catalog_.TaggedRecords(Entity::kImage, dir.record_id, a, limit));
             std::vector<Image> out;
             for (int64_t id : ids) {
               SFS_ASSIGN_OR_RETURN(Image i, catalog_.ImageById(id));
@@ -567,7 +572,7 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
           });
     }
     case NodeKind::kTagFiles:
-      return run([&](int64_t a) { return catalog_.ListTaggedEntries(dir.record_id, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListTaggedEntries(dir.record_id, a, limit); },
                  [&](const Entry& e) -> Result<DirEntry> {
                    bool colons = false;
                    SFS_ASSIGN_OR_RETURN(std::string flat, TaggedFileName(e, &colons));
@@ -578,7 +583,7 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
                  });
     case NodeKind::kQueryImages: {
       SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(dir.text));
-      return run([&](int64_t a) { return catalog_.ListImagesMatching(q, a, kPage); },
+      return run([&](int64_t a) { return catalog_.ListImagesMatching(q, a, limit); },
                  [&](const Image& i) -> Result<DirEntry> {
                    SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
                    SFS_ASSIGN_OR_RETURN(

@@ -54,8 +54,11 @@ class Namespace {
   // Lists `dir` from `cookie` (kFirstCookie at the start), calling `emit`
   // per entry until it returns false (reply buffer full) or the listing
   // ends. Pages through the catalog; never loads a whole directory.
+  // `fits` (if > 0) is how many entries the caller can take at most: the
+  // catalog is asked for pages of that many rows (more pages follow if
+  // the estimate was short).
   Status List(const NodeSpec& dir, uint64_t cookie,
-              const std::function<bool(const DirEntry&)>& emit);
+              const std::function<bool(const DirEntry&)>& emit, int fits = 0);
 
   // Contents of a sidecar, status.json (errors come from the FUSE layer).
   Result<std::string> Render(const NodeSpec& node);

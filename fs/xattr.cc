@@ -72,22 +72,23 @@ Result<std::vector<std::string>> ListXattrs(Catalog& c, const NodeSpec& node) {
   auto rec = XattrRecord(node);
   if (!rec) return names;
   auto [entity, id] = *rec;
-  SFS_ASSIGN_OR_RETURN(auto tags, c.TagsOf(entity, id));
-  if (!tags.empty()) names.push_back(kTags);
-  SFS_ASSIGN_OR_RETURN(auto fields, RecordFields(c, entity, id));
-  std::string comment_field = CommentField(entity);
-  for (const auto& f : fields) {
-    if (!comment_field.empty() && f.name == comment_field && !f.value.empty())
-      names.push_back(kComment);
-  }
+  SFS_ASSIGN_OR_RETURN(Catalog::XattrKeys keys, c.XattrKeysOf(entity, id));
+  if (keys.tagged) names.push_back(kTags);
   // A file's fields (id, hash, size, kind) are answered by name but not
   // listed: rsync -X removes every listed name its source lacks and cp -a
   // copies every listed name, and neither may fail on derived values.
-  if (entity != Entity::kEntry)
+  // Entries have no comment field either, so their listing needs no record
+  // read: one statement per listxattr (getfattr -d sends two per file).
+  if (entity != Entity::kEntry) {
+    SFS_ASSIGN_OR_RETURN(auto fields, RecordFields(c, entity, id));
+    std::string comment_field = CommentField(entity);
+    for (const auto& f : fields)
+      if (!comment_field.empty() && f.name == comment_field && !f.value.empty())
+        names.push_back(kComment);
     for (const auto& f : fields)
       if (!f.value.empty()) names.push_back(kFieldPrefix + f.name);
-  SFS_ASSIGN_OR_RETURN(auto ann, c.AnnotationsOf(entity, id));
-  for (const auto& [k, v] : ann) names.push_back("user." + k);
+  }
+  for (auto& k : keys.annotation_keys) names.push_back("user." + std::move(k));
   return names;
 }
 

@@ -1,10 +1,17 @@
 // samplefs: mounts a catalog.
 //
 //   samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]
+//   samplefs SOURCE MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]
+//
+// The second form is what mount(8) runs, through mount.fuse3 or our
+// mount.samplefs helper, for `mount -t fuse.samplefs SOURCE MOUNTPOINT` and
+// fstab lines: SOURCE is the configuration file (a word without '/', such
+// as "samplefs", means the default configuration).
 //
 // Options: ro, allow_other, and any libfuse mount option; default_permissions
-// is always on. Without -f the daemon detaches after the mount succeeded
-// and logs to the configured log_file, or to syslog.
+// is always on; fstab-only words (defaults, noauto, nofail, x-*, …) are
+// dropped. Without -f the daemon detaches after the mount succeeded and
+// logs to the configured log_file, or to syslog.
 #include <fuse_lowlevel.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -27,10 +34,13 @@ namespace {
 
 void Usage(std::ostream& out) {
   out << "usage: samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
+         "       samplefs SOURCE MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
          "\n"
          "Mounts the samplefs catalog named by the configuration (see samplectl init).\n"
          "  --config FILE  configuration file (default: $SAMPLEFS_CONFIG,\n"
          "                 ~/.config/samplefs/samplefs.conf, /etc/samplefs/samplefs.conf)\n"
+         "  SOURCE         as mount(8) passes it: a configuration file, or a word\n"
+         "                 without '/' (e.g. samplefs) for the default configuration\n"
          "  -o ro          read-only catalog\n"
          "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf)\n"
          "  -o sync_close  close() returns once the file is durable and recorded\n"
@@ -42,6 +52,7 @@ void Usage(std::ostream& out) {
 
 struct Args {
   std::string config;
+  std::vector<std::string> positional;  // [SOURCE] MOUNTPOINT
   std::string mountpoint;
   std::vector<std::string> options;  // -o values, split on ','
   bool foreground = false, debug = false, single = false, help = false, version = false;
@@ -80,17 +91,45 @@ bool Parse(int argc, char** argv, Args* a, std::string* err) {
     } else if (!s.empty() && s[0] == '-') {
       *err = "unknown option " + s;
       return false;
-    } else if (a->mountpoint.empty()) a->mountpoint = s;
-    else {
+    } else if (a->positional.size() < 2) {
+      a->positional.push_back(s);
+    } else {
       *err = "unexpected argument " + s;
       return false;
     }
   }
-  if (!a->help && !a->version && a->mountpoint.empty()) {
+  if (a->help || a->version) return true;
+  if (a->positional.empty()) {
     *err = "no mountpoint given";
     return false;
   }
+  a->mountpoint = a->positional.back();
+  if (a->positional.size() == 2) {
+    const std::string& source = a->positional[0];
+    if (source.find('/') != std::string::npos) {
+      if (!a->config.empty() && a->config != source) {
+        *err = "two configurations given: --config " + a->config + " and " + source;
+        return false;
+      }
+      a->config = source;
+    }
+    // Otherwise a name for mount(8)'s table (e.g. "samplefs"): the
+    // configuration is --config's or the default one.
+  }
   return true;
+}
+
+// Options of fstab and mount(8) that mean nothing to FUSE (libfuse rejects
+// unknown options): mount.fuse3 already strips some of them, but not all,
+// and the daemon may be run by mount.samplefs or by hand with an fstab line.
+bool IsMountTableWord(const std::string& o) {
+  static const char* const kWords[] = {"defaults", "auto", "noauto", "user", "users", "nouser",
+                                       "owner", "group", "nofail", "_netdev", "relatime",
+                                       "norelatime", "strictatime", "lazytime", "nolazytime",
+                                       "loud", "silent"};
+  for (const char* w : kWords)
+    if (o == w) return true;
+  return o.rfind("x-", 0) == 0 || o.rfind("comment=", 0) == 0;
 }
 
 void SetupLogging(const samplefs::Config& cfg, bool detached) {
@@ -142,7 +181,7 @@ int main(int argc, char** argv) {
       mopts.sync_close = true;
       continue;
     }
-    if (o == "rw" || o == "default_permissions") continue;
+    if (o == "rw" || o == "default_permissions" || IsMountTableWord(o)) continue;
     if (o.rfind("fsname=", 0) == 0 || o.rfind("subtype=", 0) == 0) fuse_opts.erase(
         std::remove_if(fuse_opts.begin(), fuse_opts.end(),
                        [&](const std::string& f) { return f.substr(0, 7) == o.substr(0, 7); }),

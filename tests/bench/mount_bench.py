@@ -854,18 +854,19 @@ def environment_line(bench):
         bindfs_v = subprocess.run(["bindfs", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
         bindfs_v = "bindfs ?"
-    return (f"{datetime.date.today().isoformat()}, {bench.mode} mode ({bench.elapsed / 60:.1f} min), "
+    only = f", only {bench.args.only}" if bench.args.only else ""
+    return (f"{datetime.date.today().isoformat()}, {bench.mode} mode{only} ({bench.elapsed / 60:.1f} min), "
             f"Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, {bindfs_v}; "
             f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after "
             f"(other engineers' builds share the machine); sources on "
             f"{'tmpfs' if bench.src_is_tmpfs else 'the disk'}.")
 
 
-def update_readme(path, bench):
+def update_readme(path, bench, sections=None):
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
     for key, title in SECTIONS:
         body = bench.results.table(key)
-        if not body:
+        if not body or (sections and key not in sections):
             continue
         begin, end = f"<!-- mount_bench:{key}:begin -->", f"<!-- mount_bench:{key}:end -->"
         block = (f"{begin}\n_Measured by `tests/bench/mount_bench.py`: {environment_line(bench)}_\n\n"
@@ -894,6 +895,10 @@ def main():
                     help="rounds of the large-file copy and read, alternating the order (best is kept)")
     ap.add_argument("--readme", choices=("auto", "yes", "no"), default="auto",
                     help="write the figures into tests/bench/README.md (auto: only in full mode)")
+    ap.add_argument("--sections",
+                    help="comma-separated README tables to rewrite (default: every table measured). "
+                         "With --only reads,xattrs use --sections reads: xattrs also measures two "
+                         "rows of the meta table, which would replace it whole")
     args = ap.parse_args()
 
     missing = [t for t in ("fusermount3", "bindfs", "rsync", "tar", "getfattr", "setfattr", "dd")
@@ -920,7 +925,7 @@ def main():
         if body:
             print(f"\n## {title}\n\n{body}")
     if args.readme == "yes" or (args.readme == "auto" and not args.quick):
-        update_readme(README, bench)
+        update_readme(README, bench, args.sections.split(",") if args.sections else None)
         print(f"\nwrote {README}")
     missed = [r.label for r in bench.results.rows if bench.results.verdict(r)[1] is False]
     if missed:

@@ -399,6 +399,7 @@ Status ObjectWriter::SyncData(bool synced) {
   CrashPoint("after-staging-fsync");
   struct stat st;
   if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat staging file " + path_);
+  staged_mtime_sec_ = st.st_mtim.tv_sec;
   if (static_cast<uint64_t>(st.st_size) != size_) {
     // Only possible if someone changed the file behind our back (fd() is
     // shared for reads); the disk is the truth.
@@ -408,14 +409,14 @@ Status ObjectWriter::SyncData(bool synced) {
   return Status::Ok();
 }
 
-Result<PublishedObject> ObjectWriter::Link() {
+Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_sync) {
   ContentHash hash;
   if (in_order_ && hashed_upto_ == size_) {
     hash = FinishDigest(state_->state.get());
   } else {
     SFS_ASSIGN_OR_RETURN(hash, HashFromDisk());
   }
-  SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash));
+  SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash, dirs_to_sync));
   if (::fchmod(fd_, 0400) != 0) return Status::FromErrno(errno, "chmod staging file " + path_);
 
   const std::string final_path = store_->ObjectPath(hash);
@@ -495,8 +496,11 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   // then still flush the disk's cache once per file (a few ms each here).
   // If it fails, per-file fsyncs find which file it was.
   size_t fresh = 0;
+  std::vector<char> retry(writers.size(), 0);
+  for (size_t i = 0; i < writers.size(); ++i) retry[i] = writers[i]->published_;
   for (ObjectWriter* w : writers) fresh += w->published_ ? 0 : 1;
   const bool batch_synced = fresh >= 2 && writers[0]->store_->SyncFilesystem().ok();
+  std::vector<std::string> new_dirs;  // made for the batch's objects, not yet fsynced
   for (size_t i = 0; i < writers.size(); ++i) {
     ObjectWriter* w = writers[i];
     if (w->published_) {
@@ -508,26 +512,44 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
       continue;
     }
     Status s = w->SyncData(batch_synced);
-    out[i] = s.ok() ? w->Link() : Result<PublishedObject>(s);
+    out[i] = s.ok() ? w->Link(&new_dirs) : Result<PublishedObject>(s);
   }
-  // The directory entries must be durable before a record names an object:
-  // one syncfs for many directories, else an fsync of each.
+  // The directory entries must be durable before a record names an object
+  // (the objects' own, and those of objects/xx/yy directories made for
+  // them): one syncfs for many directories, else an fsync of each.
   std::unordered_map<std::string, Status> dirs;
   for (size_t i = 0; i < writers.size(); ++i)
     if (out[i].ok()) dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
+  for (const std::string& d : new_dirs) dirs.emplace(d, Status::Ok());
   if (!(dirs.size() >= 2 && writers[0]->store_->SyncFilesystem().ok())) {
     for (auto& [dir, st] : dirs) st = FsyncPath(dir);
   }
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
-    const Status& st = dirs[DirOf(writers[i]->store_->ObjectPath(out[i]->hash))];
-    if (!st.ok()) out[i] = st;
+    // Its directory, and the two above it if they were made for the batch.
+    std::string dir = DirOf(writers[i]->store_->ObjectPath(out[i]->hash));
+    for (int level = 0; level < 3 && out[i].ok(); ++level, dir = DirOf(dir)) {
+      auto it = dirs.find(dir);
+      if (it != dirs.end() && !it->second.ok()) out[i] = it->second;
+    }
   }
+  // gc's grace period must spare each object until its record is written.
+  // A deduplicated object was touched when compared; a new one has its
+  // data's mtime, recent unless the file was written long ago and kept
+  // open (touching every new object would dirty its inode again right
+  // after the sync); a retried one is touched again.
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
-    Status t = writers[i]->store_->Touch(out[i]->hash);
-    if (!t.ok()) out[i] = t;
-    else CrashPoint("after-link");  // once per object, as for one Publish()
+    const bool recent = !out[i]->deduplicated && !retry[i] && now - writers[i]->staged_mtime_sec_ < 60;
+    if (!recent && !out[i]->deduplicated) {
+      Status t = writers[i]->store_->Touch(out[i]->hash);
+      if (!t.ok()) {
+        out[i] = t;
+        continue;
+      }
+    }
+    CrashPoint("after-link");  // once per object, as for one Publish()
   }
   return out;
 }
@@ -568,16 +590,22 @@ std::string ObjectStore::ObjectPath(const ContentHash& hash) const {
   return path;
 }
 
-Status ObjectStore::EnsureObjectDir(const ContentHash& hash) const {
+Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::string>* to_sync) const {
   const std::string hex = hash.hex();
   const std::string objects = root_ + "/objects";
   const std::string d1 = objects + "/" + hex.substr(0, 2);
   const std::string d2 = d1 + "/" + hex.substr(2, 2);
   std::lock_guard<std::mutex> lock(dir_mu_);
   SFS_ASSIGN_OR_RETURN(bool made1, MakeDir(d1));
-  if (made1) SFS_RETURN_IF_ERROR(FsyncPath(objects));
+  if (made1) {
+    if (to_sync) to_sync->push_back(objects);
+    else SFS_RETURN_IF_ERROR(FsyncPath(objects));
+  }
   SFS_ASSIGN_OR_RETURN(bool made2, MakeDir(d2));
-  if (made2) SFS_RETURN_IF_ERROR(FsyncPath(d1));
+  if (made2) {
+    if (to_sync) to_sync->push_back(d1);
+    else SFS_RETURN_IF_ERROR(FsyncPath(d1));
+  }
   return Status::Ok();
 }
 

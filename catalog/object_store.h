@@ -90,7 +90,9 @@ class ObjectWriter {
   ObjectWriter(ObjectStore* store, int fd, std::string path);
   Result<ContentHash> HashFromDisk() const;
   Status SyncData(bool synced);     // fsync (unless `synced` by a syncfs), then the size as the disk has it
-  Result<PublishedObject> Link();   // hash, then link or deduplicate
+  // Hash, then link or deduplicate. Directories made for the object are
+  // added to `dirs_to_sync` (the caller fsyncs them) instead of fsynced.
+  Result<PublishedObject> Link(std::vector<std::string>* dirs_to_sync);
 
   ObjectStore* store_;
   int fd_;
@@ -100,6 +102,7 @@ class ObjectWriter {
   bool in_order_ = true;
   bool published_ = false;
   PublishedObject published_object_;  // valid once published_
+  int64_t staged_mtime_sec_ = 0;      // the staging file's mtime at SyncData
   uint64_t writeback_from_ = 0;  // bytes below this were handed to writeback
   void StartWriteback(uint64_t end);
   struct HashState;
@@ -156,7 +159,9 @@ class ObjectStore {
  private:
   friend class ObjectWriter;
   ObjectStore(std::string root, int root_fd) : root_(std::move(root)), root_fd_(root_fd) {}
-  Status EnsureObjectDir(const ContentHash& hash) const;
+  // Makes objects/xx/yy. A directory made here needs its parent fsynced:
+  // done at once, or left to the caller by adding it to `to_sync`.
+  Status EnsureObjectDir(const ContentHash& hash, std::vector<std::string>* to_sync = nullptr) const;
   // syncfs(2) of the store's file system: every dirty page and one journal
   // commit for a whole batch. Held open since Open(), so it reports every
   // writeback error since then (once).

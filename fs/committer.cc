@@ -53,10 +53,12 @@ void Committer::Submit(std::shared_ptr<CommitJob> job) {
   }
   // Not running (unit tests of the namespace, or after Stop): commit here.
   std::vector<ObjectWriter*> one{job->writer.get()};
-  auto obj = ObjectWriter::PublishAll(one);
-  Status s = obj[0].ok() ? commit_(*job, *obj[0]) : obj[0].status();
-  if (!s.ok()) fail_(*job, s, true);
-  Finish(*job, s);
+  auto objects = ObjectWriter::PublishAll(one);
+  std::vector<CommitJob*> jobs{job.get()};
+  std::vector<Status> out;
+  commit_(jobs, objects, out);
+  if (!out[0].ok()) fail_(*job, out[0], true);
+  Finish(*job, out[0]);
 }
 
 Status Committer::Wait(CommitJob& job) {
@@ -127,14 +129,20 @@ void Committer::Run() {
     }
 
     std::vector<ObjectWriter*> writers;
+    std::vector<CommitJob*> jobs;
     writers.reserve(batch.size());
-    for (const auto& j : batch) writers.push_back(j->writer.get());
+    for (const auto& j : batch) {
+      writers.push_back(j->writer.get());
+      jobs.push_back(j.get());
+    }
     auto objects = ObjectWriter::PublishAll(writers);
+    std::vector<Status> results;
+    commit_(jobs, objects, results);
 
     std::vector<std::shared_ptr<CommitJob>> retry;
     for (size_t i = 0; i < batch.size(); ++i) {
       CommitJob& job = *batch[i];
-      Status s = objects[i].ok() ? commit_(job, *objects[i]) : objects[i].status();
+      Status s = results[i];
       ++job.attempts;
       if (!s.ok() && job.background && !stopping && Transient(s)) {
         job.not_before = std::chrono::steady_clock::now() + RetryDelay(job.attempts);

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "catalog/object_store.h"
 #include "catalog/status.h"
@@ -63,9 +64,11 @@ struct CommitJob {
 
 class Committer {
  public:
-  // Records a published object: the catalog half of a commit, run by the
-  // committer's thread for each job whose object is in the store.
-  using CommitFn = std::function<Status(CommitJob&, const PublishedObject&)>;
+  // Records a round: the catalog half of the commits, run by the
+  // committer's thread with the store's answer for each job (an object, or
+  // why it failed); sets one status per job in `out`.
+  using CommitFn = std::function<void(std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
+                                      std::vector<Status>& out)>;
   // Reports a background job that failed (it is retried) or gave up.
   // `final`: no retry follows (a waited-for job, a permanent error, or the
   // last attempt at unmount); otherwise a background job is tried again.

@@ -607,6 +607,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 Result<std::shared_ptr<Fd>> OpenEntryObject(Filesystem* fs, const Entry& e, const std::string& path) {
   auto h = ContentHash::FromHex(e.hash);
   if (!h) return Status(Code::kCorrupt, "file record has an invalid hash");
+  if (e.size == 0 && e.hash == fs->empty_hash()) {
+    // Nothing to read: an empty file opens even if gc --grace 0 removed
+    // the empty object between a create and its record.
+    int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(errno, "open /dev/null");
+    return std::make_shared<Fd>(fd);
+  }
   auto fd = fs->store().OpenObject(*h);
   if (!fd.ok()) {
     spdlog::error("object {} of {} cannot be opened: {}", e.hash, path, fd.status().ToString());
@@ -1347,7 +1354,8 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
       options_(options),
       ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}),
       invalidator_(catalog, nodes_),
-      committer_([this](CommitJob& job, const PublishedObject& obj) { return CommitPublished(job, obj); },
+      committer_([this](std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
+                        std::vector<Status>& out) { CommitBatch(jobs, objects, out); },
                  [this](CommitJob& job, const Status& s, bool final) { CommitFailed(job, s, final); }) {}
 
 Status Filesystem::Prepare() {
@@ -1361,9 +1369,19 @@ Status Filesystem::EnsureEmptyObject() {
   // it whenever no record uses it (samplectl gc while mounted). Touching it
   // spares it for gc's grace period, as a deduplicating publish does; a
   // missing one is published again.
-  if (store_.Touch(*ContentHash::FromHex(empty_hash_)).ok()) return Status::Ok();
-  SFS_ASSIGN_OR_RETURN(auto w, store_.NewWriter());
-  return w->Publish().status();
+  // Touched once every 10 s (plenty for gc's grace period, 1 h by
+  // default), which spares a copy of many small files a metadata write per
+  // file; in between, a stat finds it still there (gc --grace 0 may take
+  // it at any time).
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const ContentHash empty = *ContentHash::FromHex(empty_hash_);
+  if (now - empty_touched_.load() < 10 && store_.Exists(empty)) return Status::Ok();
+  if (!store_.Touch(empty).ok()) {
+    SFS_ASSIGN_OR_RETURN(auto w, store_.NewWriter());
+    SFS_RETURN_IF_ERROR(w->Publish().status());
+  }
+  empty_touched_.store(now);
+  return Status::Ok();
 }
 
 std::string Filesystem::PathOf(fuse_ino_t ino, const std::string& child) const {
@@ -1472,62 +1490,118 @@ std::shared_ptr<CommitJob> Filesystem::SealLocked(const std::shared_ptr<OpenFile
   return job;
 }
 
-Status Filesystem::CommitPublished(CommitJob& job, const PublishedObject& obj) {
+// The record update of one job, in the caller's transaction (of->mu held).
+// Returns false if the job is recorded already or its file is gone.
+Result<bool> Filesystem::RecordLocked(CommitJob& job, const PublishedObject& obj) {
   OpenFile& of = *job.of;
-  Status s;
-  {
-    std::lock_guard lock(of.mu);
-    s = [&]() -> Status {
-      if (job.version <= of.committed_version) return Status::Ok();  // recorded already
-      // A newer version being written may have its own mtime by now.
-      int64_t mtime = of.writer == job.writer ? of.mtime_ns : job.mtime_ns;
-      if (mtime == 0) mtime = NowNs();
-      CrashPoint("before-commit");
-      // A background commit does not hold the catalog (and every change
-      // behind it) for the busy timeout while another process has it
-      // locked: it gives up after a moment and is retried later.
-      Transaction txn(catalog_, job.background ? 200 : -1);
-      SFS_RETURN_IF_ERROR(txn.status());
-      auto e = catalog_.EntryById(of.entry_id);
-      if (!e.ok()) {
-        if (!e.status().is_not_found()) return e.status();
-        // Unlinked while open: no record takes the data (the object stays
-        // until gc), but the handles still open read and extend this
-        // version, as POSIX has it, so the orphan's record follows it.
-        if (of.orphan) {
-          of.orphan->hash = obj.hash.hex();
-          of.orphan->size = obj.size;
-          of.orphan->mtime_ns = mtime;
-          of.published_hash = of.orphan->hash;
-        }
-      } else {
-        e->hash = obj.hash.hex();
-        e->size = obj.size;
-        e->mtime_ns = mtime;
-        SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
-        SFS_RETURN_IF_ERROR(txn.Commit());
-        of.published_hash = e->hash;
-        // Kept for an unlink or rename-over in progress: it is this version.
-        if (of.orphan) *of.orphan = *e;
-        publish_epoch_.fetch_add(1);
-        // The new size and mtime for every path of the file (entry and
-        // attribute timeouts are long).
-        invalidator_.PostAttrs(NodeKind::kFile, of.entry_id);
-        CrashPoint("after-commit");
+  if (job.version <= of.committed_version) return false;  // recorded already
+  // A newer version being written may have its own mtime by now.
+  int64_t mtime = of.writer == job.writer ? of.mtime_ns : job.mtime_ns;
+  if (mtime == 0) mtime = NowNs();
+  job.mtime_ns = mtime;
+  CrashPoint("before-commit");
+  auto e = catalog_.EntryById(of.entry_id);
+  if (!e.ok()) {
+    if (!e.status().is_not_found()) return e.status();
+    return false;  // unlinked while open: FinishLocked updates the orphan
+  }
+  e->hash = obj.hash.hex();
+  e->size = obj.size;
+  e->mtime_ns = mtime;
+  SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
+  return true;
+}
+
+// After the transaction committed (of->mu held).
+void Filesystem::FinishLocked(CommitJob& job, const PublishedObject& obj, bool recorded) {
+  OpenFile& of = *job.of;
+  if (job.version > of.committed_version) {
+    if (recorded || of.orphan) {
+      // Unlinked while open: no record takes the data (the object stays
+      // until gc), but the handles still open read and extend this
+      // version, as POSIX has it, so the orphan's record follows it; and
+      // an orphan kept for an unlink or rename-over in progress is this
+      // version too.
+      if (of.orphan) {
+        of.orphan->hash = obj.hash.hex();
+        of.orphan->size = obj.size;
+        of.orphan->mtime_ns = job.mtime_ns;
       }
-      of.committed_version = job.version;
-      return Status::Ok();
-    }();
-    if (s.ok()) {
-      --of.jobs;
-      if (of.writer == job.writer) {
-        of.writer.reset();
-        of.sealed = false;
-      }
+      of.published_hash = obj.hash.hex();
+    }
+    of.committed_version = job.version;
+  }
+  --of.jobs;
+  if (of.writer == job.writer) {
+    of.writer.reset();
+    of.sealed = false;
+  }
+}
+
+void Filesystem::CommitBatch(std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
+                             std::vector<Status>& out) {
+  // The files' locks first (in entry order: nothing else holds two), then
+  // one transaction for the whole round: a few dozen records cost one
+  // BEGIN/COMMIT. Lock order as everywhere: OpenFile::mu, then the catalog.
+  out.assign(jobs.size(), Status::Ok());
+  std::vector<OpenFile*> files;
+  bool foreground = false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!objects[i].ok()) {
+      out[i] = objects[i].status();
+      continue;
+    }
+    files.push_back(jobs[i]->of.get());
+    foreground |= !jobs[i]->background;
+  }
+  std::sort(files.begin(), files.end(), [](OpenFile* a, OpenFile* b) {
+    return a->entry_id != b->entry_id ? a->entry_id < b->entry_id : a < b;
+  });
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(files.size());
+  for (OpenFile* f : files) locks.emplace_back(f->mu);
+
+  std::vector<char> recorded(jobs.size(), 0);
+  bool began = false;
+  auto run = [&](size_t from, size_t to, int wait_ms) -> Status {
+    Transaction txn(catalog_, wait_ms);
+    SFS_RETURN_IF_ERROR(txn.status());
+    began = true;
+    for (size_t i = from; i < to; ++i) {
+      if (!objects[i].ok()) continue;
+      SFS_ASSIGN_OR_RETURN(bool r, RecordLocked(*jobs[i], *objects[i]));
+      recorded[i] = r;
+    }
+    return txn.Commit();
+  };
+  // A background round does not hold the catalog (and every change behind
+  // it) for the busy timeout while another process has it locked: it gives
+  // up after a moment and is retried later.
+  const int wait_ms = foreground ? -1 : 200;
+  Status all = files.empty() ? Status::Ok() : run(0, jobs.size(), wait_ms);
+  if (!all.ok()) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (!objects[i].ok()) continue;
+      // The catalog could not be had (locked): that is every job's answer.
+      // A failure inside the transaction: one at a time, so that one
+      // file's failure is its own.
+      out[i] = began ? run(i, i + 1, jobs[i]->background ? 200 : -1) : all;
     }
   }
-  if (s.ok()) MaybeRelease(job.of);
-  return s;
+  bool any = false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!objects[i].ok() || !out[i].ok()) continue;
+    FinishLocked(*jobs[i], *objects[i], recorded[i]);
+    any |= recorded[i] != 0;
+  }
+  if (any) {
+    publish_epoch_.fetch_add(1);
+    CrashPoint("after-commit");
+  }
+  locks.clear();
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (out[i].ok()) MaybeRelease(jobs[i]->of);
 }
 
 void Filesystem::CommitFailed(CommitJob& job, const Status& s, bool final) {

@@ -170,10 +170,14 @@ class Filesystem {
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> publish_epoch_{0};
+  std::atomic<int64_t> empty_touched_{0};  // when EnsureEmptyObject last touched it
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;
   int closing_ = 0;  // GUARDED_BY(closing_mu_)
-  Status CommitPublished(CommitJob& job, const PublishedObject& obj);
+  void CommitBatch(std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
+                   std::vector<Status>& out);
+  Result<bool> RecordLocked(CommitJob& job, const PublishedObject& obj);
+  void FinishLocked(CommitJob& job, const PublishedObject& obj, bool recorded);
   void CommitFailed(CommitJob& job, const Status& s, bool final);
   // Last: stopped (its thread joined) before the members it uses go.
   Committer committer_;

@@ -130,6 +130,7 @@ void ReplyStatus(fuse_req_t req, const char* op, const std::string& path, const 
 // (lookup, getattr, readdirplus) applies it, or the kernel caches the
 // record's size for attr_timeout and `ls -l` disagrees with stat and read.
 void OverlayPendingLocked(const OpenFile& of, struct stat* st) {
+  if (of.pending_mode) st->st_mode = (st->st_mode & S_IFMT) | *of.pending_mode;
   if (of.writer) {
     st->st_size = static_cast<off_t>(of.writer->size());
     st->st_blocks = (st->st_size + 511) / 512;
@@ -396,14 +397,14 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
         if (s.ok()) of->mtime_ns = NowNs();
         // truncate(1) with no open handle commits at once, and says if it failed.
         if (s.ok() && of->writers == 0) job = fs->SealLocked(of, false, path);
-        if (!s.ok() && of->writers == 0 && !of->sealed) of->writer.reset();
+        if (!s.ok() && of->writers == 0 && !of->sealed) fs->DropVersionLocked(*of);
       }
       if (job) {
         s = Committer::Wait(*job);
         std::lock_guard lock(of->mu);
         // Reported, so not kept (as a failed write is not).
         if (!s.ok() && of->writers == 0 && of->writer == job->writer) {
-          of->writer.reset();
+          fs->DropVersionLocked(*of);
           of->sealed = false;
         }
       }
@@ -418,27 +419,32 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
       else if (to_set & FUSE_SET_ATTR_MTIME)
         mtime = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
       bool pending = false;
-      if (mtime >= 0) {
+      if (spec.kind == NodeKind::kFile) {
         if (auto of = fs->Find(id)) {
           std::lock_guard lock(of->mu);
-          // A pending version takes the time with it when it is published.
+          // A version not yet committed takes the time and mode with it
+          // (cp -a, rsync and tar set both right after close): no
+          // transaction of their own.
           if (of->writer) {
-            of->mtime_ns = mtime;
+            if (mtime >= 0) of->mtime_ns = mtime;
+            if (to_set & FUSE_SET_ATTR_MODE) of->pending_mode = attr->st_mode & 07777;
             pending = true;
           }
         }
       }
-      Transaction txn(fs->catalog());
-      auto e = fs->catalog().EntryById(id);
-      Status s = txn.status();
-      if (s.ok()) s = e.status();
-      if (s.ok()) {
-        if ((to_set & FUSE_SET_ATTR_MODE) && e->type != EntryType::kSymlink) e->mode = attr->st_mode & 07777;
-        if (mtime >= 0 && !pending) e->mtime_ns = mtime;
-        s = fs->catalog().UpdateEntry(*e);
+      if (!pending) {
+        Transaction txn(fs->catalog());
+        auto e = fs->catalog().EntryById(id);
+        Status s = txn.status();
+        if (s.ok()) s = e.status();
+        if (s.ok()) {
+          if ((to_set & FUSE_SET_ATTR_MODE) && e->type != EntryType::kSymlink) e->mode = attr->st_mode & 07777;
+          if (mtime >= 0) e->mtime_ns = mtime;
+          s = fs->catalog().UpdateEntry(*e);
+        }
+        if (s.ok()) s = txn.Commit();
+        if (!s.ok()) return ReplyStatus(req, "setattr", path, s);
       }
-      if (s.ok()) s = txn.Commit();
-      if (!s.ok()) return ReplyStatus(req, "setattr", path, s);
     }
   }
   auto st = NodeAttr(fs, ino, spec);
@@ -1053,7 +1059,7 @@ void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     if (--h->of->writers == 0) {
       if (!h->of->error.ok()) {
         // The error was reported at write/close; drop the incomplete version.
-        if (!h->of->sealed) h->of->writer.reset();
+        if (!h->of->sealed) fs->DropVersionLocked(*h->of);
         h->of->error = Status::Ok();
       } else if (h->of->writer && !h->of->sealed) {
         // Committed in the background with the other versions of this
@@ -1508,6 +1514,7 @@ Result<bool> Filesystem::RecordLocked(CommitJob& job, const PublishedObject& obj
   e->hash = obj.hash.hex();
   e->size = obj.size;
   e->mtime_ns = mtime;
+  if (of.pending_mode) e->mode = *of.pending_mode;
   SFS_RETURN_IF_ERROR(catalog_.UpdateEntry(*e));
   return true;
 }
@@ -1526,8 +1533,10 @@ void Filesystem::FinishLocked(CommitJob& job, const PublishedObject& obj, bool r
         of.orphan->hash = obj.hash.hex();
         of.orphan->size = obj.size;
         of.orphan->mtime_ns = job.mtime_ns;
+        if (of.pending_mode) of.orphan->mode = *of.pending_mode;
       }
       of.published_hash = obj.hash.hex();
+      of.pending_mode.reset();
     }
     of.committed_version = job.version;
   }
@@ -1536,6 +1545,22 @@ void Filesystem::FinishLocked(CommitJob& job, const PublishedObject& obj, bool r
     of.writer.reset();
     of.sealed = false;
   }
+}
+
+void Filesystem::DropVersionLocked(OpenFile& of) {
+  of.writer.reset();
+  if (!of.pending_mode) return;
+  // A chmod made while the version was pending still holds.
+  Transaction txn(catalog_);
+  auto e = catalog_.EntryById(of.entry_id);
+  Status s = txn.status();
+  if (s.ok() && e.ok()) {
+    e->mode = *of.pending_mode;
+    s = catalog_.UpdateEntry(*e);
+    if (s.ok()) s = txn.Commit();
+  }
+  if (!s.ok()) spdlog::error("keeping the mode of file #{} failed: {}", of.entry_id, s.ToString());
+  of.pending_mode.reset();
 }
 
 void Filesystem::CommitBatch(std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,

@@ -71,6 +71,7 @@ struct OpenFile {
   uint64_t committed_version = 0;         // GUARDED_BY(mu) the last one recorded
   int jobs = 0;                           // GUARDED_BY(mu) handed over, not finished
   int64_t mtime_ns = 0;                   // GUARDED_BY(mu) mtime of the pending version
+  std::optional<mode_t> pending_mode;     // GUARDED_BY(mu) a chmod it carries to its commit
   Status error;                           // GUARDED_BY(mu) sticky write error for flush/fsync
   std::string published_hash;             // GUARDED_BY(mu) last version published here
   // The last record of a file unlinked or replaced by rename while open:
@@ -139,6 +140,9 @@ class Filesystem {
   // Starts a writer for `of` if none (caller holds of->mu), copying the
   // current content unless `truncate_to_zero`.
   Status EnsureWriterLocked(OpenFile& of, bool truncate_to_zero);
+  // Drops the pending version of `of` (caller holds of->mu; a failed write
+  // or truncate reported it); a chmod it carried is recorded on its own.
+  void DropVersionLocked(OpenFile& of);
 
   // The kernel may keep an inode's page cache only while the content it
   // cached is still current: remembers the hash each inode last served.

@@ -236,6 +236,14 @@ void PostStructures(Filesystem* fs) { fs->invalidator().PostRecord(NodeKind::kSt
 void PostChanged(Filesystem* fs, fuse_ino_t parent, const std::string& name) {
   if (auto ino = fs->nodes().Find(parent, name))
     if (auto n = fs->nodes().Get(*ino)) {
+      if (n->spec.kind == NodeKind::kFile || n->spec.kind == NodeKind::kSymlink) {
+        // A file is one inode (NodeTable): the kernel updates the name the
+        // request came through itself; only its other names need a note.
+        // (Most files have one name: renames and unlinks of rsync and rm
+        // then cost no notification.)
+        fs->invalidator().PostRecordExcept(n->spec.kind, n->spec.record_id, parent, name);
+        return;
+      }
       fs->invalidator().PostRecord(n->spec.kind, n->spec.record_id);
       if (n->spec.kind == NodeKind::kSlide) PostStructures(fs);
     }

@@ -52,6 +52,18 @@ void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
   }
 }
 
+void Invalidator::PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name) {
+  for (const Node& n : nodes_.ByRecord(kind, record_id)) {
+    bool others = false;
+    for (const auto& link : n.links) {
+      if (link.first == parent && link.second == name) continue;
+      PostEntry(link.first, link.second);
+      others = true;
+    }
+    if (others) PostInode(n.ino);
+  }
+}
+
 void Invalidator::PostAttrs(NodeKind kind, int64_t record_id) {
   for (const Node& n : nodes_.ByRecord(kind, record_id)) PostInode(n.ino);
 }

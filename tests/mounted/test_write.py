@@ -277,6 +277,38 @@ class CopyTools(WriteTestCase):
                     self.assertEqual(f.read(), expected[name])
             self.m.restart()
 
+    def test_unmount_right_after_a_copy_records_every_file(self):
+        # Closed files are committed in the background (fs/committer.h);
+        # an unmount straight after the copy, with no sync, must still
+        # leave every one recorded with its content.
+        files = self.make_image()
+        tree = os.path.join(self.src, "burst")
+        os.mkdir(tree)
+        expected = {}
+        for i in range(1500):
+            data = random.Random(i).randbytes(1000 + i * 37)
+            expected[f"b{i:04d}.raw"] = data
+            with open(os.path.join(tree, f"b{i:04d}.raw"), "wb") as f:
+                f.write(data)
+        self.run_tool("cp", "-r", tree, files)
+        self.m.stop()  # no settle(): fusermount3 -u at once
+        con = self.m.db()  # not mounted: settle() does nothing
+        try:
+            folder = con.execute("SELECT id FROM entry WHERE name = 'burst' AND type = 'folder'").fetchone()[0]
+            got = {r[0]: (r[1], r[2]) for r in
+                   con.execute("SELECT name, hash, size FROM entry WHERE parent_id = ?", (folder,))}
+        finally:
+            con.close()
+        self.assertEqual(sorted(got), sorted(expected))
+        out = self.run_tool("xxhsum", "-H2", *sorted(expected), cwd=tree).stdout
+        want = {line.split()[1]: line.split()[0] for line in out.splitlines()}
+        for name, data in expected.items():
+            self.assertEqual(got[name], (want[name], len(data)), name)
+        self.m.start()
+        for name in list(expected)[::101]:
+            with open(os.path.join(files, "burst", name), "rb") as f:
+                self.assertEqual(f.read(), expected[name])
+
     def _rsync_tree(self):
         tree = os.path.join(self.src, "run")
         make_tree(tree, files={"a.tif": os.urandom(200_000), "sub/b.csv": b"1,2,3\n",

@@ -17,6 +17,7 @@ if mountpoint -q "$MNT"; then fusermount3 -u "$MNT"; fi
 "$BUILD/tools/samplectl" init
 "$BUILD/mount/samplefs" "$MNT"
 python3 tools/demo_populate.py "$MNT" ../shared/demo
+sync "$MNT"  # closed files are committed in the background: wait for them
 cat <<TXT
 
 samplefs demo catalog mounted at $MNT (catalog and store in ~/.local/share/samplefs).

@@ -130,19 +130,6 @@ void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
   nodes_.erase(it);
 }
 
-void NodeTable::Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& new_name) {
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
-  Node& node = *it->second;
-  Key old{node.parent, node.name};
-  auto bit = by_name_.find(old);
-  if (bit != by_name_.end() && bit->second == ino) UnbindLocked(old);
-  BindLocked(node, {new_parent, new_name});
-  node.parent = new_parent;
-  node.name = new_name;
-}
-
 std::optional<fuse_ino_t> NodeTable::Rename(fuse_ino_t old_parent, const std::string& old_name,
                                             fuse_ino_t new_parent, const std::string& new_name) {
   std::lock_guard lock(mu_);

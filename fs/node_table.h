@@ -66,11 +66,10 @@ class NodeTable {
   // Drops `n` lookups; removes the node when its count reaches zero.
   void Forget(fuse_ino_t ino, uint64_t n);
 
-  // Rebinds a node to a new (parent, name) after a rename; a node already
-  // bound there is unbound (it lives on until forgotten). Move() moves the
-  // node's last-resolved name, Rename() the name (old_parent, old_name) and
-  // returns the node it was bound to.
-  void Move(fuse_ino_t ino, fuse_ino_t new_parent, const std::string& new_name);
+  // Rebinds the name (old_parent, old_name) to (new_parent, new_name) after
+  // a rename and returns the node it was bound to; a node already bound
+  // there is unbound (it lives on until forgotten). A name nobody bound
+  // only unbinds the target.
   std::optional<fuse_ino_t> Rename(fuse_ino_t old_parent, const std::string& old_name, fuse_ino_t new_parent,
                                    const std::string& new_name);
   // Unbinds (parent, name) after an unlink/rmdir.

@@ -120,12 +120,12 @@ TEST(NodeTableTest, ForgetCountsDownAndRemovesAtZero) {
   EXPECT_EQ(t.size(), 1u);
 }
 
-TEST(NodeTableTest, MoveRebindsTheNode) {
+TEST(NodeTableTest, RenameRebindsTheNode) {
   NodeTable t;
   Node a = t.Resolve(FUSE_ROOT_ID, "dir_a", SpecOf(NodeKind::kFolder, 1), 1);
   Node b = t.Resolve(FUSE_ROOT_ID, "dir_b", SpecOf(NodeKind::kFolder, 2), 1);
   Node f = t.Resolve(a.ino, "f.txt", SpecOf(NodeKind::kFile, 3), 1);
-  t.Move(f.ino, b.ino, "g.txt");
+  EXPECT_EQ(t.Rename(a.ino, "f.txt", b.ino, "g.txt"), f.ino);
   EXPECT_FALSE(t.Find(a.ino, "f.txt").has_value());
   EXPECT_EQ(t.Find(b.ino, "g.txt"), f.ino);
   auto moved = t.Get(f.ino);
@@ -141,11 +141,11 @@ TEST(NodeTableTest, MoveRebindsTheNode) {
   EXPECT_EQ(t.Children(b.ino)[0].ino, f.ino);
 }
 
-TEST(NodeTableTest, MoveOntoABoundNameUnbindsTheReplacedNode) {
+TEST(NodeTableTest, RenameOntoABoundNameUnbindsTheReplacedNode) {
   NodeTable t;
   Node src = t.Resolve(FUSE_ROOT_ID, "src", SpecOf(NodeKind::kFile, 1), 1);
   Node dst = t.Resolve(FUSE_ROOT_ID, "dst", SpecOf(NodeKind::kFile, 2), 1);
-  t.Move(src.ino, FUSE_ROOT_ID, "dst");
+  EXPECT_EQ(t.Rename(FUSE_ROOT_ID, "src", FUSE_ROOT_ID, "dst"), src.ino);
   EXPECT_EQ(t.Find(FUSE_ROOT_ID, "dst"), src.ino);
   EXPECT_FALSE(t.Find(FUSE_ROOT_ID, "src").has_value());
   // The replaced node lives on until forgotten...

@@ -52,13 +52,8 @@ void Committer::Submit(std::shared_ptr<CommitJob> job) {
     return;
   }
   // Not running (unit tests of the namespace, or after Stop): commit here.
-  std::vector<ObjectWriter*> one{job->writer.get()};
-  auto objects = ObjectWriter::PublishAll(one);
-  std::vector<CommitJob*> jobs{job.get()};
-  std::vector<Status> out;
-  commit_(jobs, objects, out);
-  if (!out[0].ok()) fail_(*job, out[0], true);
-  Finish(*job, out[0]);
+  std::vector<std::shared_ptr<CommitJob>> one{std::move(job)};
+  CommitRound(one, false);
 }
 
 Status Committer::Wait(CommitJob& job) {
@@ -93,67 +88,34 @@ void Committer::Finish(CommitJob& job, Status s) {
 }
 
 void Committer::Run() {
-  std::vector<std::shared_ptr<CommitJob>> batch;
   for (;;) {
+    std::vector<std::shared_ptr<CommitJob>> batch;
     bool stopping;
     {
       std::unique_lock lock(mu_);
       for (;;) {
-        auto now = std::chrono::steady_clock::now();
+        // In submission order, skipping jobs that wait for a retry (at
+        // Stop() every job goes, for its last try).
+        stopping = stop_;
+        const auto now = std::chrono::steady_clock::now();
         auto next = std::chrono::steady_clock::time_point::max();
-        bool ready = false;
-        for (const auto& j : queue_) {
-          if (stop_ || j->not_before <= now) {
-            ready = true;
-            break;
+        for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch;) {
+          if (stopping || (*it)->not_before <= now) {
+            batch.push_back(std::move(*it));
+            it = queue_.erase(it);
+          } else {
+            next = std::min(next, (*it)->not_before);
+            ++it;
           }
-          next = std::min(next, j->not_before);
         }
-        if (ready) break;
-        if (stop_ && queue_.empty()) return;
+        if (!batch.empty()) break;
+        if (stopping) return;  // and the queue is empty
         if (next == std::chrono::steady_clock::time_point::max()) cv_.wait(lock);
         else cv_.wait_until(lock, next);
       }
-      stopping = stop_;
-      // In submission order, skipping jobs that wait for a retry.
-      auto now = std::chrono::steady_clock::now();
-      for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch;) {
-        if (stopping || (*it)->not_before <= now) {
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-        } else {
-          ++it;
-        }
-      }
       running_ = batch.size();
     }
-
-    std::vector<ObjectWriter*> writers;
-    std::vector<CommitJob*> jobs;
-    writers.reserve(batch.size());
-    for (const auto& j : batch) {
-      writers.push_back(j->writer.get());
-      jobs.push_back(j.get());
-    }
-    auto objects = ObjectWriter::PublishAll(writers);
-    std::vector<Status> results;
-    commit_(jobs, objects, results);
-
-    std::vector<std::shared_ptr<CommitJob>> retry;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      CommitJob& job = *batch[i];
-      Status s = results[i];
-      ++job.attempts;
-      if (!s.ok() && job.background && !stopping && Transient(s)) {
-        job.not_before = std::chrono::steady_clock::now() + RetryDelay(job.attempts);
-        fail_(job, s, false);
-        retry.push_back(batch[i]);
-        continue;
-      }
-      if (!s.ok()) fail_(job, s, true);
-      Finish(job, std::move(s));
-    }
-    batch.clear();
+    auto retry = CommitRound(batch, !stopping);
     {
       std::lock_guard lock(mu_);
       for (auto& j : retry) queue_.push_back(std::move(j));
@@ -161,6 +123,37 @@ void Committer::Run() {
     }
     idle_cv_.notify_all();
   }
+}
+
+std::vector<std::shared_ptr<CommitJob>> Committer::CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,
+                                                               bool may_retry) {
+  std::vector<ObjectWriter*> writers;
+  std::vector<CommitJob*> jobs;
+  writers.reserve(batch.size());
+  jobs.reserve(batch.size());
+  for (const auto& j : batch) {
+    writers.push_back(j->writer.get());
+    jobs.push_back(j.get());
+  }
+  auto objects = ObjectWriter::PublishAll(writers);
+  std::vector<Status> results;
+  commit_(jobs, objects, results);
+
+  std::vector<std::shared_ptr<CommitJob>> retry;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    CommitJob& job = *batch[i];
+    Status s = std::move(results[i]);
+    ++job.attempts;
+    if (!s.ok() && may_retry && job.background && Transient(s)) {
+      job.not_before = std::chrono::steady_clock::now() + RetryDelay(job.attempts);
+      fail_(job, s, false);
+      retry.push_back(batch[i]);
+      continue;
+    }
+    if (!s.ok()) fail_(job, s, true);
+    Finish(job, std::move(s));
+  }
+  return retry;
 }
 
 }  // namespace samplefs::fs

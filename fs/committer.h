@@ -102,6 +102,10 @@ class Committer {
 
  private:
   void Run();
+  // Publishes and records `batch` (one round); returns the background jobs
+  // to try again later (only if `may_retry`), finishes the others.
+  std::vector<std::shared_ptr<CommitJob>> CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,
+                                                      bool may_retry);
   void Finish(CommitJob& job, Status s);
 
   CommitFn commit_;

@@ -45,16 +45,11 @@ void Invalidator::PostEntry(fuse_ino_t parent, const std::string& name) {
 
 void Invalidator::PostInode(fuse_ino_t ino) { Push({What::kAttr, ino, {}}); }
 
-void Invalidator::PostRecord(NodeKind kind, int64_t record_id) {
-  for (const Node& n : nodes_.ByRecord(kind, record_id)) {
-    for (const auto& [parent, name] : n.links) PostEntry(parent, name);
-    PostInode(n.ino);
-  }
-}
+void Invalidator::PostRecord(NodeKind kind, int64_t record_id) { PostRecordExcept(kind, record_id, 0, {}); }
 
 void Invalidator::PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name) {
   for (const Node& n : nodes_.ByRecord(kind, record_id)) {
-    bool others = false;
+    bool others = parent == 0;  // no exception: the attributes always go
     for (const auto& link : n.links) {
       if (link.first == parent && link.second == name) continue;
       PostEntry(link.first, link.second);

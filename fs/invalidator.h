@@ -56,7 +56,8 @@ class Invalidator {
   // size after a publish: its names did not change).
   void PostAttrs(NodeKind kind, int64_t record_id);
   // For a file (one inode, several names): its names other than (parent,
-  // name), and its attributes if it has such names.
+  // name), and its attributes if it has such names (the kernel updates the
+  // name a request came through itself).
   void PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name);
   // Drops now, from the calling request, the cached listing (and
   // attributes) of every node of the folder entry `folder_id`

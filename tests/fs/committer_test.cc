@@ -135,6 +135,29 @@ TEST_F(CommitterTest, BackgroundFailuresAreRetriedWaitedOnesReported) {
                           {"locked", false}, {"fails", true}, {"locked", false}}));
 }
 
+TEST_F(CommitterTest, APermanentBackgroundFailureIsNotRetried) {
+  std::atomic<int> calls{0};
+  std::mutex mu;
+  std::vector<bool> finals;
+  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
+                ++calls;
+                return Status(Code::kCorrupt, "hash collision");
+              }),
+              [&](CommitJob&, const Status& s, bool final) {
+                EXPECT_EQ(s.code(), Code::kCorrupt);
+                std::lock_guard lock(mu);
+                finals.push_back(final);
+              });
+  c.Start();
+  auto bg = Job("collides", true);
+  c.Submit(bg);
+  EXPECT_EQ(Committer::Wait(*bg).code(), Code::kCorrupt);
+  EXPECT_TRUE(c.Drain(std::chrono::seconds(5)));
+  EXPECT_EQ(calls.load(), 1);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(finals, std::vector<bool>{true});
+}
+
 TEST_F(CommitterTest, StopGivesQueuedRetriesALastTry) {
   std::atomic<bool> unlocked{false};
   std::mutex mu;

@@ -23,6 +23,7 @@ import errno
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -172,6 +173,38 @@ class StoreFullTest(FaultTestCase):
     def free_bytes(self):
         st = os.statvfs(self.fsdir)
         return st.f_bavail * st.f_frsize
+
+    def test_a_chmod_survives_a_dropped_version(self):
+        # A chmod of a file being written rides on its commit
+        # (OpenFile::pending_mode). When a failed write drops that version,
+        # the chmod, which returned 0, is still recorded on its own.
+        files = self.make_image()
+        path = os.path.join(files, "dropped.raw")
+        with open(path, "wb") as f:
+            f.write(b"v1\n")
+        self.assertEqual(self.record("dropped.raw")["size"], 3)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, b"more\n")
+            os.fchmod(fd, 0o600)
+            self.assertEqual(stat.S_IMODE(os.fstat(fd).st_mode), 0o600)
+            chunk = random.Random(9).randbytes(MiB)
+            with self.assertRaises(OSError) as cm:
+                for _ in range(40):
+                    write_all(fd, chunk)
+            self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        finally:
+            with self.assertRaises(OSError) as cm:
+                os.close(fd)
+        self.assertEqual(cm.exception.errno, errno.ENOSPC)
+        rec = self.record("dropped.raw")
+        self.assertEqual(rec["size"], 3, "the failed version was recorded")
+        self.assertEqual(rec["mode"], 0o600, "the chmod was lost with the dropped version")
+        self.m.restart()
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"v1\n")
+        self.assertNoStaging()
 
     def test_cp_of_a_file_bigger_than_the_store(self):
         files = self.make_image()

@@ -1037,9 +1037,11 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       std::lock_guard lock(h->of->mu);
       s = h->of->error;
       // The last writer's close: the version is committed at release (data
-      // of a shared mmap may still come), or here with -o sync_close.
-      if (s.ok() && h->of->writers == 1 && h->of->writer) {
-        if (fs->options().sync_close) {
+      // of a shared mmap may still come), or here with -o sync_close. A
+      // version that failed is dropped at release, which still records a
+      // chmod it carried: `sync DIR` waits for that release too.
+      if (h->of->writers == 1 && h->of->writer) {
+        if (s.ok() && fs->options().sync_close) {
           job = fs->SealLocked(h->of, false, fs->PathOf(h->ino));
         } else if (!h->closing) {
           h->closing = true;

@@ -269,8 +269,14 @@ void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
 // so every other path of the folder is told, before the reply (see
 // Invalidator::InvalidateListings), so that the next `ls` of any path
 // shows the change. Other directories are never cached.
-void DropListings(Filesystem* fs, const NodeSpec& dir, fuse_ino_t ino) {
-  if (dir.kind == NodeKind::kFolder) fs->invalidator().InvalidateListings(dir.record_id, ino);
+void DropListings(Filesystem* fs, const NodeSpec& dir, fuse_ino_t ino, const std::string& name) {
+  // The name may be cached as absent through the other paths (negative
+  // lookups, MountOptions::negative_timeout): those notices are queued (the
+  // kernel takes the other directory's lock for them) and awaited, within
+  // Drain's bound, so a stat through any path finds what `ls` shows. Most
+  // folders have one path: nothing is queued and nothing awaited.
+  if (dir.kind == NodeKind::kFolder && fs->invalidator().InvalidateListings(dir.record_id, ino, name))
+    fs->invalidator().Drain();
 }
 
 bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
@@ -316,6 +322,14 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!child.ok() && child.status().is_not_found()) {
     if (auto dir = RecordDir(ps); dir && fs->scratch().Get(dir->first, dir->second, name))
       child = ScratchSpec(dir->first, dir->second, name);
+  }
+  if (!child.ok() && child.status().is_not_found() && ps.kind == NodeKind::kFolder &&
+      fs->options().negative_timeout > 0) {
+    // Remembered as absent for negative_timeout (see MountOptions).
+    fuse_entry_param e{};
+    e.entry_timeout = fs->options().negative_timeout;
+    fuse_reply_entry(req, &e);
+    return;
   }
   if (!child.ok()) return ReplyStatus(req, "lookup", fs->PathOf(parent, name), child.status());
   ReplyNewEntry(req, parent, name, *child, "lookup");
@@ -457,9 +471,12 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   auto st = NodeAttr(fs, ino, spec);
   if (!st.ok()) return ReplyStatus(req, "setattr", path, st.status());
-  // The reply updates this inode; the record's other paths cache the old
-  // mode, size or time for attr_timeout otherwise.
-  if (is_entry) fs->invalidator().PostAttrs(spec.kind, spec.record_id);
+  // The reply updates this inode; the record's other inodes (a folder has
+  // one per path) cache the old mode, size or time for attr_timeout
+  // otherwise. This inode is left alone: the notice would arrive after the
+  // reply and throw away the attributes it carries (rsync's stat after
+  // utimensat then costs a GETATTR).
+  if (is_entry) fs->invalidator().PostAttrs(spec.kind, spec.record_id, ino);
   fuse_reply_attr(req, &*st, fs->options().attr_timeout);
   SFS_FUSE_CATCH("setattr")
 }
@@ -483,7 +500,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   if (!ParentSpec(req, parent, &ps)) return;
   auto spec = fs->ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs->PathOf(parent, name), spec.status());
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   ReplyNewEntry(req, parent, name, *spec, "mkdir");
   SFS_FUSE_CATCH("mkdir")
 }
@@ -503,7 +520,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (!ready.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), ready);
   auto e = fs->ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs->empty_hash());
   if (!e.ok()) return ReplyStatus(req, "mknod", fs->PathOf(parent, name), e.status());
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -533,7 +550,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   if (!s.ok()) return ReplyStatus(req, "unlink", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("unlink")
@@ -547,7 +564,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Status s = fs->ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs->PathOf(parent, name), s);
   PostChanged(fs, parent, name);
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   fs->nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rmdir")
@@ -560,7 +577,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   if (!ParentSpec(req, parent, &ps)) return;
   auto e = fs->ns().Symlink(ps, name, link);
   if (!e.ok()) return ReplyStatus(req, "symlink", fs->PathOf(parent, name), e.status());
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   NodeSpec spec;
   spec.kind = NodeKind::kSymlink;
   spec.record_id = e->id;
@@ -608,9 +625,13 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   KeepOrphanIfOpen(fs, nps, newname);  // replaced by the rename
   auto r = fs->ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs->PathOf(parent, name), r.status());
-  PostChanged(fs, parent, name);
-  DropListings(fs, ps, parent);
-  if (!(nps == ps)) DropListings(fs, nps, newparent);
+  PostChanged(fs, parent, name);  // also the old name on other paths
+  if (nps == ps) {
+    DropListings(fs, ps, parent, newname);
+  } else {
+    DropListings(fs, ps, parent, {});
+    DropListings(fs, nps, newparent, newname);
+  }
   fs->nodes().Rename(parent, name, newparent, newname);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rename")
@@ -645,6 +666,14 @@ Result<std::shared_ptr<Fd>> OpenEntryObject(Filesystem* fs, const Entry& e, cons
   }
   return owned;
 }
+
+// A handle opened write-only (what cp, rsync and tar open) bypasses the
+// kernel's page cache: each write() goes from the caller's buffer to the
+// staging file with one copy fewer, and a copied file does not sit in memory
+// twice (the mount's pages and the staging file's). The kernel drops cached
+// pages of the range a direct write covers, so other handles stay coherent.
+// Handles that can read keep the page cache: mmap needs it.
+unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   SFS_FUSE_TRY
@@ -686,6 +715,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
           return ReplyStatus(req, "open", path, s);
         }
         fi->keep_cache = 0;
+        fi->direct_io = WriteOnlyDirect(fi);
       } else {
         auto of = fs->Find(spec.record_id);
         bool live = false;
@@ -760,6 +790,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     default:
       return (void)fuse_reply_err(req, EISDIR);
   }
+  // close() of a read-only handle has nothing to report (OpFlush acts on
+  // writers only): spare the FLUSH round trip (cat, cmp, rsync's lchmod).
+  if (!writable) fi->noflush = 1;
   fi->fh = fs->AddHandle(std::move(h));
   if (fuse_reply_open(req, fi) != 0) {
     auto drop = fs->TakeHandle(fi->fh);
@@ -808,6 +841,7 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, const Node& node,
     return ReplyStatus(req, "create", path, s);
   }
   fuse_entry_param ep = EntryParam(fs, node, st);
+  fi->direct_io = WriteOnlyDirect(fi);
   fi->fh = fs->AddHandle(std::move(h));
   if (fuse_reply_create(req, &ep, fi) != 0) {
     auto drop = fs->TakeHandle(fi->fh);
@@ -876,7 +910,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     return ReplyStatus(req, "create", path, e.status());
   }
-  DropListings(fs, ps, parent);
+  DropListings(fs, ps, parent, name);
   NodeSpec spec;
   spec.kind = NodeKind::kFile;
   spec.record_id = e->id;
@@ -1157,9 +1191,9 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
         dst->mtime_ns = NowNs();
         Status s = fs->catalog().UpdateEntry(*dst);
         if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs->PathOf(out->ino), s);
-        // The size changed: the file's other paths (the kernel updates the
-        // written inode itself).
-        fs->invalidator().PostAttrs(NodeKind::kFile, dst->id);
+        // The kernel updates the written inode itself (a file has one
+        // inode for all its paths).
+        fs->invalidator().PostAttrs(NodeKind::kFile, dst->id, out->ino);
         fuse_reply_write(req, src->size);
         return;
       }

@@ -52,6 +52,12 @@ struct MountOptions {
   // than a second asked for every attribute again.
   double entry_timeout = 60.0;
   double attr_timeout = 60.0;
+  // Seconds the kernel may remember that a name inside files/ does not
+  // exist (rsync and cp look a name up before creating it, and rsync again
+  // before its rename). Short, because a name created by another process
+  // cannot be pushed (the kernel's absent names are not known here); names
+  // created through the mount are pushed to every path of the folder.
+  double negative_timeout = 1.0;
   // close() of the last writable handle publishes and commits the version
   // before it returns, and reports a failure (a locked catalog, EIO): the
   // behaviour before batched commits, 10x slower for many small files.

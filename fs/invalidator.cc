@@ -59,16 +59,26 @@ void Invalidator::PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t 
   }
 }
 
-void Invalidator::PostAttrs(NodeKind kind, int64_t record_id) {
-  for (const Node& n : nodes_.ByRecord(kind, record_id)) PostInode(n.ino);
+void Invalidator::PostAttrs(NodeKind kind, int64_t record_id, fuse_ino_t except) {
+  for (const Node& n : nodes_.ByRecord(kind, record_id))
+    if (n.ino != except) PostInode(n.ino);
 }
 
-void Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except) {
-  if (!se_) return;
+bool Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except, const std::string& name) {
+  if (!se_) return false;
+  bool posted = false;
   for (const Node& n : nodes_.ByRecord(NodeKind::kFolder, folder_id)) {
     if (n.ino == except) continue;
     if (fuse_lowlevel_notify_inval_inode(se_, n.ino, 0, 0) == 0) ++sent_;
+    // The name may be cached as absent there (a negative lookup reply):
+    // queued, because dropping a dentry takes the directory's lock, which
+    // another request through that path may hold while it waits for us.
+    if (!name.empty()) {
+      PostEntry(n.ino, name);
+      posted = true;
+    }
   }
+  return posted;
 }
 
 void Invalidator::InvalidateAll() {

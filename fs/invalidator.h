@@ -53,8 +53,8 @@ class Invalidator {
   // The names and attributes of every bound node standing for this record.
   void PostRecord(NodeKind kind, int64_t record_id);
   // The attributes only of every node standing for this record (a file's
-  // size after a publish: its names did not change).
-  void PostAttrs(NodeKind kind, int64_t record_id);
+  // size after a publish: its names did not change), but `except`.
+  void PostAttrs(NodeKind kind, int64_t record_id, fuse_ino_t except = 0);
   // For a file (one inode, several names): its names other than (parent,
   // name), and its attributes if it has such names (the kernel updates the
   // name a request came through itself).
@@ -66,8 +66,11 @@ class Invalidator {
   // notify_inval_inode takes no inode lock, and a directory has no dirty
   // pages to write back; only the pages of its cached listing, whose locks
   // the kernel never holds while waiting for this daemon. Done at once, so
-  // the next `ls` of another path sees the change.
-  void InvalidateListings(int64_t folder_id, fuse_ino_t except);
+  // the next `ls` of another path sees the change. A `name` added to or
+  // removed from the folder is also dropped from those directories' cached
+  // names (queued, see PostEntry): it may be cached there as absent.
+  // Returns whether it queued any.
+  bool InvalidateListings(int64_t folder_id, fuse_ino_t except, const std::string& name = {});
 
   // Waits until everything posted so far was sent, at most `timeout_ms`:
   // for requests that hold no lock the posted notifications may need (a

@@ -126,7 +126,7 @@ struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   st.st_uid = id.uid;
   st.st_gid = id.gid;
   st.st_nlink = 1;
-  st.st_blksize = 128 * 1024;
+  st.st_blksize = 1024 * 1024;
   mode_t type = e.type == EntryType::kFolder ? S_IFDIR : e.type == EntryType::kSymlink ? S_IFLNK : S_IFREG;
   st.st_mode = type | (e.type == EntryType::kSymlink ? 0777 : (e.mode & 07777));
   st.st_size = e.type == EntryType::kSymlink ? static_cast<off_t>(e.target.size())

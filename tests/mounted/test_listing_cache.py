@@ -128,6 +128,44 @@ class ListingCache(MountedTestCase):
         self.expect("rename of a folder: files/", "", ["d"])
         self.expect("rename of a folder: d", "d", ["a2", "e"])
 
+    def test_names_looked_up_as_absent_follow_changes(self):
+        # Inside files/ the kernel remembers for a second that a name does
+        # not exist (rsync looks its target up twice). Each path below has
+        # just been told "absent"; a change through another path must be
+        # found by name through them at once, like the listing.
+        def absent_everywhere(sub, name):
+            for v in self.via:
+                self.assertFalse(os.path.lexists(os.path.join(self.via[v], sub, name)), (v, name))
+
+        def present(views, sub, name):
+            for v in views:
+                self.assertTrue(os.path.lexists(os.path.join(self.via[v], sub, name)), (v, name))
+
+        absent_everywhere("d", "new.csv")
+        with open(os.path.join(self.via["slides"], "d", "new.csv"), "w") as f:
+            f.write("x")
+        present(("species", "dyes"), "d", "new.csv")
+        absent_everywhere("d", "sub")
+        os.mkdir(os.path.join(self.via["species"], "d", "sub"))
+        present(("slides", "dyes"), "d", "sub")
+        absent_everywhere("d", "link")
+        os.symlink("a", os.path.join(self.via["dyes"], "d", "link"))
+        present(("slides", "species"), "d", "link")
+        absent_everywhere("d", "node")
+        os.mknod(os.path.join(self.via["slides"], "d", "node"))
+        present(("species", "dyes"), "d", "node")
+        # Renames: within a folder, then into another one.
+        absent_everywhere("d", "a2")
+        os.rename(os.path.join(self.via["slides"], "d", "a"), os.path.join(self.via["slides"], "d", "a2"))
+        present(("species", "dyes"), "d", "a2")
+        absent_everywhere("d", "a")
+        absent_everywhere("e", "b2")
+        os.rename(os.path.join(self.via["species"], "d", "b"), os.path.join(self.via["species"], "e", "b2"))
+        present(("slides", "dyes"), "e", "b2")
+        absent_everywhere("d", "b")
+        with open(os.path.join(self.via["dyes"], "e", "b2")) as f:
+            self.assertEqual(f.read(), "b")
+
     def test_copy_file_range_and_overwrite(self):
         src = os.path.join(self.via["slides"], "d", "a")
         dst = os.path.join(self.via["slides"], "d", "copy")
@@ -183,11 +221,19 @@ class ListingCache(MountedTestCase):
     # -- changes by other processes ----------------------------------------
     def test_sql_changes_show_after_the_poll(self):
         self.warm("slides", "species", "dyes")
+        # The new name was looked up first: the kernel remembers it as
+        # absent for a second (negative_timeout), which another process's
+        # change cannot cut short.
+        for v in self.via:
+            self.assertFalse(os.path.exists(os.path.join(self.via[v], "d", "renamed")))
         con = sqlite3.connect(self.m.catalog, timeout=10)
         with con:
             con.execute("UPDATE entry SET name = 'renamed' WHERE name = 'a' AND type = 'file'")
         self.expect("sqlite3 rename", "d", ["b", "renamed"], views=("slides", "species", "dyes"),
                     deadline=DEADLINE)
+        for v in self.via:
+            self.poll(f"new name found via /{v}",
+                      lambda: os.path.exists(os.path.join(self.via[v], "d", "renamed")), DEADLINE + 1.0)
         # The old name no longer resolves (names are cached for a minute).
         for v in self.via:
             self.poll(f"old name gone via /{v}",

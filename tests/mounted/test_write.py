@@ -11,6 +11,7 @@ tools").
 """
 import ctypes
 import errno
+import mmap
 import os
 import random
 import shutil
@@ -890,6 +891,46 @@ with open(src, "rb") as fin, open(dst, "wb") as fout:
         self.m.restart()
         self.assertRecorded(old_src, "v.tif")
 
+
+    def test_write_only_descriptor_overwrites_pages_a_reader_cached(self):
+        # Write-only descriptors bypass the page cache (fs/filesystem.cc,
+        # WriteOnlyDirect): what they write must replace the pages another
+        # descriptor has already read, through the same path and another.
+        files = self.make_image()
+        path = os.path.join(files, "pages.bin")
+        other = os.path.join(self.m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files"),
+                             "pages.bin")
+        w = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(w, b"A" * 65536, 0)
+            r = os.open(path, os.O_RDONLY)
+            r2 = os.open(other, os.O_RDONLY)
+            try:
+                self.assertEqual(os.pread(r, 65536, 0), b"A" * 65536)     # now in the page cache
+                self.assertEqual(os.pread(r2, 65536, 0), b"A" * 65536)
+                os.pwrite(w, b"B" * 4096, 8192)
+                mm = mmap.mmap(r, 0, prot=mmap.PROT_READ)
+                try:
+                    want = b"A" * 8192 + b"B" * 4096 + b"A" * (65536 - 12288)
+                    self.assertEqual(os.pread(r, 65536, 0), want)
+                    self.assertEqual(os.pread(r2, 65536, 0), want)
+                    self.assertEqual(mm[:], want)
+                    os.pwrite(w, b"C" * 100, 65536 - 50)                 # grows the file
+                    self.assertEqual(os.fstat(r2).st_size, 65536 + 50)
+                    self.assertEqual(os.pread(r2, 200, 65536 - 100), b"A" * 50 + b"C" * 100)
+                finally:
+                    mm.close()
+            finally:
+                os.close(r)
+                os.close(r2)
+        finally:
+            os.close(w)
+        self.m.settle()
+        rec = self.record("pages.bin")
+        self.assertEqual(rec["size"], 65536 + 50)
+        self.m.restart()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"A" * 8192 + b"B" * 4096 + b"A" * (65536 - 12288 - 50) + b"C" * 100)
 
     def test_a_file_is_one_inode_in_every_view(self):
         # A file reached by two paths (slides/… and species/…/slides/…) is

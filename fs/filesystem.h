@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -85,6 +86,31 @@ struct OpenFile {
   // (the data of such writes is never published).
   std::optional<Entry> orphan;            // GUARDED_BY(mu)
 };
+
+// Lean or rich folder listings (Filesystem::RichListings), on a clock the
+// caller passes (nanoseconds), so tests can drive it.
+class ListingPolicy {
+ public:
+  static constexpr int64_t kRichWindow = int64_t{30} * 1000000000;
+  // Rich until a lookup of a listed file was kRichWindow ago.
+  bool Rich(int64_t now_ns) const { return now_ns < rich_until_.load(std::memory_order_relaxed); }
+  void FileLookedUp(int64_t now_ns) { rich_until_.store(now_ns + kRichWindow, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> rich_until_{INT64_MIN};
+};
+
+// The inode number (st_ino, d_ino) of a node. Files and symlinks have one
+// inode for all their paths and take theirs from the entry id, so that a
+// listing can give the number of a file the kernel holds no inode for
+// (lean listings); every other node shows its node id, from a counter.
+// The two ranges never meet: node ids stay below kFileInoBase.
+constexpr uint64_t kFileInoBase = uint64_t{1} << 48;
+inline uint64_t InodeNumber(fuse_ino_t ino, const NodeSpec& spec) {
+  if (spec.kind == NodeKind::kFile || spec.kind == NodeKind::kSymlink)
+    return kFileInoBase + static_cast<uint64_t>(spec.record_id);
+  return ino;
+}
 
 class Filesystem {
  public:
@@ -160,6 +186,16 @@ class Filesystem {
   // that was read from the catalog just before the publish committed.
   uint64_t publish_epoch() const { return publish_epoch_.load(); }
 
+  // Whether readdirplus of a folder answers its files with attributes
+  // (docs/DECISIONS.md, "Lean and rich listings"). Without them the kernel
+  // creates no inode for the files (what find needs); with them a stat
+  // after the listing (ls -l, file managers) costs no LOOKUP. Lean, until a
+  // LOOKUP of a file in a folder shows that listed files are being stat'ed:
+  // then rich for ListingPolicy::kRichWindow.
+  bool RichListings() const { return listing_.Rich(MonotonicNs()); }
+  void FileLookedUp() { listing_.FileLookedUp(MonotonicNs()); }
+  static int64_t MonotonicNs();
+
  private:
   Catalog& catalog_;
   ObjectStore& store_;
@@ -180,6 +216,7 @@ class Filesystem {
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> publish_epoch_{0};
+  ListingPolicy listing_;
   std::atomic<int64_t> empty_touched_{0};  // when EnsureEmptyObject last touched it
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;

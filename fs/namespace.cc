@@ -456,6 +456,7 @@ Result<std::string> Namespace::Render(const NodeSpec& n) {
         {"slides", s.slides}, {"images", s.images}, {"files", s.files},
         {"folders", s.folders}, {"tags", s.tags}, {"file_bytes", s.file_bytes},
         {"stored_bytes", s.distinct_bytes}};
+    if (status_hook_) status_hook_(j);
     return j.dump(2) + "\n";
   }
   return Status(Code::kInvalidArgument, "not a generated file");

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,8 @@ class Namespace {
 
   // Contents of a sidecar, status.json (errors come from the FUSE layer).
   Result<std::string> Render(const NodeSpec& node);
+  // Adds the mount's own fields to status.json (the FUSE layer's state).
+  void set_status_hook(std::function<void(nlohmann::ordered_json&)> hook) { status_hook_ = std::move(hook); }
 
   // --- changes (SPEC "Creating and changing records with file tools") ----
   // Each returns kPermission (EPERM) with a reason where the operation has
@@ -97,6 +100,7 @@ class Namespace {
   Result<std::string> TaggedFileName(const Entry& e, bool* colon_in_parts = nullptr);
 
   Catalog& catalog_;
+  std::function<void(nlohmann::ordered_json&)> status_hook_;
   MountIdentity id_;
 };
 

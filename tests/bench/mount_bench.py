@@ -603,10 +603,9 @@ class Bench:
             self.results.flat_ok = growth <= 4
             self.results.note(S, f"samplefs RSS at 25/50/75/100 % of the {human_bytes(huge)} write: "
                                  + " / ".join(f"{x:.1f}" for x in prof)
-                                 + f" MiB (growth after the first tenth: {growth:.1f} MiB). dd sends 1 MiB "
-                                 "write requests where cp sends 128 KiB ones, so more of each FUSE worker "
-                                 "thread's 1 MiB receive buffer is resident: the level differs from cp's, "
-                                 "the shape is what matters.")
+                                 + f" MiB (growth after the first tenth: {growth:.1f} MiB). The level differs from "
+                                 "the cp row's (a long write keeps more FUSE worker threads, each with a "
+                                 "1 MiB receive buffer, resident); the shape is what matters.")
         run(f"rm -rf {dst}")
 
     # -----------------------------------------------------------------------

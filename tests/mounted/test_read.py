@@ -1092,6 +1092,73 @@ class BigDirectory(MountedTestCase):
         self.assertEqual((status["files"], status["images"]), (self.N, 1))
 
 
+class LeanAndRichListings(MountedTestCase):
+    """Folders list their files without attributes, so the kernel makes no
+    inode for them (a cold `find`), until files that were listed are
+    stat'ed; from then on, for 30 s, with attributes (an `ls -l` then costs
+    no LOOKUP per file). Both kinds give the same names, types and inode
+    numbers. .samplefs/status.json shows the mode and the kernel's inodes."""
+
+    def status(self):
+        return read_json(self.m.path(".samplefs", "status.json"))["mount"]
+
+    def test_lean_until_listed_files_are_statted_then_rich(self):
+        m = self.m
+        files = self.make_image()
+        sizes = {}
+        for d in ("a", "b", "c"):
+            os.mkdir(os.path.join(files, d))
+            for i in range(150):
+                name = f"f{i:03d}.tif"
+                with open(os.path.join(files, d, name), "wb") as f:
+                    f.write(b"x" * i)
+                sizes[(d, name)] = i
+            os.symlink("f001.tif", os.path.join(files, d, "link"))
+        m.restart()  # the kernel holds no inode of any file; listings start lean
+        self.assertEqual(self.status()["listings"], "lean")
+        before = self.status()["kernel_inodes"]
+        a, b, c = (os.path.join(files, d) for d in ("a", "b", "c"))
+        r = self.run_tool("find", a, b)
+        self.assertEqual(len(r.stdout.splitlines()), 2 * 152)
+        r = self.run_tool("find", a, "-type", "l")
+        self.assertEqual(r.stdout.split(), [os.path.join(a, "link")])  # d_type, no stat
+        st = self.status()
+        self.assertEqual(st["listings"], "lean")
+        self.assertLess(st["kernel_inodes"] - before, 10, "find made inodes for the files")
+
+        # Stat'ing what was listed: right types, sizes and inode numbers...
+        with os.scandir(a) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        self.assertEqual(len(entries), 151)
+        for e in entries:
+            lst = os.lstat(e.path)
+            self.assertEqual(e.inode(), lst.st_ino, e.path)
+            if e.name == "link":
+                self.assertTrue(e.is_symlink())
+                self.assertEqual(os.readlink(e.path), "f001.tif")
+            else:
+                self.assertTrue(e.is_file(follow_symlinks=False))
+                self.assertEqual(lst.st_size, sizes[("a", e.name)])
+        # ... and the next listing carries attributes.
+        self.assertEqual(self.status()["listings"], "rich")
+        n0 = self.status()["kernel_inodes"]
+        with os.scandir(c) as it:
+            rich = {e.name: e.inode() for e in it}
+        self.assertGreaterEqual(self.status()["kernel_inodes"] - n0, 151, "a rich listing makes inodes")
+        for name, ino in rich.items():
+            lst = os.lstat(os.path.join(c, name))
+            self.assertEqual(ino, lst.st_ino, name)
+            if name != "link":
+                self.assertEqual(lst.st_size, sizes[("c", name)])
+        # The same file has the same inode number in every view, lean or rich.
+        other = m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files", "b", "f007.tif")
+        self.assertEqual(os.lstat(other).st_ino, os.lstat(os.path.join(b, "f007.tif")).st_ino)
+        ls = self.run_tool("ls", "-ln", b).stdout.splitlines()
+        self.assertEqual(len(ls), 152)  # "total" and 151 entries
+        self.assertEqual(sorted(int(l.split()[4]) for l in ls[1:] if not l.startswith("l")),
+                         sorted(v for (d, _), v in sizes.items() if d == "b"))
+
+
 class LiveSizes(MountedTestCase):
     """Listings report the sizes that stat and read report, also for files
     whose size the catalog does not know yet."""

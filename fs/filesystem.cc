@@ -61,6 +61,19 @@ struct FileHandle {
   bool closing = false;
 };
 
+void Filesystem::NoteLeanListing(fuse_ino_t dir) {
+  std::lock_guard lock(lean_mu_);
+  // Bounded: a folder forgotten here just costs a LOOKUP per file if its
+  // lean listing is still cached and then stat'ed.
+  if (lean_listed_.size() >= 65536) lean_listed_.clear();
+  lean_listed_.insert(dir);
+}
+
+bool Filesystem::TakeLeanListing(fuse_ino_t dir) {
+  std::lock_guard lock(lean_mu_);
+  return lean_listed_.erase(dir) > 0;
+}
+
 int64_t Filesystem::MonotonicNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -338,7 +351,13 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   }
   if (!child.ok()) return ReplyStatus(req, "lookup", fs->PathOf(parent, name), child.status());
   // A file the kernel holds no inode for: listed lean and now stat'ed.
-  if (child->kind == NodeKind::kFile || child->kind == NodeKind::kSymlink) fs->FileLookedUp();
+  // Listings turn rich; one that the kernel caches lean is dropped, so the
+  // reader that stats (ls -l after ls) gets the rest of it with attributes
+  // instead of sending a LOOKUP per file (it continues from its cookie).
+  if (child->kind == NodeKind::kFile || child->kind == NodeKind::kSymlink) {
+    fs->FileLookedUp();
+    if (ps.kind == NodeKind::kFolder && fs->TakeLeanListing(parent)) fs->invalidator().DropListing(parent);
+  }
   ReplyNewEntry(req, parent, name, *child, "lookup");
   SFS_FUSE_CATCH("lookup")
 }
@@ -1244,12 +1263,20 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
     // Files without attributes: no node here and no inode in the kernel
     // (plain readdir always; readdirplus unless listings are rich).
     const bool lean = !plus || !fs->RichListings();
+    bool any_lean = false;
+    // A lean READDIRPLUS answers at most this many files (the kernel asks
+    // for ~6,000 entries' worth here): an `ls -l` stats each file of the
+    // first answer with a LOOKUP before its next getdents turns listings
+    // rich, so the answer's size is what that switch costs.
+    int lean_left = 512;
     s = fs->ns().List(node->spec, cookie, [&](const DirEntry& d) {
       if (lean && (d.spec.kind == NodeKind::kFile || d.spec.kind == NodeKind::kSymlink)) {
         fuse_entry_param e{};  // ino 0: "no attributes for this entry"
         e.attr.st_mode = d.spec.kind == NodeKind::kFile ? S_IFREG : S_IFLNK;
         e.attr.st_ino = InodeNumber(0, d.spec);
-        return add(d.name, e.attr, &e, static_cast<off_t>(d.next_cookie));
+        if (!add(d.name, e.attr, &e, static_cast<off_t>(d.next_cookie))) return false;
+        any_lean = true;
+        return !plus || --lean_left > 0;
       }
       struct stat st {};
       // An open file's record is read again under its lock (NodeAttr): the
@@ -1275,6 +1302,7 @@ void OpReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
       }
       return true;
     }, fits);
+    if (any_lean && plus && node->spec.kind == NodeKind::kFolder) fs->NoteLeanListing(ino);
   }
   if (!s.ok() && pos == 0) return ReplyStatus(req, "readdir", fs->PathOf(ino), s);
   fuse_reply_buf(req, buf.get(), pos);

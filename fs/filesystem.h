@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "catalog/catalog.h"
 #include "catalog/object_store.h"
@@ -195,6 +196,11 @@ class Filesystem {
   bool RichListings() const { return listing_.Rich(MonotonicNs()); }
   void FileLookedUp() { listing_.FileLookedUp(MonotonicNs()); }
   static int64_t MonotonicNs();
+  // Folders whose listing the kernel may hold without attributes: a file
+  // LOOKUP in one drops that listing (see OpLookup), so that the rest of an
+  // `ls -l` reading it from the kernel's cache is listed again, with them.
+  void NoteLeanListing(fuse_ino_t dir);
+  bool TakeLeanListing(fuse_ino_t dir);  // whether it was noted; forgets it
 
  private:
   Catalog& catalog_;
@@ -217,6 +223,8 @@ class Filesystem {
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> publish_epoch_{0};
   ListingPolicy listing_;
+  std::mutex lean_mu_;
+  std::unordered_set<fuse_ino_t> lean_listed_;  // GUARDED_BY(lean_mu_)
   std::atomic<int64_t> empty_touched_{0};  // when EnsureEmptyObject last touched it
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;

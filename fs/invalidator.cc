@@ -81,6 +81,10 @@ bool Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except, const
   return posted;
 }
 
+void Invalidator::DropListing(fuse_ino_t dir) {
+  if (se_ && fuse_lowlevel_notify_inval_inode(se_, dir, 0, 0) == 0) ++sent_;
+}
+
 void Invalidator::InvalidateAll() {
   // Names first (entry_timeout is long: a name renamed or deleted by
   // another process would otherwise still resolve), then attributes, and

@@ -72,6 +72,10 @@ class Invalidator {
   // Returns whether it queued any.
   bool InvalidateListings(int64_t folder_id, fuse_ino_t except, const std::string& name = {});
 
+  // Drops now the kernel's cached listing of directory `dir` (safe inside a
+  // request, for the reasons given above).
+  void DropListing(fuse_ino_t dir);
+
   // Waits until everything posted so far was sent, at most `timeout_ms`:
   // for requests that hold no lock the posted notifications may need (a
   // sidecar's close, setxattr), so a change reads back at once through

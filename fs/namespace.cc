@@ -126,7 +126,12 @@ struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   st.st_uid = id.uid;
   st.st_gid = id.gid;
   st.st_nlink = 1;
-  st.st_blksize = 1024 * 1024;
+  // The size tools use for their buffers: cp then writes 1 MiB at a time
+  // (FUSE's largest write). A folder says 4 KiB, so that readdir(3) reads
+  // 32 KiB of names per getdents (glibc takes max(st_blksize, 32 KiB)):
+  // an `ls -l` of a folder listed lean before stats one getdents' worth
+  // with LOOKUPs before the rest is listed again with attributes (OpLookup).
+  st.st_blksize = e.type == EntryType::kFolder ? 4096 : 1024 * 1024;
   mode_t type = e.type == EntryType::kFolder ? S_IFDIR : e.type == EntryType::kSymlink ? S_IFLNK : S_IFREG;
   st.st_mode = type | (e.type == EntryType::kSymlink ? 0777 : (e.mode & 07777));
   st.st_size = e.type == EntryType::kSymlink ? static_cast<off_t>(e.target.size())

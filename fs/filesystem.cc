@@ -693,12 +693,13 @@ Result<std::shared_ptr<Fd>> OpenEntryObject(Filesystem* fs, const Entry& e, cons
   return owned;
 }
 
-// A handle opened write-only (what cp, rsync and tar open) bypasses the
+// A handle opened write-only (how cp and tar open a file) bypasses the
 // kernel's page cache: each write() goes from the caller's buffer to the
 // staging file with one copy fewer, and a copied file does not sit in memory
 // twice (the mount's pages and the staging file's). The kernel drops cached
 // pages of the range a direct write covers, so other handles stay coherent.
-// Handles that can read keep the page cache: mmap needs it.
+// Handles that can read keep the page cache: mmap needs it (rsync opens its
+// temporary file O_RDWR).
 unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {

@@ -105,7 +105,8 @@ class ListingPolicy {
 // inode for all their paths and take theirs from the entry id, so that a
 // listing can give the number of a file the kernel holds no inode for
 // (lean listings); every other node shows its node id, from a counter.
-// The two ranges never meet: node ids stay below kFileInoBase.
+// The two ranges never meet: node ids stay below kFileInoBase (2^48 node
+// ids would take nine years at a million new directory nodes a second).
 constexpr uint64_t kFileInoBase = uint64_t{1} << 48;
 inline uint64_t InodeNumber(fuse_ino_t ino, const NodeSpec& spec) {
   if (spec.kind == NodeKind::kFile || spec.kind == NodeKind::kSymlink)

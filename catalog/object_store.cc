@@ -32,6 +32,8 @@ namespace {
 constexpr size_t kChunk = size_t{1} << 20;
 // Writes are handed to the kernel's writeback in batches of this size.
 constexpr uint64_t kWritebackBatch = uint64_t{8} << 20;
+// Objects at least this big leave the page cache once published (DropBehind).
+constexpr uint64_t kDropBehindBytes = uint64_t{64} << 20;
 constexpr uint64_t kMaxFileOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
 
 std::atomic<test_hooks::DigestFilter> g_digest_filter{nullptr};
@@ -466,7 +468,15 @@ Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_syn
   }
   published_object_ = out;
   published_ = true;
+  DropBehind();
   return out;
+}
+
+void ObjectWriter::DropBehind() {
+  // A large file is written once and seldom read right away (raw data
+  // copied in): once durable, its pages are clean and can go, instead of
+  // pushing out what the machine is working with. Small files stay cached.
+  if (size_ >= kDropBehindBytes) (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
 }
 
 ObjectStore::~ObjectStore() {

@@ -104,6 +104,7 @@ class ObjectWriter {
   PublishedObject published_object_;  // valid once published_
   int64_t staged_mtime_sec_ = 0;      // the staging file's mtime at SyncData
   uint64_t writeback_from_ = 0;  // bytes below this were handed to writeback
+  void DropBehind();
   void StartWriteback(uint64_t end);
   struct HashState;
   std::unique_ptr<HashState> state_;

@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -697,6 +700,43 @@ TEST_F(ObjectStoreTest, BigStreamKeepsMemoryFlat) {
   std::cout << "[ info     ] 3 GiB written + published in " << seconds << " s ("
             << (kTotal / (1 << 20)) / seconds << " MiB/s), peak RSS growth " << (rss_after - rss_before)
             << " KiB\n";
+}
+
+// Pages of `path` in the page cache, and its size in pages.
+std::pair<size_t, size_t> ResidentPages(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {0, 0};
+  struct stat st;
+  ::fstat(fd, &st);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t pages = (static_cast<size_t>(st.st_size) + page - 1) / page;
+  void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return {0, pages};
+  std::vector<unsigned char> vec(pages);
+  size_t resident = 0;
+  if (::mincore(map, static_cast<size_t>(st.st_size), vec.data()) == 0)
+    for (unsigned char v : vec) resident += v & 1;
+  ::munmap(map, static_cast<size_t>(st.st_size));
+  return {resident, pages};
+}
+
+TEST_F(ObjectStoreTest, LargeObjectsLeaveThePageCacheOncePublished) {
+  struct statfs sfs;
+  ASSERT_EQ(::statfs(root_.c_str(), &sfs), 0);
+  if (sfs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "on tmpfs the page cache is the data";
+  std::string big(80u << 20, '\0');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+  const std::string small(1u << 20, 's');
+  PublishedObject b = PublishBytes(big, 1u << 20);
+  PublishedObject s = PublishBytes(small, 1u << 20);
+  auto [big_resident, big_pages] = ResidentPages(store_->ObjectPath(b.hash));
+  auto [small_resident, small_pages] = ResidentPages(store_->ObjectPath(s.hash));
+  ASSERT_EQ(big_pages, big.size() / 4096);
+  // Dropped (DropBehind) but for pages something else touched meanwhile.
+  EXPECT_LT(big_resident, big_pages / 10) << big_resident << " of " << big_pages << " pages still cached";
+  EXPECT_EQ(small_resident, small_pages) << "a small object stays cached";
+  EXPECT_EQ(ReadWhole(store_->ObjectPath(b.hash)), big);  // and reads back from disk
 }
 
 }  // namespace

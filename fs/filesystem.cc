@@ -267,8 +267,18 @@ void PostChanged(Filesystem* fs, fuse_ino_t parent, const std::string& name) {
     }
 }
 
+enum class Notices { kQueue, kAwait };
+
 // After a change to the record a node stands for (tags, fields, sidecar).
-void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
+// kAwait: the notices are sent before the reply (within Drain's bound), so a
+// record renamed through a sidecar's close or user.samplefs.reference is
+// gone from every path when close() or setfattr returns (the test of the
+// latter flaked under load while they were still queued). Only for requests
+// that hold no directory lock: the notices drop names in the record's
+// parents (a rename holds the sidecar's directory and queues instead). A
+// file's, folder's or symlink's xattrs change no name and no attribute the
+// kernel caches: nothing to wait for.
+void PostChangedNode(Filesystem* fs, const NodeSpec& spec, Notices notices) {
   fs->invalidator().PostRecord(spec.kind, spec.record_id);
   if (spec.kind == NodeKind::kSidecar) {
     static const std::pair<Entity, NodeKind> kDirs[] = {
@@ -279,6 +289,9 @@ void PostChangedNode(Filesystem* fs, const NodeSpec& spec) {
       if (e == spec.entity) fs->invalidator().PostRecord(k, spec.record_id);
     if (spec.entity == Entity::kSlide) PostStructures(fs);
   }
+  if (notices == Notices::kAwait && spec.kind != NodeKind::kFile && spec.kind != NodeKind::kSymlink &&
+      spec.kind != NodeKind::kFolder)
+    fs->invalidator().Drain();
 }
 
 // After a change to the contents of directory `dir` (inode `ino`) made
@@ -634,7 +647,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       }
       Status s = ApplySidecar(fs->catalog(), dir->first, dir->second, doc);
       if (!s.ok()) return ReplyStatus(req, "rename", path, s);
-      PostChangedNode(fs, *target);
+      PostChangedNode(fs, *target, Notices::kQueue);
       (void)fs->scratch().Remove(dir->first, dir->second, name);
       if (auto ino = fs->nodes().Rename(parent, name, newparent, newname)) fs->nodes().SetSpec(*ino, *target);
       return (void)fuse_reply_err(req, 0);
@@ -1083,10 +1096,7 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       s = h->oversize ? Status(Code::kInvalidArgument, "document is over the 1 MiB limit")
                       : ApplySidecar(fs->catalog(), h->spec.entity, h->spec.record_id, h->edit);
       if (s.ok()) {
-        PostChangedNode(fs, h->spec);
-        // A rename through the document (species.json "name") is gone
-        // from every path when close() returns; flush holds no lock.
-        fs->invalidator().Drain();
+        PostChangedNode(fs, h->spec, Notices::kAwait);  // flush holds no lock
       }
       // Every rejection of a document is EINVAL at close (SPEC section 4).
       if (!s.ok() && s.code() != Code::kBusy && s.code() != Code::kIo && s.code() != Code::kNoSpace)
@@ -1402,17 +1412,6 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   SFS_FUSE_CATCH("listxattr")
 }
 
-// After an xattr change of a record directory (user.samplefs.reference
-// renames a slide): its other paths are gone when setfattr returns, as after
-// a sidecar's close (the test of that flaked under load while the notices
-// were still queued). The request holds only the changed inode's lock, which
-// the notices (about its parents' names) do not take. A file's xattrs change
-// no name and no attribute the kernel caches: no wait.
-void DrainForRecord(Filesystem* fs, const NodeSpec& spec) {
-  if (spec.kind != NodeKind::kFile && spec.kind != NodeKind::kSymlink && spec.kind != NodeKind::kFolder)
-    fs->invalidator().Drain();
-}
-
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                 int flags) {
   SFS_FUSE_TRY
@@ -1432,8 +1431,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     }
     return ReplyStatus(req, "setxattr", fs->PathOf(ino), s);
   }
-  PostChangedNode(fs, node->spec);
-  DrainForRecord(fs, node->spec);
+  PostChangedNode(fs, node->spec, Notices::kAwait);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("setxattr")
 }
@@ -1449,8 +1447,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     if (s.is_not_found()) return (void)fuse_reply_err(req, ENODATA);
     return ReplyStatus(req, "removexattr", fs->PathOf(ino), s);
   }
-  PostChangedNode(fs, node->spec);
-  DrainForRecord(fs, node->spec);
+  PostChangedNode(fs, node->spec, Notices::kAwait);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("removexattr")
 }

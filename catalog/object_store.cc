@@ -506,9 +506,11 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   // then still flush the disk's cache once per file (a few ms each here).
   // If it fails, per-file fsyncs find which file it was.
   size_t fresh = 0;
-  std::vector<char> retry(writers.size(), 0);
-  for (size_t i = 0; i < writers.size(); ++i) retry[i] = writers[i]->published_;
-  for (ObjectWriter* w : writers) fresh += w->published_ ? 0 : 1;
+  std::vector<char> retry(writers.size(), 0);  // published by an earlier round
+  for (size_t i = 0; i < writers.size(); ++i) {
+    retry[i] = writers[i]->published_;
+    fresh += retry[i] ? 0 : 1;
+  }
   const bool batch_synced = fresh >= 2 && writers[0]->store_->SyncFilesystem().ok();
   std::vector<std::string> new_dirs;  // made for the batch's objects, not yet fsynced
   for (size_t i = 0; i < writers.size(); ++i) {
@@ -533,6 +535,12 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   for (const std::string& d : new_dirs) dirs.emplace(d, Status::Ok());
   if (!(dirs.size() >= 2 && writers[0]->store_->SyncFilesystem().ok())) {
     for (auto& [dir, st] : dirs) st = FsyncPath(dir);
+  }
+  if (!writers.empty()) {
+    const ObjectStore& store = *writers[0]->store_;
+    std::lock_guard<std::mutex> lock(store.dir_mu_);
+    for (const auto& [dir, st] : dirs)
+      if (st.ok()) store.unsynced_parents_.erase(dir);
   }
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
@@ -606,17 +614,20 @@ Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::st
   const std::string d1 = objects + "/" + hex.substr(0, 2);
   const std::string d2 = d1 + "/" + hex.substr(2, 2);
   std::lock_guard<std::mutex> lock(dir_mu_);
+  // `parent` needs an fsync if we made a directory in it, or if a batch
+  // made one there and has not fsynced it yet (the directory we found may
+  // be that one).
+  auto sync_parent = [&](const std::string& parent, bool made) -> Status {
+    if (!made && unsynced_parents_.count(parent) == 0) return Status::Ok();
+    if (!to_sync) return FsyncPath(parent);
+    to_sync->push_back(parent);
+    unsynced_parents_.insert(parent);
+    return Status::Ok();
+  };
   SFS_ASSIGN_OR_RETURN(bool made1, MakeDir(d1));
-  if (made1) {
-    if (to_sync) to_sync->push_back(objects);
-    else SFS_RETURN_IF_ERROR(FsyncPath(objects));
-  }
+  SFS_RETURN_IF_ERROR(sync_parent(objects, made1));
   SFS_ASSIGN_OR_RETURN(bool made2, MakeDir(d2));
-  if (made2) {
-    if (to_sync) to_sync->push_back(d1);
-    else SFS_RETURN_IF_ERROR(FsyncPath(d1));
-  }
-  return Status::Ok();
+  return sync_parent(d1, made2);
 }
 
 Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {

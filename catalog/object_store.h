@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -170,8 +171,11 @@ class ObjectStore {
   std::string root_;
   int root_fd_ = -1;
   // Serialises creation of objects/xx/yy so that a publisher that finds the
-  // directory already present knows its creator has also fsynced the parent.
+  // directory already present knows its creator has also fsynced the parent,
+  // or, for a batch that fsyncs later (PublishAll), finds the parent in
+  // unsynced_parents_ and makes it durable itself.
   mutable std::mutex dir_mu_;
+  mutable std::set<std::string> unsynced_parents_;  // GUARDED_BY(dir_mu_)
 };
 
 // Hashes everything readable from `fd` from offset 0 up to `size` bytes.

@@ -187,6 +187,24 @@ class WriteTestCase(MountedTestCase):
     def files_dir(self, slide="S1", image="cell01"):
         return self.m.path("slides", slide, "images", image, "files")
 
+    def source_tree(self, name, contents):
+        """A source folder `name` holding `contents` (file name -> bytes)."""
+        tree = os.path.join(self.src, name)
+        os.mkdir(tree)
+        for n, data in contents.items():
+            with open(os.path.join(tree, n), "wb") as f:
+                f.write(data)
+        return tree
+
+    def assertFolderHashes(self, got, tree, contents):
+        """`got` (name -> (hash, size) from the catalog) is the xxhsum and
+        size of every file in `contents`, as one xxhsum run over `tree` says."""
+        out = self.run_tool("xxhsum", "-H2", *sorted(contents), cwd=tree).stdout
+        want = {line.split()[1]: line.split()[0] for line in out.splitlines()}
+        self.assertEqual(sorted(got), sorted(contents))
+        for name, data in contents.items():
+            self.assertEqual(got[name], (want[name], len(data)), name)
+
 
 class CopyTools(WriteTestCase):
     def test_cp(self):
@@ -251,26 +269,17 @@ class CopyTools(WriteTestCase):
 
     def test_cp_r_2000_small_files(self):
         files = self.make_image()
-        tree = os.path.join(self.src, "frames")
-        os.mkdir(tree)
-        expected = {}
-        for i in range(2000):
-            data = f"frame {i}\n".encode() * (1 + i % 7)
-            expected[f"f{i:05d}.txt"] = data
-            with open(os.path.join(tree, f"f{i:05d}.txt"), "wb") as f:
-                f.write(data)
+        expected = {f"f{i:05d}.txt": f"frame {i}\n".encode() * (1 + i % 7) for i in range(2000)}
+        tree = self.source_tree("frames", expected)
         self.run_tool("cp", "-r", tree, files)
         for _ in range(2):
             self.assertEqual(sorted(os.listdir(os.path.join(files, "frames"))), sorted(expected))
             self.assertEqual(self.names_in("frames"), sorted(expected))
-            # Every record's hash is the xxhsum of its source (one xxhsum run).
-            out = self.run_tool("xxhsum", "-H2", *sorted(expected), cwd=tree).stdout
-            want = {line.split()[1]: line.split()[0] for line in out.splitlines()}
+            # Every record's hash is the xxhsum of its source.
             folder = self.record("frames")["id"]
             got = {n: (h, s) for n, h, s in
                    self.m.sql("SELECT name, hash, size FROM entry WHERE parent_id = ?", (folder,))}
-            for name, data in expected.items():
-                self.assertEqual(got[name], (want[name], len(data)), name)
+            self.assertFolderHashes(got, tree, expected)
             for name in ("f00000.txt", "f01234.txt", "f01999.txt"):
                 self.assertRecorded(os.path.join(tree, name), f"frames/{name}")
             for name in list(expected)[::97]:
@@ -283,14 +292,8 @@ class CopyTools(WriteTestCase):
         # an unmount straight after the copy, with no sync, must still
         # leave every one recorded with its content.
         files = self.make_image()
-        tree = os.path.join(self.src, "burst")
-        os.mkdir(tree)
-        expected = {}
-        for i in range(1500):
-            data = random.Random(i).randbytes(1000 + i * 37)
-            expected[f"b{i:04d}.raw"] = data
-            with open(os.path.join(tree, f"b{i:04d}.raw"), "wb") as f:
-                f.write(data)
+        expected = {f"b{i:04d}.raw": random.Random(i).randbytes(1000 + i * 37) for i in range(1500)}
+        tree = self.source_tree("burst", expected)
         self.run_tool("cp", "-r", tree, files)
         self.m.stop()  # no settle(): fusermount3 -u at once
         con = self.m.db()  # not mounted: settle() does nothing
@@ -300,11 +303,7 @@ class CopyTools(WriteTestCase):
                    con.execute("SELECT name, hash, size FROM entry WHERE parent_id = ?", (folder,))}
         finally:
             con.close()
-        self.assertEqual(sorted(got), sorted(expected))
-        out = self.run_tool("xxhsum", "-H2", *sorted(expected), cwd=tree).stdout
-        want = {line.split()[1]: line.split()[0] for line in out.splitlines()}
-        for name, data in expected.items():
-            self.assertEqual(got[name], (want[name], len(data)), name)
+        self.assertFolderHashes(got, tree, expected)
         self.m.start()
         for name in list(expected)[::101]:
             with open(os.path.join(files, "burst", name), "rb") as f:

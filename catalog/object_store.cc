@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <ctime>
@@ -775,6 +776,27 @@ Status ObjectStore::Space(uint64_t* free_bytes, uint64_t* total_bytes) const {
   if (free_bytes) *free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
   if (total_bytes) *total_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
   return Status::Ok();
+}
+
+bool ObjectStore::WriteBehindRoom() const {
+  const uint64_t min_free = write_behind_min_free_.load(std::memory_order_relaxed);
+  if (min_free == kWriteBehindOff) return false;
+  if (min_free == 0) return true;
+  constexpr int64_t kRecheckNs = 100'000'000;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  auto stale = [&](int64_t checked) { return checked == 0 || now - checked >= kRecheckNs; };
+  if (stale(room_checked_ns_.load(std::memory_order_acquire))) {
+    std::lock_guard lock(room_mu_);
+    if (stale(room_checked_ns_.load(std::memory_order_relaxed))) {
+      struct statvfs sv;
+      uint64_t avail = 0;  // unknown counts as full: write first, then answer
+      if (::fstatvfs(root_fd_, &sv) == 0) avail = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+      room_free_.store(avail, std::memory_order_relaxed);
+      room_checked_ns_.store(now, std::memory_order_release);
+    }
+  }
+  return room_free_.load(std::memory_order_relaxed) >= min_free;
 }
 
 }  // namespace samplefs

@@ -28,8 +28,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -154,6 +156,18 @@ class ObjectStore {
   // Free and total bytes of the store's filesystem (statfs).
   Status Space(uint64_t* free_bytes, uint64_t* total_bytes) const;
 
+  // Write-behind: may a write be reported done before it reaches the
+  // staging file (the mount answers a large write first and writes it
+  // while the program reads its next block; a failure is then reported by
+  // the next write, fsync or close)? Only while the store's file system
+  // has at least `min_free` bytes available (statfs, rechecked at most
+  // every 100 ms), so that on a nearly full disk the write() that meets
+  // ENOSPC is the one that reports it. kWriteBehindOff: never; 0: always.
+  // Default 1 GiB.
+  static constexpr uint64_t kWriteBehindOff = std::numeric_limits<uint64_t>::max();
+  void SetWriteBehindMinFree(uint64_t min_free) { write_behind_min_free_.store(min_free); }
+  bool WriteBehindRoom() const;
+
   ~ObjectStore();
   ObjectStore(const ObjectStore&) = delete;
   ObjectStore& operator=(const ObjectStore&) = delete;
@@ -176,6 +190,11 @@ class ObjectStore {
   // unsynced_parents_ and makes it durable itself.
   mutable std::mutex dir_mu_;
   mutable std::set<std::string> unsynced_parents_;  // GUARDED_BY(dir_mu_)
+
+  std::atomic<uint64_t> write_behind_min_free_{uint64_t{1} << 30};
+  mutable std::mutex room_mu_;                     // one statfs at a time
+  mutable std::atomic<int64_t> room_checked_ns_{0};  // steady clock; 0: never
+  mutable std::atomic<uint64_t> room_free_{0};
 };
 
 // Hashes everything readable from `fd` from offset 0 up to `size` bytes.

@@ -201,6 +201,9 @@ class Filesystem {
   // LOOKUP in one drops that listing (see OpLookup), so that the rest of an
   // `ls -l` reading it from the kernel's cache is listed again, with them.
   void NoteLeanListing(fuse_ino_t dir);
+  // Writes answered before they reached the staging file (write-behind,
+  // OpWrite), for status.json.
+  void NoteWriteBehind() { writes_behind_.fetch_add(1, std::memory_order_relaxed); }
   bool TakeLeanListing(fuse_ino_t dir);  // whether it was noted; forgets it
 
  private:
@@ -223,6 +226,7 @@ class Filesystem {
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> publish_epoch_{0};
+  std::atomic<uint64_t> writes_behind_{0};
   ListingPolicy listing_;
   std::mutex lean_mu_;
   std::unordered_set<fuse_ino_t> lean_listed_;  // GUARDED_BY(lean_mu_)

@@ -20,6 +20,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <optional>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -45,9 +48,25 @@ void Usage(std::ostream& out) {
          "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf)\n"
          "  -o sync_close  close() returns once the file is durable and recorded\n"
          "                 (default: recorded in batches right after close; fsync waits)\n"
+         "  -o write_behind_min_free=SIZE|off\n"
+         "                 large writes are answered before they reach the store while\n"
+         "                 its disk has SIZE free (K/M/G/T suffixes; default 1G)\n"
          "  -f             stay in the foreground, log to stderr\n"
          "  -d             FUSE debug output (implies -f)\n"
          "  -s             single-threaded\n";
+}
+
+// "off", or a number of bytes with an optional K/M/G/T (binary) suffix.
+std::optional<uint64_t> ParseSize(const std::string& text) {
+  if (text == "off") return samplefs::ObjectStore::kWriteBehindOff;
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 15) return std::nullopt;
+  uint64_t v = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  int shift = unit.empty() ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  if (shift < 0 || v > (uint64_t{1} << (63 - shift))) return std::nullopt;
+  return v << shift;
 }
 
 struct Args {
@@ -175,8 +194,18 @@ int main(int argc, char** argv) {
   samplefs::fs::MountOptions mopts;
   std::vector<std::string> fuse_opts = {"default_permissions", "fsname=samplefs",
                                         "subtype=samplefs"};
+  uint64_t write_behind_min_free = uint64_t{1} << 30;
   for (const auto& o : args.options) {
     if (o == "ro") mopts.read_only = true;
+    if (o.rfind("write_behind_min_free=", 0) == 0) {
+      auto v = ParseSize(o.substr(o.find('=') + 1));
+      if (!v) {
+        std::cerr << "samplefs: bad " << o << " (a size such as 512M or 2G, or off)\n";
+        return 2;
+      }
+      write_behind_min_free = *v;
+      continue;
+    }
     if (o == "sync_close") {
       mopts.sync_close = true;
       continue;
@@ -197,6 +226,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot open the catalog ({}): {}", cfg->source, s.message());
     return 1;
   }
+  store->SetWriteBehindMinFree(write_behind_min_free);
   if (!mopts.read_only) {
     // Staging files older than a day are left by a crash; younger ones may
     // belong to another mount of the same store that is writing now.

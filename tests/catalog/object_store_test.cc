@@ -739,5 +739,21 @@ TEST_F(ObjectStoreTest, LargeObjectsLeaveThePageCacheOncePublished) {
   EXPECT_EQ(ReadWhole(store_->ObjectPath(b.hash)), big);  // and reads back from disk
 }
 
+TEST_F(ObjectStoreTest, WriteBehindNeedsTheConfiguredFreeSpace) {
+  uint64_t free_bytes = 0;
+  ASSERT_TRUE(store_->Space(&free_bytes, nullptr).ok());
+  ASSERT_GT(free_bytes, 4096u);
+  store_->SetWriteBehindMinFree(0);
+  EXPECT_TRUE(store_->WriteBehindRoom()) << "0: whatever the free space";
+  store_->SetWriteBehindMinFree(ObjectStore::kWriteBehindOff);
+  EXPECT_FALSE(store_->WriteBehindRoom()) << "off";
+  store_->SetWriteBehindMinFree(4096);
+  EXPECT_TRUE(store_->WriteBehindRoom()) << "a disk with room";
+  // More than the disk has: the same measurement (cached for 100 ms)
+  // now says no.
+  store_->SetWriteBehindMinFree(free_bytes * 4);
+  EXPECT_FALSE(store_->WriteBehindRoom()) << free_bytes << " bytes free";
+}
+
 }  // namespace
 }  // namespace samplefs

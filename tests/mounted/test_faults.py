@@ -20,6 +20,7 @@ under it fail (SPEC sections 3 and 4, docs/DECISIONS.md "Faults").
 """
 import contextlib
 import errno
+import json
 import os
 import random
 import shutil
@@ -300,6 +301,62 @@ class StoreFullTest(FaultTestCase):
         for name, (data, ok) in list(outcome.items())[len(outcome) // 2:]:
             if ok:
                 self.assertHolds(name, data)
+        self.assertDaemonAlive()
+
+    def test_a_write_answered_before_it_failed_is_reported_next(self):
+        # Write-behind (OpWrite): past a file's first 8 MiB a large write is
+        # answered before it reaches the staging file, here whatever the free
+        # space (the default keeps 1 GiB of room, which this 20 MiB store
+        # never has). The write that meets the full disk was answered; the
+        # next write, fsync and close report ENOSPC, nothing is recorded and
+        # the space comes back.
+        self.m.stop()
+        self.m.options = ["write_behind_min_free=0"]
+        self.m.start()
+        files = self.make_image()
+        path = os.path.join(files, "behind.raw")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        answered = 0
+        try:
+            chunk = random.Random(5).randbytes(MiB)
+            with self.assertRaises(OSError) as cm:
+                for _ in range(40):
+                    write_all(fd, chunk)
+                    answered += MiB
+            self.assertEqual(cm.exception.errno, errno.ENOSPC)
+            self.assertErrno(errno.ENOSPC, os.fsync, fd)
+            self.assertErrno(errno.ENOSPC, os.write, fd, b"more")
+        finally:
+            with self.assertRaises(OSError) as cm:
+                os.close(fd)
+        self.assertEqual(cm.exception.errno, errno.ENOSPC, "close() did not report the failed write")
+        self.assertGreater(answered, 8 * MiB)
+        errors = self.m.errors()
+        self.assertIn("No space left on device (reported by the next write or close)", errors)
+        with open(self.m.path(".samplefs", "status.json")) as f:
+            self.assertGreater(json.load(f)["mount"]["writes_behind"], 0)
+        self.assertAbsentOrEmpty("behind.raw")
+        self.assertNoStaging()
+
+        # cp learns it from a later write or its close, and says so.
+        big = os.path.join(self.src, "big.raw")
+        write_random(big, 50 * MiB, seed=6)
+        r = self.run_tool("cp", big, os.path.join(files, "cp.raw"), check=False)
+        self.assertNotEqual(r.returncode, 0, "cp of 50 MiB into a 20 MiB store succeeded")
+        self.assertIn("No space left on device", r.stderr)
+        self.assertAbsentOrEmpty("cp.raw")
+        self.assertNoStaging()
+        self.assertGreater(self.free_bytes(), self.STORE_FS_SIZE - 4 * MiB,
+                           "the failed copies' space was not given back")
+
+        # The mount goes on: a file of 10 MiB (answered first past 8 MiB) fits.
+        ten = os.path.join(self.src, "ten.raw")
+        write_random(ten, 10 * MiB + 7, seed=7)
+        self.run_tool("cp", ten, os.path.join(files, "ten.raw"))
+        self.assertHolds("ten.raw", read_bytes(ten))
+        self.m.restart()
+        self.assertHolds("ten.raw", read_bytes(ten))
+        self.assertAbsentOrEmpty("behind.raw")
         self.assertDaemonAlive()
 
     def test_dd_and_fsync_report_enospc(self):

@@ -11,6 +11,7 @@ tools").
 """
 import ctypes
 import errno
+import json
 import mmap
 import os
 import random
@@ -844,6 +845,44 @@ with open(src, "rb") as fin, open(dst, "wb") as fout:
         self.assertRecorded(src, "grow.tif")
         self.m.restart()
         self.assertRecorded(src, "grow.tif")
+
+    def test_large_writes_answered_first_are_seen_at_once(self):
+        # Write-behind (OpWrite): past a file's first 8 MiB a large write is
+        # answered before it reaches the staging file (forced here whatever
+        # the free space: the default keeps 1 GiB of room). Whatever follows
+        # the answer must see it: a read through another descriptor and
+        # another path, stat, and the record after close.
+        self.m.stop()
+        self.m.options = ["write_behind_min_free=0"]
+        self.m.start()
+        files = self.make_image()
+        src = os.path.join(self.src, "behind")
+        write_random(src, 24 * 1024 * 1024 + 12345, seed=21)
+        with open(src, "rb") as f:
+            data = f.read()
+        alias = self.m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files", "behind.raw")
+
+        def writes_behind():
+            with open(self.m.path(".samplefs", "status.json")) as f:
+                return json.load(f)["mount"]["writes_behind"]
+
+        before = writes_behind()
+        fd = os.open(os.path.join(files, "behind.raw"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            off = 0
+            while off < len(data):
+                off += os.write(fd, data[off:off + 1024 * 1024])
+                self.assertEqual(os.stat(alias).st_size, off)
+                with open(alias, "rb") as r:
+                    r.seek(max(0, off - 1024 * 1024))
+                    self.assertEqual(r.read(), data[max(0, off - 1024 * 1024):off],
+                                     f"the bytes written up to {off} were not read back")
+        finally:
+            os.close(fd)
+        self.assertGreaterEqual(writes_behind() - before, 15, "no write was answered first")
+        self.assertRecorded(src, "behind.raw")
+        self.m.restart()
+        self.assertRecorded(src, "behind.raw")
 
     def test_open_reader_sees_the_current_version_after_an_overwrite(self):
         # POSIX semantics (docs/DECISIONS.md, "Readers during an overwrite"):

@@ -1048,7 +1048,7 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 // answer), so copying a large file costs the sum of the program's read, the
 // transfer, the page-cache write and the hash; answering first overlaps
 // the last two with the program's next read, on the other core (a 2 GiB cp
-// 1.4-1.7 s -> 1.1-1.2 s, tests/bench/README.md). Only large writes deep
+// 1.3-1.7 s -> 1.0-1.2 s, docs/DECISIONS.md "Write-behind"). Only large writes deep
 // into a file: the first kWriteBehindFrom bytes of every file are written
 // before the answer, so small files (most of a copy's files) keep every
 // error in the write() that caused it; and only while the store's disk has

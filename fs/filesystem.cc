@@ -207,6 +207,7 @@ Result<struct stat> NodeAttr(Filesystem* fs, fuse_ino_t ino, const NodeSpec& spe
 // Before a name of a file goes away (unlink, rename over it): if handles
 // are open on it, they keep its record (OpenFile::orphan).
 void KeepOrphanIfOpen(Filesystem* fs, const NodeSpec& parent, const std::string& name) {
+  if (!fs->AnyOpenFiles()) return;  // spares a catalog query per file of rm -rf
   auto child = fs->ns().Lookup(parent, name);
   if (!child.ok() || child->kind != NodeKind::kFile) return;
   auto of = fs->Find(child->record_id);
@@ -232,10 +233,18 @@ fuse_entry_param EntryParam(Filesystem* fs, const Node& node, const struct stat&
 
 // Resolves a new child node and answers the request with it.
 void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, const NodeSpec& spec,
-                   const char* op) {
+                   const char* op, const Entry* found = nullptr) {
   Filesystem* fs = Fs(req);
   Node node = fs->nodes().Resolve(parent, name, spec, 1);
-  auto st = NodeAttr(fs, node.ino, spec);
+  auto attrs = [&]() -> Result<struct stat> {
+    if (!found || fs->Find(spec.record_id)) return NodeAttr(fs, node.ino, spec);
+    // The entry the lookup found is the record NodeAttr would read, and
+    // without an open file there is nothing pending to lay over it.
+    struct stat a = EntryAttr(*found, fs->ns().identity());
+    a.st_ino = InodeNumber(node.ino, spec);
+    return a;
+  };
+  auto st = attrs();
   if (!st.ok()) {
     fs->nodes().Forget(node.ino, 1);
     return ReplyStatus(req, op, fs->PathOf(parent, name), st.status());
@@ -349,7 +358,14 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Filesystem* fs = Fs(req);
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
-  auto child = fs->ns().Lookup(ps, name);
+  std::optional<Entry> found;
+  auto child = [&]() -> Result<NodeSpec> {
+    if (ps.kind != NodeKind::kFolder) return fs->ns().Lookup(ps, name);
+    auto e = fs->ns().LookupEntry(ps, name);
+    if (!e.ok()) return e.status();
+    found = std::move(*e);
+    return Namespace::SpecOf(*found);
+  }();
   if (!child.ok() && child.status().is_not_found()) {
     if (auto dir = RecordDir(ps); dir && fs->scratch().Get(dir->first, dir->second, name))
       child = ScratchSpec(dir->first, dir->second, name);
@@ -371,7 +387,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fs->FileLookedUp();
     if (ps.kind == NodeKind::kFolder && fs->TakeLeanListing(parent)) fs->invalidator().DropListing(parent);
   }
-  ReplyNewEntry(req, parent, name, *child, "lookup");
+  ReplyNewEntry(req, parent, name, *child, "lookup", found ? &*found : nullptr);
   SFS_FUSE_CATCH("lookup")
 }
 
@@ -1573,6 +1589,11 @@ std::shared_ptr<OpenFile> Filesystem::Acquire(int64_t entry_id) {
     slot->entry_id = entry_id;
   }
   return slot;
+}
+
+bool Filesystem::AnyOpenFiles() {
+  std::lock_guard lock(files_mu_);
+  return !files_.empty();
 }
 
 std::shared_ptr<OpenFile> Filesystem::Find(int64_t entry_id) {

@@ -155,6 +155,7 @@ class Filesystem {
   void MaybeRelease(const std::shared_ptr<OpenFile>& of);
   // The OpenFile of an entry if one exists.
   std::shared_ptr<OpenFile> Find(int64_t entry_id);
+  bool AnyOpenFiles();  // whether Find could find anything
 
   // Seals the pending version of `of` (caller holds of->mu; of->writer is
   // set) and hands it to the committer. `background`: nobody waits (release);

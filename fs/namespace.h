@@ -48,6 +48,11 @@ class Namespace {
 
   // What `name` is under `parent`. kNotFound when nothing is there.
   Result<NodeSpec> Lookup(const NodeSpec& parent, const std::string& name);
+  // Lookup in a folder (parent.kind == kFolder), with the entry found, so
+  // that its attributes (EntryAttr) need no second query: a LOOKUP per file
+  // is what `rm -rf` and `ls -l` of a folder listed lean cost.
+  Result<Entry> LookupEntry(const NodeSpec& folder, const std::string& name);
+  static NodeSpec SpecOf(const Entry& e);
 
   // stat of a node (st_ino left 0: the FUSE layer owns inode numbers).
   Result<struct stat> Attr(const NodeSpec& node);

@@ -202,10 +202,10 @@ class Filesystem {
   // LOOKUP in one drops that listing (see OpLookup), so that the rest of an
   // `ls -l` reading it from the kernel's cache is listed again, with them.
   void NoteLeanListing(fuse_ino_t dir);
+  bool TakeLeanListing(fuse_ino_t dir);  // whether it was noted; forgets it
   // Writes answered before they reached the staging file (write-behind,
   // OpWrite), for status.json.
   void NoteWriteBehind() { writes_behind_.fetch_add(1, std::memory_order_relaxed); }
-  bool TakeLeanListing(fuse_ino_t dir);  // whether it was noted; forgets it
 
  private:
   Catalog& catalog_;

@@ -156,10 +156,14 @@ time_t ParseIso8601(const std::string& s) {
 
 Result<Query> Namespace::FilterOf(const NodeSpec& n) { return Query::Parse(n.text); }
 
+static Status NameFits(const std::string& name) {
+  if (name.size() <= kMaxNameBytes) return Status::Ok();
+  return Status(Code::kNameTooLong, "name is " + std::to_string(name.size()) + " bytes, the limit is 255");
+}
+
 Result<Entry> Namespace::LookupEntry(const NodeSpec& folder, const std::string& name) {
   if (folder.kind != NodeKind::kFolder) return Status(Code::kInvalidArgument, "not a folder");
-  if (name.size() > kMaxNameBytes)
-    return Status(Code::kNameTooLong, "name is " + std::to_string(name.size()) + " bytes, the limit is 255");
+  SFS_RETURN_IF_ERROR(NameFits(name));
   auto e = catalog_.EntryByName(folder.record_id, name);
   if (!e.ok() && e.status().is_not_found()) return NotFound(name);
   return e;
@@ -168,8 +172,7 @@ Result<Entry> Namespace::LookupEntry(const NodeSpec& folder, const std::string& 
 NodeSpec Namespace::SpecOf(const Entry& e) { return EntrySpec(e); }
 
 Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& name) {
-  if (name.size() > kMaxNameBytes)
-    return Status(Code::kNameTooLong, "name is " + std::to_string(name.size()) + " bytes, the limit is 255");
+  SFS_RETURN_IF_ERROR(NameFits(name));
   if (auto spec = StaticChild(parent, name)) return *spec;
 
   switch (parent.kind) {

@@ -237,9 +237,11 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
   Filesystem* fs = Fs(req);
   Node node = fs->nodes().Resolve(parent, name, spec, 1);
   auto attrs = [&]() -> Result<struct stat> {
-    if (!found || fs->Find(spec.record_id)) return NodeAttr(fs, node.ino, spec);
-    // The entry the lookup found, read while no file was open (OpLookup):
-    // the record NodeAttr would read, with nothing pending to lay over it.
+    if (!found) return NodeAttr(fs, node.ino, spec);
+    // The entry the lookup found, read after OpLookup saw no open file: no
+    // version was pending or being committed, so it is the record NodeAttr
+    // would read. A file opened since then changes its size through the
+    // kernel, which drops attributes of a reply older than its own change.
     struct stat a = EntryAttr(*found, fs->ns().identity());
     a.st_ino = InodeNumber(node.ino, spec);
     return a;

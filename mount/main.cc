@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
   samplefs::fs::MountOptions mopts;
   std::vector<std::string> fuse_opts = {"default_permissions", "fsname=samplefs",
                                         "subtype=samplefs"};
-  uint64_t write_behind_min_free = uint64_t{1} << 30;
+  std::optional<uint64_t> write_behind_min_free;  // unset: the store's default
   for (const auto& o : args.options) {
     if (o == "ro") mopts.read_only = true;
     if (o.rfind("write_behind_min_free=", 0) == 0) {
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
         std::cerr << "samplefs: bad " << o << " (a size such as 512M or 2G, or off)\n";
         return 2;
       }
-      write_behind_min_free = *v;
+      write_behind_min_free = v;
       continue;
     }
     if (o == "sync_close") {
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot open the catalog ({}): {}", cfg->source, s.message());
     return 1;
   }
-  store->SetWriteBehindMinFree(write_behind_min_free);
+  if (write_behind_min_free) store->SetWriteBehindMinFree(*write_behind_min_free);
   if (!mopts.read_only) {
     // Staging files older than a day are left by a crash; younger ones may
     // belong to another mount of the same store that is writing now.

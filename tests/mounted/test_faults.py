@@ -102,6 +102,18 @@ class FaultTestCase(MountedTestCase):
         self.assertEqual(rec["hash"], xxh128(data), f"{name}: recorded hash")
         self.assertEqual(read_bytes(self.m.object_path(rec["hash"])), data, f"{name}: object bytes")
 
+    def assertCpRunsOutOfSpace(self, src, dst):
+        """cp of `src` to `dst` fails saying so, and leaves no staging file."""
+        r = self.run_tool("cp", src, dst, check=False)
+        self.assertNotEqual(r.returncode, 0, f"cp of {os.path.getsize(src)} bytes into a "
+                                             f"{self.STORE_FS_SIZE}-byte store succeeded")
+        self.assertIn("No space left on device", r.stderr)
+        self.assertNoStaging()
+
+    def assertSpaceGivenBack(self):
+        self.assertGreater(self.free_bytes(), self.STORE_FS_SIZE - 4 * MiB,
+                           "the failed copy's space was not given back")
+
     def assertAbsentOrEmpty(self, name, slide="S1", image="cell01"):
         """Nothing partial recorded: no record, or the empty file."""
         rec = self.record(name, slide, image)
@@ -215,19 +227,12 @@ class StoreFullTest(FaultTestCase):
         big = os.path.join(self.src, "big.raw")
         write_random(big, 50 * MiB, seed=1)
 
-        r = self.run_tool("cp", big, os.path.join(files, "big.raw"), check=False)
-        self.assertNotEqual(r.returncode, 0, "cp of 50 MiB into a 20 MiB store succeeded")
-        self.assertIn("No space left on device", r.stderr)
+        self.assertCpRunsOutOfSpace(big, os.path.join(files, "big.raw"))
         self.assertAbsentOrEmpty("big.raw")
-        self.assertNoStaging()
-        self.assertGreater(self.free_bytes(), self.STORE_FS_SIZE - 4 * MiB,
-                           "the failed copy's space was not given back")
+        self.assertSpaceGivenBack()
         self.assertIn("No space left on device", self.m.errors())
         # Overwriting a recorded file that way keeps its old version.
-        r = self.run_tool("cp", big, os.path.join(files, "before.raw"), check=False)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("No space left on device", r.stderr)
-        self.assertNoStaging()
+        self.assertCpRunsOutOfSpace(big, os.path.join(files, "before.raw"))
         self.assertHolds("before.raw", read_bytes(small))
 
         # The mount keeps working: a small copy, also over the failed name.
@@ -341,13 +346,9 @@ class StoreFullTest(FaultTestCase):
         # cp learns it from a later write or its close, and says so.
         big = os.path.join(self.src, "big.raw")
         write_random(big, 50 * MiB, seed=6)
-        r = self.run_tool("cp", big, os.path.join(files, "cp.raw"), check=False)
-        self.assertNotEqual(r.returncode, 0, "cp of 50 MiB into a 20 MiB store succeeded")
-        self.assertIn("No space left on device", r.stderr)
+        self.assertCpRunsOutOfSpace(big, os.path.join(files, "cp.raw"))
         self.assertAbsentOrEmpty("cp.raw")
-        self.assertNoStaging()
-        self.assertGreater(self.free_bytes(), self.STORE_FS_SIZE - 4 * MiB,
-                           "the failed copies' space was not given back")
+        self.assertSpaceGivenBack()
 
         # The mount goes on: a file of 10 MiB (answered first past 8 MiB) fits.
         ten = os.path.join(self.src, "ten.raw")

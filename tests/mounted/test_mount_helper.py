@@ -187,6 +187,23 @@ class MountHelper(unittest.TestCase):
         self.assertIn("two configurations", r.stderr)
         self.assertFalse(is_mounted(self.m.mnt))
 
+    def test_write_behind_min_free_values(self):
+        # A size with a binary suffix or `off` mounts; anything else is a
+        # usage error (exit 2) that names the option, and nothing is mounted.
+        for good in ("512M", "2G", "0", "off"):
+            self.run_ok(SAMPLEFS, "--config", self.m.config, self.m.mnt, "-o", f"write_behind_min_free={good}")
+            hela = os.path.join(self.m.mnt, "species", "HeLa")
+            if os.path.isdir(hela):
+                os.rmdir(hela)  # made by the previous round's check
+            self.check_mounted_and_unmount()
+        for bad in ("", "12X", "1.5G", "-1", "G", "9999999999999999", "99999999999T"):
+            r = subprocess.run([SAMPLEFS, "--config", self.m.config, self.m.mnt, "-o",
+                                f"write_behind_min_free={bad}"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, f"{bad!r}: {r.stderr}")
+            self.assertIn(f"bad write_behind_min_free={bad} ", r.stderr)
+            self.assertFalse(is_mounted(self.m.mnt), bad)
+
 
 if __name__ == "__main__":
     unittest.main()

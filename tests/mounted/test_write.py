@@ -883,6 +883,16 @@ with open(src, "rb") as fin, open(dst, "wb") as fout:
         self.assertRecorded(src, "behind.raw")
         self.m.restart()
         self.assertRecorded(src, "behind.raw")
+        # -o write_behind_min_free=off: every write is in the staging file
+        # before its answer.
+        self.m.stop()
+        self.m.options = ["write_behind_min_free=off"]
+        self.m.start()
+        with open(os.path.join(files, "sync.raw"), "wb") as f:
+            for off in range(0, len(data), 1024 * 1024):
+                f.write(data[off:off + 1024 * 1024])
+        self.assertEqual(writes_behind(), 0, "a write was answered first with write-behind off")
+        self.assertRecorded(src, "sync.raw")
 
     def test_open_reader_sees_the_current_version_after_an_overwrite(self):
         # POSIX semantics (docs/DECISIONS.md, "Readers during an overwrite"):

@@ -4,10 +4,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
@@ -264,7 +266,10 @@ ObjectWriter::ObjectWriter(ObjectStore* store, int fd, std::string path)
 
 ObjectWriter::~ObjectWriter() {
   if (fd_ >= 0) ::close(fd_);
-  if (!published_) ::unlink(path_.c_str());
+  if (!published_) {
+    ::unlink(path_.c_str());
+    RemoveSeal();  // a version dropped unpublished must not be recovered
+  }
 }
 
 Status ObjectWriter::Write(const void* data, size_t size, uint64_t offset) {
@@ -272,6 +277,7 @@ Status ObjectWriter::Write(const void* data, size_t size, uint64_t offset) {
   if (offset > kMaxFileOffset || size > kMaxFileOffset - offset)
     return Status(Code::kTooBig, "write beyond the largest file offset");
   if (size == 0) return Status::Ok();
+  ++generation_;
   size_t written = 0;
   Status st = PwriteAll(fd_, data, size, offset, &written);
   if (written > 0) size_ = std::max(size_, offset + written);
@@ -307,6 +313,7 @@ Status ObjectWriter::Truncate(uint64_t size) {
   // A same-size truncate changes no byte (open(O_TRUNC) of a new file sends
   // one), so the streaming hash stays valid.
   if (size == size_) return Status::Ok();
+  ++generation_;
   while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "truncate staging file");
   }
@@ -326,6 +333,7 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
   if (published_) return Status(Code::kInvalidArgument, "copy into an already published object");
   if (size > kMaxFileOffset) return Status(Code::kTooBig, "copy beyond the largest file offset");
   if (size == 0) return Status::Ok();
+  ++generation_;
   // Only a copy into an empty file continues the in-order stream; anything
   // else overwrites hashed bytes.
   const bool hashing = in_order_ && size_ == 0 && hashed_upto_ == 0;
@@ -412,13 +420,56 @@ Status ObjectWriter::SyncData(bool synced) {
   return Status::Ok();
 }
 
-Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_sync) {
-  ContentHash hash;
+Result<ContentHash> ObjectWriter::Digest() {
+  std::lock_guard lock(digest_mu_);
+  if (digest_generation_ == generation_) return digest_;
   if (in_order_ && hashed_upto_ == size_) {
-    hash = FinishDigest(state_->state.get());
+    digest_ = FinishDigest(state_->state.get());
   } else {
-    SFS_ASSIGN_OR_RETURN(hash, HashFromDisk());
+    SFS_ASSIGN_OR_RETURN(digest_, HashFromDisk());
   }
+  digest_generation_ = generation_;
+  return digest_;
+}
+
+Status ObjectWriter::WriteSeal(Seal seal, bool durable) {
+  if (published_) return Status::Ok();  // recorded by its publisher's commit
+  if (seal_generation_ == generation_ && (seal_durable_ || !durable)) return Status::Ok();
+  SFS_ASSIGN_OR_RETURN(seal.hash, Digest());
+  seal.size = size_;
+  if (durable) {
+    while (::fdatasync(fd_) != 0)
+      if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
+  }
+  const std::string path = path_ + ".seal";
+  const std::string text = seal.Encode();
+  // Rewritten in place: a daemon killed halfway leaves a seal that does not
+  // parse, which recovery reports and drops. Its version had not been
+  // closed yet (sealing is what close() waits for), so nothing closed is lost.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Status::FromErrno(errno, "create seal " + path);
+  size_t written = 0;
+  SFS_RETURN_IF_ERROR(PwriteAll(fd.get(), text.data(), text.size(), 0, &written));
+  seal_written_ = true;
+  if (durable) {
+    while (::fsync(fd.get()) != 0)
+      if (errno != EINTR) return Status::FromErrno(errno, "fsync seal " + path);
+    SFS_RETURN_IF_ERROR(FsyncPath(path_.substr(0, path_.rfind('/'))));
+  }
+  seal_generation_ = generation_;
+  seal_durable_ = durable;
+  return Status::Ok();
+}
+
+void ObjectWriter::RemoveSeal() {
+  if (!seal_written_) return;
+  ::unlink((path_ + ".seal").c_str());
+  seal_written_ = false;
+  seal_generation_ = UINT64_MAX;
+}
+
+Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_sync) {
+  SFS_ASSIGN_OR_RETURN(ContentHash hash, Digest());
   SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash, dirs_to_sync));
   if (::fchmod(fd_, 0400) != 0) return Status::FromErrno(errno, "chmod staging file " + path_);
 
@@ -481,6 +532,9 @@ void ObjectWriter::DropBehind() {
 }
 
 ObjectStore::~ObjectStore() {
+  FinishOrphanedSessions(false);
+  if (!session_dir_.empty()) EndSession();
+  if (session_lock_fd_ >= 0) ::close(session_lock_fd_);
   if (root_fd_ >= 0) ::close(root_fd_);
 }
 
@@ -632,8 +686,9 @@ Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::st
 }
 
 Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {
+  const std::string dir = session_dir_.empty() ? root_ + "/staging" : session_dir_;
   for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string path = root_ + "/staging/" + RandomHex() + ".tmp";
+    std::string path = dir + "/" + RandomHex() + ".tmp";
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) return std::unique_ptr<ObjectWriter>(new ObjectWriter(this, fd, std::move(path)));
     if (errno != EEXIST) return Status::FromErrno(errno, "create staging file " + path);
@@ -768,6 +823,194 @@ Result<std::vector<std::string>> ObjectStore::StaleStaging(int64_t min_age_sec) 
   SFS_ASSIGN_OR_RETURN(std::vector<std::string> names, StaleStagingNames(dir, min_age_sec));
   for (auto& name : names) name = dir + "/" + name;
   return names;
+}
+
+// ---------------------------------------------------------------------------
+// Seals and sessions
+
+std::string Seal::Encode() const {
+  nlohmann::json j = {{"v", 1},           {"entry_id", entry_id}, {"hash", hash.hex()},
+                      {"size", size},     {"mtime_ns", mtime_ns}, {"sealed_ns", sealed_ns},
+                      {"mode", mode},     {"closed", closed},     {"path", path}};
+  return j.dump() + "\n";
+}
+
+Result<Seal> Seal::Decode(const std::string& text) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (j.at("v").get<int>() != 1) return Status(Code::kInvalidArgument, "unknown seal version");
+    Seal s;
+    s.entry_id = j.at("entry_id").get<int64_t>();
+    auto h = ContentHash::FromHex(j.at("hash").get<std::string>());
+    if (!h) return Status(Code::kInvalidArgument, "bad hash in seal");
+    s.hash = *h;
+    s.size = j.at("size").get<uint64_t>();
+    s.mtime_ns = j.at("mtime_ns").get<int64_t>();
+    s.sealed_ns = j.at("sealed_ns").get<int64_t>();
+    s.mode = j.at("mode").get<int>();
+    s.closed = j.at("closed").get<bool>();
+    s.path = j.at("path").get<std::string>();
+    return s;
+  } catch (const std::exception& e) {
+    return Status(Code::kInvalidArgument, std::string("malformed seal: ") + e.what());
+  }
+}
+
+namespace {
+
+constexpr const char* kSessionSuffix = ".d";
+
+// Removes a session directory and everything in it (one level: sessions
+// hold plain files only).
+void RemoveTreeImpl(const std::string& dir) {
+  UniqueDir d(::opendir(dir.c_str()));
+  if (d.get()) {
+    (void)ForEachEntry(d.get(), dir, [&](const char* name) -> Status {
+      ::unlinkat(::dirfd(d.get()), name, 0);
+      return Status::Ok();
+    });
+  }
+  ::rmdir(dir.c_str());
+}
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  std::string text(64 * 1024, '\0');
+  SFS_ASSIGN_OR_RETURN(size_t n, PreadFull(fd.get(), text.data(), text.size(), 0, "read seal"));
+  text.resize(n);
+  return text;
+}
+
+}  // namespace
+
+void ObjectStore::EndSession() {
+  // Staging files left here were never closed (their writers are gone):
+  // removed. Sealed versions left here could not be recorded (a catalog
+  // locked through the unmount's last attempt, reported then): kept, so the
+  // next mount finds this session unlocked and records them.
+  std::vector<std::string> names;
+  UniqueDir d(::opendir(session_dir_.c_str()));
+  if (d.get()) {
+    (void)ForEachEntry(d.get(), session_dir_, [&](const char* name) -> Status {
+      names.emplace_back(name);
+      return Status::Ok();
+    });
+  }
+  std::sort(names.begin(), names.end());
+  bool sealed = false;
+  for (const auto& n : names) {
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".seal") == 0) sealed = true;
+    else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 &&
+             !std::binary_search(names.begin(), names.end(), n + ".seal"))
+      ::unlink((session_dir_ + "/" + n).c_str());
+  }
+  if (!sealed) RemoveTreeImpl(session_dir_);
+}
+
+Status ObjectStore::ClaimSession() {
+  if (!session_dir_.empty()) return Status::Ok();
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::string dir = root_ + "/staging/" + RandomHex() + kSessionSuffix;
+    if (::mkdir(dir.c_str(), 0700) != 0) {
+      if (errno == EEXIST) continue;
+      return Status::FromErrno(errno, "create staging session " + dir);
+    }
+    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      Status st = Status::FromErrno(errno, "lock staging session " + dir);
+      if (fd >= 0) ::close(fd);
+      RemoveTreeImpl(dir);
+      return st;
+    }
+    session_dir_ = std::move(dir);
+    session_lock_fd_ = fd;
+    return Status::Ok();
+  }
+  return Status(Code::kIo, "could not pick an unused staging session name", EEXIST);
+}
+
+Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* unsealed) {
+  const std::string staging = root_ + "/staging";
+  std::vector<std::string> dirs;
+  {
+    UniqueDir d(::opendir(staging.c_str()));
+    if (!d.get()) return Status::FromErrno(errno, "open directory " + staging);
+    SFS_RETURN_IF_ERROR(ForEachEntry(d.get(), staging, [&](const char* name) -> Status {
+      std::string_view sv(name);
+      if (sv.size() > 2 && sv.substr(sv.size() - 2) == kSessionSuffix) dirs.push_back(staging + "/" + name);
+      return Status::Ok();
+    }));
+  }
+  std::vector<Orphan> out;
+  if (unsealed) *unsealed = 0;
+  for (const auto& dir : dirs) {
+    if (dir == session_dir_) continue;
+    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      // A session that died between mkdir and creating its lock holds
+      // nothing sealed; one whose lock vanished otherwise is left alone.
+      struct stat st;
+      if (errno == ENOENT && ::stat(dir.c_str(), &st) == 0 && std::time(nullptr) - st.st_mtime > 3600)
+        RemoveTreeImpl(dir);
+      continue;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // alive: another mount's
+      ::close(fd);
+      continue;
+    }
+    taken_sessions_.emplace_back(dir, fd);
+    std::vector<std::string> names;
+    UniqueDir d(::opendir(dir.c_str()));
+    if (!d.get()) continue;
+    SFS_RETURN_IF_ERROR(ForEachEntry(d.get(), dir, [&](const char* name) -> Status {
+      names.emplace_back(name);
+      return Status::Ok();
+    }));
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      std::string_view sv(name);
+      if (sv.size() > 4 && sv.substr(sv.size() - 4) == ".tmp") {
+        if (!std::binary_search(names.begin(), names.end(), name + ".seal")) {
+          ::unlink((dir + "/" + name).c_str());  // never closed: never committed
+          if (unsealed) ++*unsealed;
+        }
+        continue;
+      }
+      if (sv.size() <= 5 || sv.substr(sv.size() - 5) != ".seal") continue;
+      Orphan o;
+      o.seal_path = dir + "/" + name;
+      auto text = ReadSmallFile(o.seal_path);
+      o.seal = text.ok() ? Seal::Decode(*text) : Result<Seal>(text.status());
+      const std::string staging_path = o.seal_path.substr(0, o.seal_path.size() - 5);
+      int sfd = ::open(staging_path.c_str(), O_RDWR | O_CLOEXEC);
+      if (sfd >= 0) {
+        o.writer.reset(new ObjectWriter(this, sfd, staging_path));
+        struct stat st;
+        uint64_t on_disk = ::fstat(sfd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+        o.writer->size_ = on_disk;
+        o.writer->in_order_ = false;  // hashed from disk at Publish
+        // Content written after an fsync seal is not part of the sealed version.
+        if (o.seal.ok() && on_disk > o.seal->size) (void)o.writer->Truncate(o.seal->size);
+      } else if (errno != ENOENT) {
+        o.seal = Status::FromErrno(errno, "open staging file " + staging_path);
+      }
+      out.push_back(std::move(o));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Orphan& a, const Orphan& b) {
+    int64_t ta = a.seal.ok() ? a.seal->sealed_ns : 0, tb = b.seal.ok() ? b.seal->sealed_ns : 0;
+    return ta < tb;
+  });
+  return out;
+}
+
+void ObjectStore::FinishOrphanedSessions(bool remove) {
+  for (auto& [dir, fd] : taken_sessions_) {
+    if (remove) RemoveTreeImpl(dir);
+    ::close(fd);
+  }
+  taken_sessions_.clear();
 }
 
 Status ObjectStore::Space(uint64_t* free_bytes, uint64_t* total_bytes) const {

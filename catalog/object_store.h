@@ -19,8 +19,22 @@
 // genuine hash collision, which is refused with kCorrupt and never
 // substitutes data.
 //
-// An ObjectWriter destroyed without Publish() unlinks its staging file.
-// Staging files left by a crash are removed by CleanStaging().
+// An ObjectWriter destroyed without Publish() unlinks its staging file (and
+// its seal). Staging files left by a crash are removed by CleanStaging().
+//
+// Seals (SPEC section 3: a daemon's death loses nothing closed). A mount
+// seals a version when a close() of it returns (and, durably, at fsync): a
+// small `<staging>.seal` file beside the staging file says which record it
+// is and which bytes (size, XXH3-128) were closed. The bytes and the seal
+// live in the page cache, which a killed daemon does not take with it, so
+// the next mount finds them (TakeOrphanedSessions), re-hashes the staging
+// file against the seal, and commits what verifies. A staging file without
+// a seal was never closed, and is never committed.
+//
+// Sessions: a mount's staging files live in `staging/<random>.d/`, beside a
+// `lock` file it holds with flock() for its lifetime (ClaimSession). A
+// session whose lock can be taken belongs to a dead process, so several
+// mounts of one store (facility mode) never take each other's files.
 //
 // Thread safety: ObjectStore is safe to share between threads; an
 // ObjectWriter is used by one thread at a time (callers lock).
@@ -45,6 +59,22 @@
 namespace samplefs {
 
 class ObjectStore;
+
+// What a seal says (see above): a version of file record `entry_id` whose
+// first `size` bytes hash to `hash`.
+struct Seal {
+  int64_t entry_id = 0;
+  ContentHash hash;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t sealed_ns = 0;  // wall clock at sealing: the order of versions
+  int mode = -1;          // a chmod carried to the commit; -1: none
+  bool closed = true;     // false: sealed by fsync while still open
+  std::string path;       // the file's path in the mount, for messages
+
+  std::string Encode() const;
+  static Result<Seal> Decode(const std::string& text);  // kInvalidArgument if malformed
+};
 
 struct PublishedObject {
   ContentHash hash;
@@ -71,6 +101,23 @@ class ObjectWriter {
   Status CopyFrom(int src_fd, uint64_t size);
 
   uint64_t size() const { return size_; }
+  // Counts changes (Write, Truncate, CopyFrom): a seal or digest taken at
+  // one generation still describes the content while it is unchanged.
+  uint64_t generation() const { return generation_; }
+  // The XXH3-128 of the current content: from the streaming state when
+  // writes came in order, else re-read from disk; cached per generation.
+  Result<ContentHash> Digest();
+
+  // Writes `<staging>.seal` for the current content (see the file comment);
+  // `seal.hash` and `seal.size` are filled in here. `durable` (fsync): the
+  // data, the seal and the directory are fsynced too, so the sealed
+  // version survives a power cut. A seal of an unchanged generation is not
+  // written again unless `durable` asks for more than was done.
+  Status WriteSeal(Seal seal, bool durable);
+  // Removes the seal once the version is recorded (or given up).
+  void RemoveSeal();
+  bool sealed_at(uint64_t generation) const { return seal_generation_ == generation; }
+
   // The staging file's descriptor, for splice reads of a file being written.
   int fd() const { return fd_; }
   const std::string& staging_path() const { return path_; }
@@ -92,6 +139,14 @@ class ObjectWriter {
   friend class ObjectStore;
   ObjectWriter(ObjectStore* store, int fd, std::string path);
   Result<ContentHash> HashFromDisk() const;
+  uint64_t generation_ = 0;
+  // Digest() may be asked by a getxattr while the committer hashes.
+  std::mutex digest_mu_;
+  uint64_t digest_generation_ = UINT64_MAX;  // GUARDED_BY(digest_mu_) `digest_` is of this generation
+  ContentHash digest_;                       // GUARDED_BY(digest_mu_)
+  uint64_t seal_generation_ = UINT64_MAX;  // the seal file describes this one
+  bool seal_durable_ = false;
+  bool seal_written_ = false;
   Status SyncData(bool synced);     // fsync (unless `synced` by a syncfs), then the size as the disk has it
   // Hash, then link or deduplicate. Directories made for the object are
   // added to `dirs_to_sync` (the caller fsyncs them) instead of fsynced.
@@ -128,7 +183,30 @@ class ObjectStore {
   // objects/<h0h1>/<h2h3>/<hex>; never leaves the store (hex is validated).
   std::string ObjectPath(const ContentHash& hash) const;
 
+  // Staging files go to a directory of this process's own from now on
+  // (see "Sessions" above), locked until the store is closed.
+  Status ClaimSession();
+
   Result<std::unique_ptr<ObjectWriter>> NewWriter();
+
+  // A version sealed by a process that died: its seal, and a writer over
+  // its staging file (null if the staging file is gone: it was published,
+  // or lost). The writer's content is the first `seal.size` bytes, and
+  // Publish() recomputes its hash, so the caller compares it to the seal.
+  struct Orphan {
+    std::string seal_path;
+    Result<Seal> seal = Status(Code::kInvalidArgument, "no seal");
+    std::unique_ptr<ObjectWriter> writer;
+  };
+  // The sealed versions of every session whose process is gone, oldest
+  // seal first, after taking each session's lock (so two mounts never
+  // recover one session). Unsealed staging files in them are removed (never
+  // closed: never committed); `unsealed`, if given, counts them. Call
+  // FinishOrphanedSessions() once they are recorded or reported.
+  Result<std::vector<Orphan>> TakeOrphanedSessions(int* unsealed = nullptr);
+  // Removes the sessions TakeOrphanedSessions took (their seals too), or,
+  // with `remove` false, only lets go of them for a later try.
+  void FinishOrphanedSessions(bool remove = true);
 
   // Opens an object read-only (O_RDONLY|O_CLOEXEC). kNotFound if missing.
   // The caller owns the returned descriptor.
@@ -182,8 +260,12 @@ class ObjectStore {
   // commit for a whole batch. Held open since Open(), so it reports every
   // writeback error since then (once).
   Status SyncFilesystem() const;
+  void EndSession();
   std::string root_;
   int root_fd_ = -1;
+  std::string session_dir_;  // staging/<random>.d once claimed, else empty
+  int session_lock_fd_ = -1;
+  std::vector<std::pair<std::string, int>> taken_sessions_;  // dir, lock fd
   // Serialises creation of objects/xx/yy so that a publisher that finds the
   // directory already present knows its creator has also fsynced the parent,
   // or, for a batch that fsyncs later (PublishAll), finds the parent in

@@ -1169,6 +1169,12 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
       // of a shared mmap may still come), or here with -o sync_close. A
       // version that failed is dropped at release, which still records a
       // chmod it carried: `sync DIR` waits for that release too.
+      // Every close() of a writer seals what it leaves (a small file beside
+      // the staging file), so that a daemon killed before the commit loses
+      // nothing whose close() returned 0: the next mount verifies and
+      // records it (ObjectStore's seals, catalog/recovery.h).
+      if (s.ok() && h->of->writer && !h->of->sealed)
+        s = h->of->writer->WriteSeal(fs->SealOf(*h->of, fs->PathOf(h->ino), true), false);
       if (h->of->writers == 1 && h->of->writer) {
         if (s.ok() && fs->options().sync_close) {
           job = fs->SealLocked(h->of, false, fs->PathOf(h->ino));
@@ -1223,7 +1229,19 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
   if (h->of) {
     std::lock_guard lock(h->of->mu);
     s = h->of->error;
-    if (s.ok() && h->of->writer) job = fs->SealLocked(h->of, false, fs->PathOf(ino));
+    if (s.ok() && h->of->writer) {
+      if (h->of->writers > 0 && !h->of->sealed) {
+        // Still open for writing: made durable and recoverable where it is
+        // (staging data, seal and directory fsynced), not published. An
+        // acquisition that fsyncs every few MiB would otherwise publish a
+        // new object of the whole file each time: a store growing with the
+        // sum of the file's prefixes. The object is published once, when
+        // the version is closed.
+        s = h->of->writer->WriteSeal(fs->SealOf(*h->of, fs->PathOf(ino), false), true);
+      } else {
+        job = fs->SealLocked(h->of, false, fs->PathOf(ino));
+      }
+    }
   }
   if (job) {
     s = Committer::Wait(*job);
@@ -1433,6 +1451,29 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
 // asks for security.capability before every write, and ls -l for ACLs.
 bool IsUserXattr(const char* name) { return std::strncmp(name, "user.", 5) == 0; }
 
+// A file's derived fields describe the version its readers see: while a
+// version is pending (being written, or closed and not yet committed), its
+// hash and size, not the record's. Without this a script that records
+// checksums right after cp got the empty file's hash. Returns false when the
+// catalog answers.
+bool PendingFileXattr(Filesystem* fs, const NodeSpec& spec, std::string_view name, Result<std::string>* out) {
+  if (spec.kind != NodeKind::kFile) return false;
+  const bool hash = name == "user.samplefs.hash", size = name == "user.samplefs.size";
+  if (!hash && !size) return false;
+  auto of = fs->Find(spec.record_id);
+  if (!of) return false;
+  std::lock_guard lock(of->mu);
+  if (!of->writer) return false;
+  if (size) {
+    *out = std::to_string(of->writer->size());
+  } else {
+    auto digest = of->writer->Digest();
+    if (!digest.ok()) *out = digest.status();
+    else *out = "xxh3-128:" + digest->hex();
+  }
+  return true;
+}
+
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   SFS_FUSE_TRY
   // EOPNOTSUPP, not ENODATA: ls -l then stops asking for ACLs and
@@ -1441,7 +1482,8 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Filesystem* fs = Fs(req);
   auto node = fs->nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
-  auto v = GetXattr(fs->catalog(), node->spec, name);
+  Result<std::string> v = Status(Code::kNotFound, "");
+  if (!PendingFileXattr(fs, node->spec, name, &v)) v = GetXattr(fs->catalog(), node->spec, name);
   if (!v.ok()) {
     if (v.status().is_not_found()) return (void)fuse_reply_err(req, ENODATA);
     return ReplyStatus(req, "getxattr", fs->PathOf(ino), v.status());
@@ -1651,6 +1693,13 @@ Status Filesystem::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
 std::shared_ptr<CommitJob> Filesystem::SealLocked(const std::shared_ptr<OpenFile>& of, bool background,
                                                   const std::string& path) {
   auto job = std::make_shared<CommitJob>();
+  // Normally sealed by the close() before; data of a shared mmap written
+  // back after it changes the content. Best effort: the version is being
+  // committed now, and a failure here only narrows what a crash recovers.
+  if (!of->sealed) {
+    Status sealed = of->writer->WriteSeal(SealOf(*of, path, true), false);
+    if (!sealed.ok()) spdlog::warn("sealing {}: {}", path, sealed.ToString());
+  }
   // A writer handed over again (fsync while its release is being retried)
   // is the same version: whichever job records it first, the other finds
   // it recorded.
@@ -1710,7 +1759,10 @@ void Filesystem::FinishLocked(CommitJob& job, const PublishedObject& obj, bool r
       of.pending_mode.reset();
     }
     of.committed_version = job.version;
+    if (recorded) committed_versions_.fetch_add(1, std::memory_order_relaxed);
   }
+  // Recorded (or its file is gone): nothing left for a recovery to do.
+  job.writer->RemoveSeal();
   --of.jobs;
   if (of.writer == job.writer) {
     of.writer.reset();
@@ -1810,6 +1862,7 @@ void Filesystem::CommitFailed(CommitJob& job, const Status& s, bool final) {
     errors_.Add("commit", job.path, s.message() + (final ? "" : " (retrying)"));
   }
   if (!final) return;
+  if (job.background) given_up_versions_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(of.mu);
     // The last job of this writer failed: it is the pending version again,
@@ -1848,10 +1901,25 @@ Status Filesystem::WaitForCommits(std::chrono::milliseconds timeout) {
   return Status::Ok();
 }
 
-void Filesystem::Shutdown() {
-  // Versions whose RELEASE never came (the connection ended first) are
-  // committed like any other; then the committer makes a last attempt at
-  // everything queued, retries included.
+Seal Filesystem::SealOf(const OpenFile& of, const std::string& path, bool closed) const {
+  Seal seal;
+  seal.entry_id = of.entry_id;
+  seal.sealed_ns = NowNs();
+  seal.mtime_ns = of.mtime_ns != 0 ? of.mtime_ns : seal.sealed_ns;
+  seal.mode = of.pending_mode ? static_cast<int>(*of.pending_mode) : -1;
+  seal.closed = closed;
+  seal.path = path;
+  return seal;
+}
+
+Filesystem::ShutdownReport Filesystem::Shutdown() {
+  // The session loop has ended (a signal, an unmount): no RELEASE comes
+  // any more. A version that a close() sealed and that nothing changed
+  // since is committed like any other; a version still open for writing
+  // (cp killed halfway, a lazy unmount under a running copy) is dropped:
+  // committing it would record a truncated file as if complete. Then the
+  // committer makes a last attempt at everything queued, retries included.
+  ShutdownReport report;
   std::vector<std::shared_ptr<OpenFile>> open;
   {
     std::lock_guard lock(files_mu_);
@@ -1859,9 +1927,20 @@ void Filesystem::Shutdown() {
   }
   for (auto& of : open) {
     std::lock_guard lock(of->mu);
-    if (of->writer && !of->sealed && of->error.ok()) SealLocked(of, true, "file #" + std::to_string(of->entry_id));
+    if (!of->writer || of->sealed) continue;
+    const std::string path = "file #" + std::to_string(of->entry_id);
+    if (of->error.ok() && of->writer->sealed_at(of->writer->generation())) {
+      SealLocked(of, true, path);
+    } else {
+      spdlog::warn("{} was still open for writing at unmount: its new version is dropped", path);
+      DropVersionLocked(*of);
+      ++report.dropped_open;
+    }
   }
   committer_.Stop();
+  report.committed = committed_versions_.load();
+  report.not_recorded = given_up_versions_.load();
+  return report;
 }
 
 bool Filesystem::KeepCache(fuse_ino_t ino, const std::string& hash) {

@@ -163,9 +163,19 @@ class Filesystem {
   std::shared_ptr<CommitJob> SealLocked(const std::shared_ptr<OpenFile>& of, bool background,
                                         const std::string& path);
   Committer& committer() { return committer_; }
-  // After the session loop: commits every pending version (handles whose
-  // RELEASE never came included) and stops the committer.
-  void Shutdown();
+  // The seal of `of`'s pending version (caller holds of->mu): what a
+  // recovery after the daemon's death needs to record it.
+  Seal SealOf(const OpenFile& of, const std::string& path, bool closed) const;
+  // After the session loop (signal, unmount): commits every version a
+  // close() returned for (RELEASE may never have come), drops the versions
+  // still open for writing (never committed; the file keeps its previous
+  // version), and stops the committer.
+  struct ShutdownReport {
+    uint64_t committed = 0;    // versions recorded during the whole mount
+    int dropped_open = 0;      // still open for writing at the end
+    uint64_t not_recorded = 0; // gave up (kept sealed for the next mount)
+  };
+  ShutdownReport Shutdown();
   // Close of a last writable handle seen, its RELEASE not yet (fsyncdir).
   void CloseStarted();
   void CloseEnded();
@@ -227,6 +237,8 @@ class Filesystem {
   std::mutex cache_mu_;
   std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
   std::atomic<uint64_t> publish_epoch_{0};
+  std::atomic<uint64_t> committed_versions_{0};
+  std::atomic<uint64_t> given_up_versions_{0};
   std::atomic<uint64_t> writes_behind_{0};
   ListingPolicy listing_;
   std::mutex lean_mu_;

@@ -17,12 +17,20 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <climits>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -31,6 +39,7 @@
 #include "catalog/catalog.h"
 #include "catalog/config.h"
 #include "catalog/object_store.h"
+#include "catalog/recovery.h"
 #include "fs/filesystem.h"
 
 namespace {
@@ -165,6 +174,188 @@ void SetupLogging(const samplefs::Config& cfg, bool detached) {
   spdlog::flush_on(spdlog::level::warn);
 }
 
+// Refuses what is almost surely a mistake, before anything is opened or
+// forked: a mountpoint that is already a samplefs mount (a second daemon
+// would stack on the first), and a non-empty one (its files would vanish
+// under the mount without a word) unless -o nonempty.
+bool CheckMountpoint(const std::string& mountpoint, bool nonempty, std::string* err) {
+  char real[PATH_MAX];
+  if (!::realpath(mountpoint.c_str(), real)) {
+    *err = "mountpoint " + mountpoint + ": " + std::strerror(errno);
+    return false;
+  }
+  std::ifstream mounts("/proc/self/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string source, target, type;
+    fields >> source >> target >> type;
+    if (target == real && type.rfind("fuse.samplefs", 0) == 0) {
+      *err = std::string(real) + " is already a samplefs mount; unmount it first (fusermount3 -u " + real + ")";
+      return false;
+    }
+  }
+  struct stat st;
+  if (::stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *err = "mountpoint " + mountpoint + " is not a directory";
+    return false;
+  }
+  if (!nonempty) {
+    DIR* d = ::opendir(real);
+    if (!d) {
+      *err = "mountpoint " + mountpoint + ": " + std::strerror(errno);
+      return false;
+    }
+    bool empty = true;
+    while (dirent* e = ::readdir(d)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+        empty = false;
+        break;
+      }
+    }
+    ::closedir(d);
+    if (!empty) {
+      *err = "mountpoint " + mountpoint + " is not empty: its files would be hidden by the mount "
+             "(use an empty directory, or -o nonempty to mount over them)";
+      return false;
+    }
+  }
+  return true;
+}
+
+// A read-write mount of a catalog that does not exist would create a new,
+// empty one: with a misspelt `catalog =` path, the lab's files would seem
+// gone and new ones would go to the wrong place. Only `samplectl init` or
+// an explicit -o create make one.
+bool CheckCatalogExists(const samplefs::Config& cfg, bool create, std::string* err) {
+  if (create || samplefs::IsPostgresUrl(cfg.catalog)) return true;
+  struct stat st;
+  if (::stat(cfg.catalog.c_str(), &st) == 0) return true;
+  *err = "no catalog at " + cfg.catalog + " (configuration: " + cfg.source +
+         "). Create one with 'samplectl init', mount with -o create to create it, or fix 'catalog =' "
+         "in the configuration";
+  return false;
+}
+
+// Opens the catalog and store, recovers what a dead daemon sealed, mounts
+// and serves until unmounted or signalled. `ready_fd` >= 0: daemonized; the
+// parent waits on it for 'm' (mounted) or EOF (failed, reason on stderr).
+int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOptions mopts,
+          const std::vector<std::string>& fuse_opts, std::optional<uint64_t> write_behind_min_free,
+          bool create, int ready_fd) {
+  std::unique_ptr<samplefs::Catalog> catalog;
+  std::unique_ptr<samplefs::ObjectStore> store;
+  samplefs::Status s = samplefs::OpenCatalogAndStore(cfg, create && !mopts.read_only, mopts.read_only,
+                                                     &catalog, &store);
+  if (!s.ok()) {
+    spdlog::critical("cannot open the catalog ({}): {}", cfg.source, s.message());
+    return 1;
+  }
+  if (write_behind_min_free) store->SetWriteBehindMinFree(*write_behind_min_free);
+  std::vector<std::string> recovery_problems;
+  if (!mopts.read_only) {
+    // Versions a dead daemon sealed (closed, not yet recorded) first, so
+    // that the mount shows them from its first answer.
+    auto recovered = samplefs::RecoverSealedVersions(*catalog, *store);
+    if (!recovered.ok()) {
+      spdlog::critical("cannot recover the files a previous daemon left: {}", recovered.status().message());
+      return 1;
+    }
+    if (recovered->committed || recovered->dropped || recovered->never_closed)
+      spdlog::warn("recovered after a daemon's death: {} closed file version(s) recorded, {} dropped, "
+                   "{} never closed (removed)",
+                   recovered->committed, recovered->dropped, recovered->never_closed);
+    for (const auto& p : recovered->problems) spdlog::error("recovery dropped {}", p);
+    recovery_problems = recovered->problems;
+    // Loose staging files of an older version, or of samplectl, older
+    // than a day; younger ones may belong to a writer that runs now.
+    auto cleaned = store->CleanStaging(24 * 3600);
+    if (cleaned.ok() && *cleaned) spdlog::info("removed {} stale staging file(s)", *cleaned);
+    s = store->ClaimSession();
+    if (!s.ok()) {
+      spdlog::critical("cannot prepare the store: {}", s.message());
+      return 1;
+    }
+  }
+  samplefs::fs::Filesystem filesystem(*catalog, *store, mopts);
+  for (const auto& p : recovery_problems) filesystem.errors().Add("recover", "", p);
+  s = filesystem.Prepare();
+  if (!s.ok()) {
+    spdlog::critical("cannot prepare the store: {}", s.message());
+    return 1;
+  }
+
+  std::vector<std::string> fargv = {"samplefs"};
+  std::string joined;
+  for (const auto& o : fuse_opts) joined += (joined.empty() ? "" : ",") + o;
+  fargv.push_back("-o");
+  fargv.push_back(joined);
+  if (args.debug) fargv.push_back("-d");
+  std::vector<char*> cargv;
+  for (auto& a : fargv) cargv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+
+  fuse_session* se = fuse_session_new(&fargs, &samplefs::fs::Filesystem::Operations(),
+                                      sizeof(fuse_lowlevel_ops), &filesystem);
+  if (!se) {
+    spdlog::critical("invalid mount options: {}", joined);
+    return 2;
+  }
+  filesystem.set_session(se);
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, args.mountpoint.c_str()) == 0) {
+      spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, cfg.catalog, cfg.store);
+      if (ready_fd >= 0) {
+        // Mounted: from now on the log goes to its file (or syslog), the
+        // terminal is let go, and the parent exits 0.
+        spdlog::drop_all();
+        SetupLogging(cfg, true);
+        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+          ::dup2(null, 0);
+          ::dup2(null, 1);
+          ::dup2(null, 2);
+          ::close(null);
+        }
+        if (::chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+        char verdict = 'm';
+        (void)!::write(ready_fd, &verdict, 1);
+        ::close(ready_fd);
+      }
+      filesystem.invalidator().Start(se);
+      filesystem.committer().Start();
+      if (args.single) {
+        rc = fuse_session_loop(se);
+      } else {
+        fuse_loop_config* lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, 0);
+        fuse_loop_cfg_set_max_threads(lc, 16);
+        fuse_loop_cfg_set_idle_threads(lc, 8);
+        rc = fuse_session_loop_mt(se, lc);
+        fuse_loop_cfg_destroy(lc);
+      }
+      filesystem.invalidator().Stop();
+      // Unmount before the last commits: nobody is left waiting on a
+      // daemon that no longer answers (a lazy detach if still busy; open
+      // files then fail, and their versions are dropped, never committed).
+      fuse_session_unmount(se);
+      auto report = filesystem.Shutdown();
+      spdlog::info("unmounted {}: {} file version(s) committed, {} still open for writing dropped, "
+                   "{} not recorded (kept for the next mount)",
+                   args.mountpoint, report.committed, report.dropped_open,
+                   report.not_recorded);
+      rc = 0;
+    } else {
+      spdlog::critical("cannot mount on {}", args.mountpoint);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&fargs);
+  return rc == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -195,6 +386,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> fuse_opts = {"default_permissions", "fsname=samplefs",
                                         "subtype=samplefs"};
   std::optional<uint64_t> write_behind_min_free;  // unset: the store's default
+  bool create = false, nonempty = false;
   for (const auto& o : args.options) {
     if (o == "ro") mopts.read_only = true;
     if (o.rfind("write_behind_min_free=", 0) == 0) {
@@ -210,6 +402,15 @@ int main(int argc, char** argv) {
       mopts.sync_close = true;
       continue;
     }
+    // Ours, not libfuse's (fuse 3 dropped nonempty): see CheckMountpoint.
+    if (o == "create") {
+      create = true;
+      continue;
+    }
+    if (o == "nonempty") {
+      nonempty = true;
+      continue;
+    }
     if (o == "rw" || o == "default_permissions" || IsMountTableWord(o)) continue;
     if (o.rfind("fsname=", 0) == 0 || o.rfind("subtype=", 0) == 0) fuse_opts.erase(
         std::remove_if(fuse_opts.begin(), fuse_opts.end(),
@@ -218,79 +419,46 @@ int main(int argc, char** argv) {
     fuse_opts.push_back(o);
   }
 
-  std::unique_ptr<samplefs::Catalog> catalog;
-  std::unique_ptr<samplefs::ObjectStore> store;
-  samplefs::Status s =
-      samplefs::OpenCatalogAndStore(*cfg, !mopts.read_only, mopts.read_only, &catalog, &store);
-  if (!s.ok()) {
-    spdlog::critical("cannot open the catalog ({}): {}", cfg->source, s.message());
-    return 1;
-  }
-  if (write_behind_min_free) store->SetWriteBehindMinFree(*write_behind_min_free);
-  if (!mopts.read_only) {
-    // Staging files older than a day are left by a crash; younger ones may
-    // belong to another mount of the same store that is writing now.
-    auto cleaned = store->CleanStaging(24 * 3600);
-    if (cleaned.ok() && *cleaned) spdlog::info("removed {} stale staging file(s)", *cleaned);
-  }
-  samplefs::fs::Filesystem filesystem(*catalog, *store, mopts);
-  s = filesystem.Prepare();
-  if (!s.ok()) {
-    spdlog::critical("cannot prepare the store: {}", s.message());
+  // Absolute: the daemon changes to / and libfuse unmounts by this name
+  // at exit (a relative one left a dead mount after a signal).
+  if (char real[PATH_MAX]; ::realpath(args.mountpoint.c_str(), real)) args.mountpoint = real;
+  if (!CheckMountpoint(args.mountpoint, nonempty, &err) ||
+      !CheckCatalogExists(*cfg, create && !mopts.read_only, &err)) {
+    std::cerr << "samplefs: " << err << "\n";
     return 1;
   }
 
-  std::vector<std::string> fargv = {argv[0]};
-  std::string joined;
-  for (const auto& o : fuse_opts) joined += (joined.empty() ? "" : ",") + o;
-  fargv.push_back("-o");
-  fargv.push_back(joined);
-  if (args.debug) fargv.push_back("-d");
-  std::vector<char*> cargv;
-  for (auto& a : fargv) cargv.push_back(a.data());
-  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+  if (args.foreground) return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, -1);
 
-  fuse_session* se = fuse_session_new(&fargs, &samplefs::fs::Filesystem::Operations(),
-                                      sizeof(fuse_lowlevel_ops), &filesystem);
-  if (!se) {
-    spdlog::critical("invalid mount options: {}", joined);
-    return 2;
+  // Daemonize first, then open anything: POSIX locks (SQLite's) and threads
+  // do not survive a fork, and a daemon that opened the catalog before
+  // fuse_daemonize() forked held no lock, so the next sqlite3 or samplectl
+  // took itself for the only connection and deleted the live -wal/-shm.
+  // The parent waits until the child has mounted (or failed, having printed
+  // why on the inherited stderr) and exits with its verdict.
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    std::perror("samplefs: pipe");
+    return 1;
   }
-  filesystem.set_session(se);
-  int rc = 1;
-  if (fuse_set_signal_handlers(se) == 0) {
-    if (fuse_session_mount(se, args.mountpoint.c_str()) == 0) {
-      spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, cfg->catalog, cfg->store);
-      if (!args.foreground) {
-        // Detach only after the mount succeeded, so errors reach the caller.
-        spdlog::drop_all();
-        if (fuse_daemonize(0) != 0) return 1;
-        SetupLogging(*cfg, true);
-      }
-      // Threads start after fuse_daemonize()'s fork, which they would not survive.
-      filesystem.invalidator().Start(se);
-      filesystem.committer().Start();
-      if (args.single) {
-        rc = fuse_session_loop(se);
-      } else {
-        fuse_loop_config* lc = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_clone_fd(lc, 0);
-        fuse_loop_cfg_set_max_threads(lc, 16);
-        fuse_loop_cfg_set_idle_threads(lc, 8);
-        rc = fuse_session_loop_mt(se, lc);
-        fuse_loop_cfg_destroy(lc);
-      }
-      filesystem.invalidator().Stop();
-      // Every closed file is recorded before the daemon exits.
-      filesystem.Shutdown();
-      fuse_session_unmount(se);
-      spdlog::info("unmounted {}", args.mountpoint);
-    } else {
-      spdlog::critical("cannot mount on {}", args.mountpoint);
-    }
-    fuse_remove_signal_handlers(se);
+  pid_t child = ::fork();
+  if (child < 0) {
+    std::perror("samplefs: fork");
+    return 1;
   }
-  fuse_session_destroy(se);
-  fuse_opt_free_args(&fargs);
-  return rc == 0 ? 0 : 1;
+  if (child > 0) {
+    ::close(ready[1]);
+    char verdict = 0;
+    ssize_t n;
+    do n = ::read(ready[0], &verdict, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1 && verdict == 'm') return 0;  // mounted; the child serves it
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return WEXITSTATUS(status);
+    return 1;
+  }
+  ::close(ready[0]);
+  ::setsid();
+  return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, ready[1]);
 }

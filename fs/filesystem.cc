@@ -1238,6 +1238,7 @@ void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
         // sum of the file's prefixes. The object is published once, when
         // the version is closed.
         s = h->of->writer->WriteSeal(fs->SealOf(*h->of, fs->PathOf(ino), false), true);
+        if (s.ok()) CrashPoint("before-reply");
       } else {
         job = fs->SealLocked(h->of, false, fs->PathOf(ino));
       }

@@ -76,7 +76,7 @@ step "mount under valgrind"
 valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --track-origins=yes --num-callers=30 \
   --log-file="$LOG" ${VALGRIND_EXTRA:-} \
-  "$DAEMON" --config "$W/samplefs.conf" "$MNT" -f >"$W/samplefs.log" 2>&1 &
+  "$DAEMON" --config "$W/samplefs.conf" "$MNT" -f -o create >"$W/samplefs.log" 2>&1 &
 VG_PID=$!
 for _ in $(seq 1200); do
   mounted && break

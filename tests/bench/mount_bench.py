@@ -409,7 +409,7 @@ class Bench:
         logf = os.path.join(root, "samplefs.log")
         os.makedirs(mnt, exist_ok=True)
         with open(logf, "a") as lf:
-            proc = subprocess.Popen([self.samplefs_bin, "--config", conf, mnt, "-f"],
+            proc = subprocess.Popen([self.samplefs_bin, "--config", conf, mnt, "-f", "-o", "create"],
                                     stdout=lf, stderr=subprocess.STDOUT)
         wait_mounted(mnt, proc, "samplefs", logf)
         return proc

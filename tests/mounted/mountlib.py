@@ -55,8 +55,19 @@ class Mount:
             with open(self.config, "w") as f:
                 f.write(f"catalog = {self.catalog}\nstore = {self.store}\nlog_level = info\n")
 
+    def init(self):
+        """Creates the catalog and store as a user does (`samplectl init`):
+        the daemon refuses a catalog that does not exist, since a misspelt
+        path would otherwise start an empty one."""
+        if not os.path.exists(self.catalog):
+            subprocess.run([SAMPLECTL, "--config", self.config, "init"], check=True,
+                           stdout=subprocess.DEVNULL, env=self.env)
+        return self
+
     def start(self, options=None, env=None):
         opts = self.options if options is None else list(options)
+        if "ro" not in opts:
+            self.init()
         cmd = [SAMPLEFS, "--config", self.config, self.mnt, "-f"]
         if opts:
             cmd += ["-o", ",".join(opts)]

@@ -59,7 +59,7 @@ class MountHelper(unittest.TestCase):
         if not shutil.which("mount") or not os.path.exists("/sbin/mount.fuse3"):
             self.skipTest("mount(8) or fuse3's mount.fuse3 is missing")
         self.tmp = tempfile.mkdtemp(prefix="samplefs-test-")
-        self.m = Mount(self.tmp)  # config, catalog and mnt/; not started
+        self.m = Mount(self.tmp).init()  # config, catalog and mnt/; not started
         self.env = dict(os.environ,
                         PATH=os.path.dirname(os.path.abspath(SAMPLEFS)) + ":" + os.environ["PATH"])
 

@@ -496,14 +496,19 @@ class MoveAndRename(WriteTestCase):
         try:
             os.write(fd, b"second version, longer than the first\n")
             os.fsync(fd)
-            # fsync alone commits: the record has the new content before close.
+            # fsync of a file still open makes it durable where it is (a
+            # sealed staging file), without publishing an object: the record
+            # keeps the empty version until the close; the derived fields
+            # already describe what readers see.
             synced = self.record(".notes.txt.swp")
+            want = os.path.join(self.src, "want")
+            with open(want, "wb") as f:
+                f.write(b"second version, longer than the first\n")
+            self.assertEqual(synced["size"], 0)
+            self.assertEqual(os.getxattr(tmp, "user.samplefs.hash").decode(), "xxh3-128:" + xxh128(want))
+            self.assertEqual(os.getxattr(tmp, "user.samplefs.size").decode(), "38")
         finally:
             os.close(fd)
-        want = os.path.join(self.src, "want")
-        with open(want, "wb") as f:
-            f.write(b"second version, longer than the first\n")
-        self.assertEqual((synced["size"], synced["hash"]), (38, xxh128(want)))
         os.rename(tmp, path)
         for _ in range(2):
             rec = self.assertRecorded(want, "notes.txt", mode=0o640)

@@ -9,6 +9,7 @@
 
 #include "catalog/crash_point.h"
 #include "catalog/hash.h"
+#include "catalog/recovery.h"
 #include "tools/samplectl/common.h"
 
 namespace samplefs::ctl {
@@ -211,6 +212,23 @@ class Fsck {
   }
 
   void CheckStaging() {
+    if (o_.repair) {
+      // Versions a mount sealed (closed, or fsynced) and could not record
+      // before it died: verified and recorded, as the next mount would.
+      auto recovered = RecoverSealedVersions(*ctx_.catalog, *ctx_.store);
+      if (!recovered.ok()) {
+        Problem("repair failure", "cannot recover sealed versions: " + recovered.status().message());
+      } else {
+        if (recovered->committed)
+          Info("recorded " + std::to_string(recovered->committed) +
+               " file version(s) sealed by a daemon that died before recording them");
+        if (recovered->never_closed)
+          Info("removed " + std::to_string(recovered->never_closed) +
+               " staging file(s) of a dead daemon that were never closed");
+        for (const auto& p : recovered->problems) Problem("unrecoverable version", "dropped " + p);
+        repaired_ += recovered->committed + recovered->never_closed;
+      }
+    }
     auto stale = ctx_.store->StaleStaging(kStaleStagingSec);
     if (!stale.ok()) {
       Problem("unreadable store", "store: cannot list staging files: " + stale.status().message());
@@ -353,7 +371,7 @@ void AddFsckCommand(CLI::App& app, Commands& out) {
       "unreferenced objects and stale staging files (reported as info). Exit 1 when problems\n"
       "are found.");
   sub->add_flag("--verify", o->verify, "Re-hash every object (reads the whole store)");
-  sub->add_flag("--repair", o->repair, "Apply lossless fixes: remove staging files older than a day");
+  sub->add_flag("--repair", o->repair, "Apply lossless fixes: record versions a dead daemon sealed, remove staging files older than a day");
   out.push_back({sub, [o](Context& ctx) { return RunFsck(ctx, *o); }});
 }
 

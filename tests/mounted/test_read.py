@@ -37,7 +37,7 @@ import unittest
 from mountlib import Mount, MountedTestCase, fuse_available, write_random
 
 # --- the fixture ---------------------------------------------------------
-# Rows of /work/shared/demo/species.csv and dyes.csv (the demo vocabulary).
+# Rows of tools/demo/species.csv and dyes.csv (the demo vocabulary).
 SPECIES = [  # name, species, strain
     ("HeLa", "Human", "HeLa"),
     ("Rat-Wistar", "Rat", "Wistar"),

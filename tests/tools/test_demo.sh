@@ -58,7 +58,7 @@ done
 tail -n +2 "$clone/tools/demo/dyes.csv" | cut -d, -f1 | while read -r name; do
   [ -d "$mnt/dyes/$name" ] || fail "dyes/$name missing"
 done
-[ "$(getfattr --only-values -n user.samplefs.long_name "$mnt/dyes/A647")" = "Alexa Fluor 647" ] ||
+[ "$(getfattr --absolute-names --only-values -n user.samplefs.long_name "$mnt/dyes/A647")" = "Alexa Fluor 647" ] ||
   fail "dyes/A647 has the wrong long_name"
 for s in HeLa-2026-001 HeLa-2026-002 HeLa-2026-003 U2OS-2026-001 RatHeart-2026-001; do
   [ -d "$mnt/slides/$s" ] || fail "slides/$s missing"

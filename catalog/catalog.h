@@ -165,8 +165,10 @@ class Catalog {
   // for a non-empty folder, kNotADirectory / kIsADirectory as rename(2)
   // for folder over file / file over folder);
   // without `replace` kAlreadyExists. Moving a folder into its own subtree
-  // is kInvalidArgument; a missing new parent kReferenceMissing. Returns
-  // the id of the replaced entry, or 0.
+  // is kInvalidArgument; a missing new parent kReferenceMissing. A file's
+  // kind becomes KindFromName(new_name), in the same transaction, unless
+  // it was set to one its old name does not give (kept). Returns the id
+  // of the replaced entry, or 0.
   Result<int64_t> MoveEntry(int64_t id, int64_t new_parent_id, const std::string& new_name,
                             bool replace);
   Result<std::vector<Entry>> ListEntries(int64_t parent_id, int64_t after_id, int limit);

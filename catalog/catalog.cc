@@ -1280,6 +1280,23 @@ Result<CatalogStats> Catalog::Stats() {
   return s;
 }
 
+Result<CatalogUsage> Catalog::Usage() {
+  std::lock_guard lock(mu_);
+  CatalogUsage u;
+  SFS_ASSIGN_OR_RETURN(u.object_bytes,
+                       Count(*db_,
+                             "SELECT coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM entry "
+                             "WHERE hash IS NOT NULL GROUP BY hash)",
+                             {}));
+  SFS_ASSIGN_OR_RETURN(u.records, Count(*db_,
+                                        "SELECT (SELECT count(*) FROM entry) + (SELECT count(*) FROM image) + "
+                                        "(SELECT count(*) FROM slide) + (SELECT count(*) FROM sample) + "
+                                        "(SELECT count(*) FROM species) + (SELECT count(*) FROM dye) + "
+                                        "(SELECT count(*) FROM tag)",
+                                        {}));
+  return u;
+}
+
 Status Catalog::ForEachReferencedHash(const std::function<Status(const std::string&)>& fn) {
   // Pages through the hash index in hash order, so memory stays flat for
   // millions of objects and `fn` runs without the catalog lock (it may call

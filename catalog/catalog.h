@@ -70,6 +70,13 @@ struct CatalogStats {
   int64_t distinct_bytes = 0;  // bytes of distinct objects referenced
 };
 
+// What statfs reports (Catalog::Usage): two queries rather than Stats()'s
+// fourteen.
+struct CatalogUsage {
+  int64_t object_bytes = 0;  // bytes of the distinct objects records reference
+  int64_t records = 0;       // entries, images, slides, samples, species, dyes, tags
+};
+
 class Catalog {
  public:
   // Opens (creating if needed) an SQLite catalog, migrating an older schema
@@ -209,6 +216,9 @@ class Catalog {
 
   // --- whole catalog ------------------------------------------------------
   Result<CatalogStats> Stats();
+  // A scan of the entry table's hash index: callers that ask often (statfs)
+  // cache it.
+  Result<CatalogUsage> Usage();
   // Every distinct object hash any record references (gc, fsck), in hash
   // order, read in pages: `fn` runs without the catalog lock and may call
   // the catalog; an error from it stops the walk and is returned.

@@ -2029,6 +2029,13 @@ TEST_P(CatalogTest, StatsCountEverything) {
   EXPECT_EQ(s.file_bytes, 2024);
   EXPECT_EQ(s.distinct_objects, 3);
   EXPECT_EQ(s.distinct_bytes, 1024);
+
+  // What statfs reports: the same object bytes; records are 8 entries
+  // (2 image roots, a folder, 4 files, a symlink), 2 each of images,
+  // slides, samples, species, dyes and tags.
+  CatalogUsage u = MUST(c_->Usage());
+  EXPECT_EQ(u.object_bytes, s.distinct_bytes);
+  EXPECT_EQ(u.records, 20);
 }
 
 // Ids are node ids, open-file keys and export keys: the id of a deleted

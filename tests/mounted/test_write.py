@@ -1034,9 +1034,11 @@ class NamespaceAndRecords(WriteTestCase):
         mine = os.statvfs(self.m.mnt)
         store = os.statvfs(self.m.store)
         free_m, free_s = mine.f_bavail * mine.f_frsize, store.f_bavail * store.f_frsize
-        total_m, total_s = mine.f_blocks * mine.f_frsize, store.f_blocks * store.f_frsize
         self.assertAlmostEqual(free_m / free_s, 1.0, delta=0.03)
-        self.assertAlmostEqual(total_m / total_s, 1.0, delta=0.03)
+        # The size is not the disk's: what the catalog holds plus what is
+        # free (docs/DECISIONS.md, "df and stat -f"; test_read.DiskSpace).
+        used_m = (mine.f_blocks - mine.f_bfree) * mine.f_frsize
+        self.assertLess(used_m, 1 << 20)  # an empty image holds nothing
         self.assertEqual(mine.f_namemax, 255)
 
     def test_mkdir_records(self):

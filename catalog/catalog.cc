@@ -1041,9 +1041,14 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
     } else if (!existing.status().is_not_found()) {
       return existing.status();
     }
+    // A file's kind follows its final name: rsync, editors and
+    // tempfile+os.replace write under a temporary name and rename. A kind
+    // set by hand (one its name would not give) stays.
+    std::string kind = e.kind;
+    if (e.type == EntryType::kFile && e.kind == KindFromName(e.name)) kind = KindFromName(new_name);
     // Entries below a moved folder change image too.
-    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ?, image_id = ? WHERE id = ?",
-                             {new_parent_id, new_name, parent.image_id, id}));
+    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ?, image_id = ?, kind = ? WHERE id = ?",
+                             {new_parent_id, new_name, parent.image_id, kind, id}));
     if (e.type == EntryType::kFolder && parent.image_id != e.image_id) {
       SFS_RETURN_IF_ERROR(Exec(*db_,
                                "WITH RECURSIVE sub(id) AS (SELECT id FROM entry WHERE parent_id = ? "
@@ -1273,6 +1278,23 @@ Result<CatalogStats> Catalog::Stats() {
     SFS_ASSIGN_OR_RETURN(*q.out, Count(*db_, q.sql, {}));
   }
   return s;
+}
+
+Result<CatalogUsage> Catalog::Usage() {
+  std::lock_guard lock(mu_);
+  CatalogUsage u;
+  SFS_ASSIGN_OR_RETURN(u.object_bytes,
+                       Count(*db_,
+                             "SELECT coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM entry "
+                             "WHERE hash IS NOT NULL GROUP BY hash)",
+                             {}));
+  SFS_ASSIGN_OR_RETURN(u.records, Count(*db_,
+                                        "SELECT (SELECT count(*) FROM entry) + (SELECT count(*) FROM image) + "
+                                        "(SELECT count(*) FROM slide) + (SELECT count(*) FROM sample) + "
+                                        "(SELECT count(*) FROM species) + (SELECT count(*) FROM dye) + "
+                                        "(SELECT count(*) FROM tag)",
+                                        {}));
+  return u;
 }
 
 Status Catalog::ForEachReferencedHash(const std::function<Status(const std::string&)>& fn) {

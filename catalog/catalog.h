@@ -70,6 +70,13 @@ struct CatalogStats {
   int64_t distinct_bytes = 0;  // bytes of distinct objects referenced
 };
 
+// What statfs reports (Catalog::Usage): two queries rather than Stats()'s
+// fourteen.
+struct CatalogUsage {
+  int64_t object_bytes = 0;  // bytes of the distinct objects records reference
+  int64_t records = 0;       // entries, images, slides, samples, species, dyes, tags
+};
+
 class Catalog {
  public:
   // Opens (creating if needed) an SQLite catalog, migrating an older schema
@@ -165,8 +172,10 @@ class Catalog {
   // for a non-empty folder, kNotADirectory / kIsADirectory as rename(2)
   // for folder over file / file over folder);
   // without `replace` kAlreadyExists. Moving a folder into its own subtree
-  // is kInvalidArgument; a missing new parent kReferenceMissing. Returns
-  // the id of the replaced entry, or 0.
+  // is kInvalidArgument; a missing new parent kReferenceMissing. A file's
+  // kind becomes KindFromName(new_name), in the same transaction, unless
+  // it was set to one its old name does not give (kept). Returns the id
+  // of the replaced entry, or 0.
   Result<int64_t> MoveEntry(int64_t id, int64_t new_parent_id, const std::string& new_name,
                             bool replace);
   Result<std::vector<Entry>> ListEntries(int64_t parent_id, int64_t after_id, int limit);
@@ -207,6 +216,9 @@ class Catalog {
 
   // --- whole catalog ------------------------------------------------------
   Result<CatalogStats> Stats();
+  // A scan of the entry table's hash index: callers that ask often (statfs)
+  // cache it.
+  Result<CatalogUsage> Usage();
   // Every distinct object hash any record references (gc, fsck), in hash
   // order, read in pages: `fn` runs without the catalog lock and may call
   // the catalog; an error from it stops the walk and is returned.

@@ -1013,11 +1013,12 @@ void ObjectStore::FinishOrphanedSessions(bool remove) {
   taken_sessions_.clear();
 }
 
-Status ObjectStore::Space(uint64_t* free_bytes, uint64_t* total_bytes) const {
+Status ObjectStore::Space(uint64_t* free_bytes, uint64_t* total_bytes, uint64_t* free_files) const {
   struct statvfs sv;
   if (::statvfs(root_.c_str(), &sv) != 0) return Status::FromErrno(errno, "statvfs " + root_);
   if (free_bytes) *free_bytes = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
   if (total_bytes) *total_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  if (free_files) *free_files = static_cast<uint64_t>(sv.f_favail);
   return Status::Ok();
 }
 

@@ -231,8 +231,9 @@ class ObjectStore {
   // Lists staging files older than `min_age_sec` (fsck).
   Result<std::vector<std::string>> StaleStaging(int64_t min_age_sec) const;
 
-  // Free and total bytes of the store's filesystem (statfs).
-  Status Space(uint64_t* free_bytes, uint64_t* total_bytes) const;
+  // Bytes available to us, total bytes and free inodes of the store's
+  // filesystem (statvfs; any pointer may be null).
+  Status Space(uint64_t* free_bytes, uint64_t* total_bytes, uint64_t* free_files = nullptr) const;
 
   // Write-behind: may a write be reported done before it reaches the
   // staging file (the mount answers a large write first and writes it

@@ -1430,19 +1430,28 @@ void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
   SFS_FUSE_TRY
+  // df's "used" is f_blocks - f_bfree: the bytes of the objects the
+  // catalog references, while free/avail are the store disk's (what can
+  // still be written). So the size is the sum of the two, not the disk's:
+  // the disk also holds other things, which are not this mount's
+  // (docs/DECISIONS.md, "df and stat -f").
   Filesystem* fs = Fs(req);
-  uint64_t free_bytes = 0, total = 0;
-  Status s = fs->store().Space(&free_bytes, &total);
+  uint64_t avail = 0, free_files = 0;
+  Status s = fs->store().Space(&avail, nullptr, &free_files);
   if (!s.ok()) return ReplyStatus(req, "statfs", "/", s);
+  auto usage = fs->CachedUsage();
+  if (!usage.ok()) return ReplyStatus(req, "statfs", "/", usage.status());
+  constexpr uint64_t kBlock = 4096;
+  const uint64_t used_blocks = (static_cast<uint64_t>(usage->object_bytes) + kBlock - 1) / kBlock;
   struct statvfs st {};
-  st.f_bsize = 4096;
-  st.f_frsize = 4096;
-  st.f_blocks = total / 4096;
-  st.f_bfree = free_bytes / 4096;
-  st.f_bavail = free_bytes / 4096;
-  st.f_files = 1ULL << 40;
-  st.f_ffree = 1ULL << 39;
-  st.f_favail = 1ULL << 39;
+  st.f_bsize = kBlock;
+  st.f_frsize = kBlock;
+  st.f_bfree = avail / kBlock;
+  st.f_bavail = st.f_bfree;
+  st.f_blocks = used_blocks + st.f_bfree;
+  st.f_ffree = free_files;
+  st.f_favail = free_files;
+  st.f_files = static_cast<uint64_t>(usage->records) + free_files;
   st.f_namemax = kMaxNameBytes;
   fuse_reply_statfs(req, &st);
   SFS_FUSE_CATCH("statfs")
@@ -1950,6 +1959,24 @@ bool Filesystem::KeepCache(fuse_ino_t ino, const std::string& hash) {
   bool keep = slot == hash;
   slot = hash;
   return keep;
+}
+
+Result<CatalogUsage> Filesystem::CachedUsage() {
+  std::lock_guard lock(usage_mu_);
+  int64_t now = MonotonicNs();
+  if (usage_at_ns_ == 0 || now - usage_at_ns_ >= kUsageMaxAgeNs) {
+    auto u = catalog_.Usage();
+    if (!u.ok()) {
+      // A catalog locked by another program should not make df fail: the
+      // last answer is a few seconds old at worst.
+      if (usage_at_ns_ == 0) return u.status();
+      spdlog::warn("statfs: counting the catalog failed, reporting the last count: {}", u.status().ToString());
+      return usage_;
+    }
+    usage_ = *u;
+    usage_at_ns_ = now;
+  }
+  return usage_;
 }
 
 const fuse_lowlevel_ops& Filesystem::Operations() {

@@ -216,6 +216,12 @@ class Filesystem {
   // Writes answered before they reached the staging file (write-behind,
   // OpWrite), for status.json.
   void NoteWriteBehind() { writes_behind_.fetch_add(1, std::memory_order_relaxed); }
+  // Catalog::Usage(), at most kUsageMaxAgeNs old: statfs comes often (file
+  // managers, df, every cp that checks for room) and the query scans the
+  // hash index with the catalog lock held. When the query fails (a locked
+  // catalog) the last answer, if any.
+  static constexpr int64_t kUsageMaxAgeNs = 2'000'000'000;
+  Result<CatalogUsage> CachedUsage();
 
  private:
   Catalog& catalog_;
@@ -244,6 +250,9 @@ class Filesystem {
   std::mutex lean_mu_;
   std::unordered_set<fuse_ino_t> lean_listed_;  // GUARDED_BY(lean_mu_)
   std::atomic<int64_t> empty_touched_{0};  // when EnsureEmptyObject last touched it
+  std::mutex usage_mu_;  // one Usage() query at a time; later callers take its answer
+  CatalogUsage usage_;      // GUARDED_BY(usage_mu_)
+  int64_t usage_at_ns_ = 0;  // GUARDED_BY(usage_mu_) MonotonicNs(); 0: never
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;
   int closing_ = 0;  // GUARDED_BY(closing_mu_)

@@ -5,7 +5,9 @@ Everything goes through the mount, as a lab would do it: mkdir for records,
 setfattr for fields and tags, slide.json edits for labellings, cp-like
 writes for files. Idempotent: records that exist are left alone.
 
-usage: demo_populate.py MOUNTPOINT DEMO_DIR
+usage: demo_populate.py MOUNTPOINT [DEMO_DIR]
+DEMO_DIR holds species.csv and dyes.csv (default: tools/demo/ beside this
+script).
 """
 import csv
 import json
@@ -32,7 +34,8 @@ def write(path, data):
 
 
 def main():
-    mnt, demo = sys.argv[1], sys.argv[2]
+    mnt = sys.argv[1]
+    demo = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
     rnd = random.Random(2026)
     with open(os.path.join(demo, "species.csv")) as f:
         species = list(csv.DictReader(f))

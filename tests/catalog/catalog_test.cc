@@ -1566,6 +1566,53 @@ TEST_P(CatalogTest, MoveEntryRenamesAndMoves) {
   EXPECT_EQ(MUST(c_->EntryByName(a.id, "b-moved")).id, b.id);
 }
 
+// Issue 13: rsync, editors and tempfile+os.replace write under a
+// temporary name; the record must take the kind of the final name.
+TEST_P(CatalogTest, MoveEntryTakesTheKindOfTheNewName) {
+  World w = NewWorld();
+  World w2 = NewWorld("-2");
+  Entry a = NewFolder(w.root.id, "a");
+  auto file = [&](int64_t parent, const std::string& name) {
+    Entry e;
+    e.parent_id = parent;
+    e.name = name;
+    e.type = EntryType::kFile;
+    e.hash = HashN(1);
+    e.kind = KindFromName(name);  // as the mount creates files
+    return MUST(c_->CreateEntry(e));
+  };
+  auto kind = [&](const Entry& e) { return MUST(c_->EntryById(e.id)).kind; };
+
+  Entry rsynced = file(a.id, ".raw_0001.tif.Xa81Qz");  // rsync's temporary name
+  ASSERT_EQ(rsynced.kind, "other");
+  EXPECT_EQ(MUST(c_->MoveEntry(rsynced.id, a.id, "raw_0001.tif", false)), 0);
+  EXPECT_EQ(kind(rsynced), "raw");
+  // Across folders and images, and back to a name with no kind.
+  EXPECT_EQ(MUST(c_->MoveEntry(rsynced.id, w2.root.id, "fit.h5r", false)), 0);
+  EXPECT_EQ(kind(rsynced), "analysis");
+  EXPECT_EQ(MUST(c_->MoveEntry(rsynced.id, w.root.id, "fit.bak", false)), 0);
+  EXPECT_EQ(kind(rsynced), "other");
+
+  // Renamed over an existing file (os.replace): the survivor is the
+  // renamed record, with the kind of the name it took.
+  Entry old = file(a.id, "table.csv");
+  Entry tmp = file(a.id, "tmpk3j_x9");
+  EXPECT_EQ(MUST(c_->MoveEntry(tmp.id, a.id, "table.csv", true)), old.id);
+  EXPECT_EQ(kind(tmp), "analysis");
+
+  // A kind set by hand, one the name would not give, survives renames.
+  Entry manual = file(a.id, "stack.dat");
+  manual.kind = "raw";
+  ASSERT_OK(c_->UpdateEntry(manual));
+  EXPECT_EQ(MUST(c_->MoveEntry(manual.id, a.id, "stack2.dat", false)), 0);
+  EXPECT_EQ(kind(manual), "raw");
+
+  // Folders and symlinks keep theirs ("other").
+  Entry zarr = NewFolder(a.id, "tmp-folder");
+  EXPECT_EQ(MUST(c_->MoveEntry(zarr.id, a.id, "stack.ome.zarr", false)), 0);
+  EXPECT_EQ(kind(zarr), "other");
+}
+
 TEST_P(CatalogTest, MoveEntryToAnotherImageCarriesTheSubtree) {
   World w = NewWorld();
   Image other = NewImage("img1", w.slide.id);
@@ -1982,6 +2029,13 @@ TEST_P(CatalogTest, StatsCountEverything) {
   EXPECT_EQ(s.file_bytes, 2024);
   EXPECT_EQ(s.distinct_objects, 3);
   EXPECT_EQ(s.distinct_bytes, 1024);
+
+  // What statfs reports: the same object bytes; records are 8 entries
+  // (2 image roots, a folder, 4 files, a symlink), 2 each of images,
+  // slides, samples, species, dyes and tags.
+  CatalogUsage u = MUST(c_->Usage());
+  EXPECT_EQ(u.object_bytes, s.distinct_bytes);
+  EXPECT_EQ(u.records, 20);
 }
 
 // Ids are node ids, open-file keys and export keys: the id of a deleted

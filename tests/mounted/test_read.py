@@ -37,7 +37,7 @@ import unittest
 from mountlib import Mount, MountedTestCase, fuse_available, write_random
 
 # --- the fixture ---------------------------------------------------------
-# Rows of /work/shared/demo/species.csv and dyes.csv (the demo vocabulary).
+# Rows of tools/demo/species.csv and dyes.csv (the demo vocabulary).
 SPECIES = [  # name, species, strain
     ("HeLa", "Human", "HeLa"),
     ("Rat-Wistar", "Rat", "Wistar"),
@@ -1193,6 +1193,65 @@ class LiveSizes(MountedTestCase):
         self.assertIn(b"no-equals-sign", text)
         self.assertEqual(self.ls_sizes(meta)["errors"], len(text))
         self.assertEqual(os.stat(os.path.join(meta, "errors")).st_size, len(text))
+
+
+class DiskSpace(MountedTestCase):
+    """Issue 17 point 4: `df` and `stat -f` of the mount tell the truth.
+    Free and available space and free inodes are the store disk's; used is
+    the bytes of the objects the catalog references (not the whole disk's
+    used space); total inodes are the records plus the free inodes."""
+
+    SLACK = 32 * MIB  # other processes write to the same disk meanwhile
+
+    def df(self, path):
+        line = self.run_tool("df", "-B1", "--output=size,used,avail", path).stdout.splitlines()[1]
+        return [int(x) for x in line.split()]
+
+    def stat_f(self, path):
+        # block size, total, free and available blocks, total and free inodes
+        out = self.run_tool("stat", "-f", "-c", "%S %b %f %a %c %d", path).stdout
+        return [int(x) for x in out.split()]
+
+    def store_objects(self):
+        sizes = [os.path.getsize(os.path.join(d, f))
+                 for d, _, fs in os.walk(os.path.join(self.m.store, "objects")) for f in fs]
+        return sum(sizes), len(sizes)
+
+    def records(self):
+        return sum(self.m.sql(f"SELECT count(*) FROM {t}")[0][0]
+                   for t in ("entry", "image", "slide", "sample", "species", "dye", "tag"))
+
+    def test_df_and_stat_f_tell_the_truth(self):
+        self.df(self.m.mnt)  # the mount may answer from what it read now
+        files = self.make_image()
+        for i, size in enumerate((0, 1, 4095, 4097, 3 * MIB + 7)):
+            write_random(os.path.join(files, f"f{i}.h5"), size, seed=i)
+        write_random(os.path.join(files, "copy.h5"), 3 * MIB + 7, seed=4)  # one object for both
+        self.run_tool("sync", files)
+        obj_bytes, nobj = self.store_objects()
+        self.assertEqual(nobj, 5)  # the empty object included
+        # Used: the store's object bytes, rounded up per object at most. The
+        # mount recounts every 2 s: a df right after the writes may be older.
+        deadline = time.time() + 10
+        while True:
+            size, used, avail = self.df(self.m.mnt)
+            if abs(used - obj_bytes) <= 4096 * nobj or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(abs(used - obj_bytes), 4096 * nobj, f"df used {used}, objects {obj_bytes}")
+        self.assertEqual(size, used + avail)
+        # Available: the store disk's.
+        store_avail = self.df(self.m.store)[2]
+        self.assertLessEqual(abs(avail - store_avail), self.SLACK, f"df avail {avail} vs store's {store_avail}")
+
+        bsize, blocks, bfree, bavail, files_total, files_free = self.stat_f(self.m.mnt)
+        s_bsize, _, _, s_bavail, _, s_free = self.stat_f(self.m.store)
+        self.assertEqual(bfree, bavail)  # nothing is reserved for root here
+        self.assertLessEqual(abs(bavail * bsize - s_bavail * s_bsize), self.SLACK)
+        self.assertEqual((blocks - bfree) * bsize, used)
+        self.assertLessEqual(abs(files_free - s_free), 10_000, f"free inodes {files_free} vs store's {s_free}")
+        self.assertEqual(files_total - files_free, self.records())
+        self.assertLess(files_total, 1 << 39)  # not the old made-up 2^40
 
 
 class UnusualRecords(MountedTestCase):

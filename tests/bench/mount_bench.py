@@ -631,6 +631,57 @@ class Bench:
     # -----------------------------------------------------------------------
     # Issue 3: reads and listings
 
+    # -----------------------------------------------------------------------
+    # Issue 13 point 8: an acquisition that fsyncs while it writes
+
+    def store_bytes(self, target):
+        """Bytes the target's storage holds: the samplefs store's objects, or
+        the plain directory (bindfs writes there too)."""
+        root = os.path.join(self.sroot, "store", "objects") if target == "samplefs" else self.plain
+        total = 0
+        for d, _, names in os.walk(root):
+            for n in names:
+                try:
+                    total += os.lstat(os.path.join(d, n)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def bench_fsync(self):
+        S = "fsync"
+        big = self.sz["big"]
+        every = 64 * MIB
+        hb = human_bytes(big)
+        label = f"write {hb}, fsync every {human_bytes(every)}"
+        chunk = os.urandom(MIB)
+        for t in TARGETS:
+            dst = os.path.join(self.data_dir(t), "fsync")
+            os.makedirs(dst, exist_ok=True)
+            os.sync()
+            before = self.store_bytes(t)
+
+            def write():
+                t0 = time.monotonic()
+                with open(os.path.join(dst, "acq.raw"), "wb") as f:
+                    for i in range(big // MIB):
+                        # A different first byte per MiB: no block repeats.
+                        f.write(i.to_bytes(8, "little") + chunk[8:])
+                        if (i + 1) * MIB % every == 0:
+                            f.flush()
+                            os.fsync(f.fileno())
+                return time.monotonic() - t0
+
+            self.measure(S, label, t, write, "copy", big)
+            timed_sync(dst)
+            grown = self.store_bytes(t) - before
+            self.results.set(S, f"{label}: storage growth", t, grown / MIB, unit="MiB")
+            log(f"  {'  ... storage growth':<38} {t:<9} {grown / MIB:8.0f} MiB")
+            run(f"rm -rf {dst}")
+        self.results.note(S, f"`{label}`: a Python writer, 1 MiB writes, `fsync` every 64 MiB, then close; "
+                             "storage growth is what the store (samplefs) or the directory (plain, bindfs) "
+                             "holds more afterwards. Before issue 13 each fsync published a new object of the "
+                             "whole file so far: the sum of the prefixes.")
+
     def bench_reads(self):
         S = "reads"
         big = self.sz["big"]
@@ -740,13 +791,13 @@ class Bench:
     # -----------------------------------------------------------------------
 
     def run_all(self):
-        groups = self.args.only.split(",") if self.args.only else ["copy", "reads", "xattrs", "query"]
+        groups = self.args.only.split(",") if self.args.only else ["copy", "fsync", "reads", "xattrs", "query"]
         t_start = time.monotonic()
         load = os.getloadavg()
         self.setup()
         log(f"setup done in {time.monotonic() - t_start:.0f} s")
         try:
-            for g in ("copy", "reads", "xattrs", "query"):
+            for g in ("copy", "fsync", "reads", "xattrs", "query"):
                 if g in groups:
                     getattr(self, f"bench_{g}")()
         finally:
@@ -863,6 +914,7 @@ def build_query_catalog(catalog, nslides, nimages, nfiles):
 SECTIONS = (
     ("reads", "Mount: reads and listings"),
     ("copy", "Mount: copying data in"),
+    ("fsync", "Mount: writing with periodic fsync"),
     ("meta", "Mount: metadata and queries"),
 )
 
@@ -908,7 +960,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~3 min)")
     ap.add_argument("--workdir", default="/var/tmp/samplefs-bench/mount",
                     help="scratch directory on the disk under test (removed first and at the end)")
-    ap.add_argument("--only", help="comma-separated groups: copy,reads,xattrs,query")
+    ap.add_argument("--only", help="comma-separated groups: copy,fsync,reads,xattrs,query")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of the large-file copy and read, alternating the order (best is kept)")

@@ -60,6 +60,9 @@ void Usage(std::ostream& out) {
          "  -o write_behind_min_free=SIZE|off\n"
          "                 large writes are answered before they reach the store while\n"
          "                 its disk has SIZE free (K/M/G/T suffixes; default 1G)\n"
+         "  -o create      create the catalog and store if they do not exist\n"
+         "                 (otherwise a missing catalog is refused: see samplectl init)\n"
+         "  -o nonempty    mount over a directory that is not empty (hides its files)\n"
          "  -f             stay in the foreground, log to stderr\n"
          "  -d             FUSE debug output (implies -f)\n"
          "  -s             single-threaded\n";

@@ -1781,6 +1781,9 @@ void Filesystem::FinishLocked(CommitJob& job, const PublishedObject& obj, bool r
 }
 
 void Filesystem::DropVersionLocked(OpenFile& of) {
+  // Never to be recovered either (a published writer keeps its seal
+  // otherwise, and a recovery would record what was dropped).
+  if (of.writer) of.writer->RemoveSeal();
   of.writer.reset();
   if (!of.pending_mode) return;
   // A chmod made while the version was pending still holds.

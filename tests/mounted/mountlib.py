@@ -118,6 +118,15 @@ class Mount:
                 f.write(f"catalog = {self.catalog}\nstore = {self.store}\nlog_level = info\n"
                         f"log_file = {self.log}\n")
 
+    def init(self):
+        """Creates the catalog and store as a user does (`samplectl init`):
+        the daemon refuses a catalog that does not exist, since a misspelt
+        path would otherwise start an empty one."""
+        if not os.path.exists(self.catalog):
+            subprocess.run([SAMPLECTL, "--config", self.config, "init"], check=True,
+                           stdout=subprocess.DEVNULL, env=self.env)
+        return self
+
     def command(self, options=None):
         opts = self.options if options is None else list(options)
         cmd = [SAMPLEFS, "--config", self.config, self.mnt]
@@ -128,7 +137,10 @@ class Mount:
         return cmd
 
     def start(self, options=None, env=None):
-        cmd = self.command(options)
+        opts = self.options if options is None else list(options)
+        if "ro" not in opts:
+            self.init()
+        cmd = self.command(opts)
         logf = open(self.log, "a")
         if self.daemonize:
             become_subreaper()

@@ -19,8 +19,8 @@ to deleted files that no other process ever reads.
    deleted (/proc/PID/fd), /proc/locks lists the daemon's lock on the -shm
    inode, and what the mount records afterwards is in the catalog that
    other processes read.
-3. Other writers while mounted: for the length of a few `samplectl import`s
-   of a thousand small files each, sqlite3 (SQL reads, annotation and tag
+3. Other writers while mounted: for 30 s (at least 3 `samplectl import`s
+   of 1,000 small files each), sqlite3 (SQL reads, annotation and tag
    inserts, an update), `samplectl tag add`, and through the mount cp,
    setfattr user.xdg.tags and slide.json edits run at the same time, round
    after round. Afterwards the catalog passes integrity_check and
@@ -176,9 +176,14 @@ class CatalogLocks(DaemonTestCase):
 
 
 class OtherWriters(DaemonTestCase):
-    IMPORT_ROUNDS = 3
+    # Imports run round after round (IMPORT_PAUSE apart) until at least
+    # MIN_IMPORTS are done and DURATION seconds have passed (at most
+    # MAX_IMPORTS); every other side runs round after round meanwhile.
+    DURATION = float(os.environ.get("SAMPLEFS_TEST_DAEMON_SECONDS", "30"))
+    MIN_IMPORTS, MAX_IMPORTS = 3, 12
     IMPORT_FILES = 1000  # per round, in 10 folders
-    MAX_ROUNDS = 40  # of each other side, while the imports run
+    IMPORT_PAUSE = 1.5
+    MAX_ROUNDS = 300  # of each other side
     PAUSE = 0.2
 
     def setUp(self):
@@ -195,17 +200,19 @@ class OtherWriters(DaemonTestCase):
         os.mkdir(m.path("slides", "S1", "images", "cell01"))
         os.mkdir(m.path("slides", "S3", "images", "cell03"))
         self.src = os.path.join(self.tmp, "src")
-        # Import sources: src/import<r>/HeLa/P1/IMP<r>/cell/d<k>/f<i>.dat
-        for r in range(1, self.IMPORT_ROUNDS + 1):
-            base = os.path.join(self.src, f"import{r}", "HeLa", "P1", f"IMP{r}", "cell")
-            for i in range(self.IMPORT_FILES):
-                d = os.path.join(base, f"d{i % 10}")
-                if i < 10:
-                    os.makedirs(d)
-                with open(os.path.join(d, f"f{i:04d}.dat"), "w") as f:
-                    f.write(f"import round {r} file {i}\n" * (1 + i % 7))
+        self.make_import_source(1)
         self.busy = []  # (side, round, message) of retried busy/locked failures
         self.lock = threading.Lock()
+
+    def make_import_source(self, r):
+        """src/import<r>/HeLa/P1/IMP<r>/cell/d<k>/f<i>.dat"""
+        base = os.path.join(self.src, f"import{r}", "HeLa", "P1", f"IMP{r}", "cell")
+        for i in range(self.IMPORT_FILES):
+            d = os.path.join(base, f"d{i % 10}")
+            if i < 10:
+                os.makedirs(d)
+            with open(os.path.join(d, f"f{i:04d}.dat"), "w") as f:
+                f.write(f"import round {r} file {i}\n" * (1 + i % 7))
 
     # -- running the sides ---------------------------------------------
     def attempt(self, side, rnd, fn):
@@ -248,15 +255,16 @@ class OtherWriters(DaemonTestCase):
         done = threading.Event()
         self.rounds = {}
         failures = []
+        t0 = time.monotonic()
 
-        def side(name, step, rounds=None):
-            """A thread running step(1), step(2), ...: `rounds` times, or
-            (rounds=None) until the imports are done."""
+        def side(name, step, more=None, pause=self.PAUSE):
+            """A thread running step(1), step(2), ... while more(rounds
+            done) says so, or (more=None) until the imports are done."""
             def loop():
                 n = 0
                 self.rounds[name] = 0
                 try:
-                    while (n < rounds) if rounds else (n < self.MAX_ROUNDS and not done.is_set()):
+                    while more(n) if more else (n < self.MAX_ROUNDS and not done.is_set()):
                         n += 1
                         for op in step(n):
                             err = self.attempt(name, n, op)
@@ -264,8 +272,7 @@ class OtherWriters(DaemonTestCase):
                                 failures.append(f"{name} round {n}: {err}")
                                 return
                         self.rounds[name] = n
-                        if not rounds:
-                            time.sleep(self.PAUSE)
+                        time.sleep(pause)
                 except Exception as e:  # noqa: BLE001 (reported by the test)
                     failures.append(f"{name} round {n}: {type(e).__name__}: {e}")
             return threading.Thread(target=loop, name=name)
@@ -309,12 +316,18 @@ class OtherWriters(DaemonTestCase):
                     json.dump(doc, f)
             return [self.python_op(edit)]
 
-        imports = side("samplectl import", lambda n: [self.ctl(
-            "import", os.path.join(self.src, f"import{n}"), "--layout", "{species}/{sample}/{slide}/{image}/")],
-            rounds=self.IMPORT_ROUNDS)
+        def import_step(n):
+            if n > 1:
+                self.make_import_source(n)
+            return [self.ctl("import", os.path.join(self.src, f"import{n}"),
+                             "--layout", "{species}/{sample}/{slide}/{image}/")]
+
+        def more_imports(n):
+            return n < self.MIN_IMPORTS or (n < self.MAX_IMPORTS and time.monotonic() - t0 < self.DURATION)
+
+        imports = side("samplectl import", import_step, more_imports, self.IMPORT_PAUSE)
         others = [side("sqlite3", sql_step), side("samplectl tag", tag_step), side("cp", cp_step),
                   side("setfattr", xattr_step), side("slide.json", sidecar_step)]
-        t0 = time.monotonic()
         for t in [imports] + others:
             t.start()
         imports.join()
@@ -332,10 +345,9 @@ class OtherWriters(DaemonTestCase):
             print(f"\n  FINDING: {side} round {rnd} failed busy/locked and was retried: {msg}", end="")
         print(f"\n  [{self.elapsed:.1f} s; rounds: {self.rounds}; busy retries: {len(self.busy)}]", end="",
               flush=True)
-        self.assertEqual(failures, [], "a side failed:\n" + "\n".join(failures) + "\nlog:\n" + m.read_log()[-3000:])
         self.assertTrue(m.alive(), "the daemon died:\n" + m.read_log()[-3000:])
-        n = self.rounds
-        problems = []
+        n = self.rounds  # rounds each side completed (a failed side stopped)
+        problems = [f"a side failed: {f.strip()}" for f in failures]
 
         def check(what, got, want):
             if got != want:
@@ -399,9 +411,9 @@ class OtherWriters(DaemonTestCase):
         missing = sorted(set(want) - set(got))
         extra = sorted(set(got) - set(want))
         wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])
-        check(f"files in the catalog ({len(want)} expected): missing", missing[:10], [])
-        check("files in the catalog: not written by anyone", extra[:10], [])
-        check("files in the catalog: wrong size or hash", [(k, got[k], want[k]) for k in wrong[:10]], [])
+        check(f"files in the catalog ({len(want)} expected): missing", missing[:5], [])
+        check("files in the catalog: not written by anyone", extra[:5], [])
+        check("files in the catalog: wrong size or hash", [(k, got[k], want[k]) for k in wrong[:5]], [])
         check("slides", m.sql("SELECT reference FROM slide ORDER BY reference"),
               [(s,) for s in sorted(["S1", "S2", "S3", "S4"] + [f"IMP{r}" for r in range(1, n["samplectl import"] + 1)])])
 
@@ -463,13 +475,15 @@ class OtherWriters(DaemonTestCase):
                 same = f"{e}"
             if same is not True:
                 differ.append((p, same))
-        check(f"bytes read through the mount ({len(want_files)} files) differ", differ[:10], [])
+        check(f"bytes read through the mount ({len(want_files)} files) differ", differ[:5], [])
 
         # fsck --verify re-hashes every object.
         r = subprocess.run([SAMPLECTL, "--config", m.config, "fsck", "--verify"], capture_output=True, text=True)
         last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
         if r.returncode != 0 or "PROBLEM" in r.stdout or not last.startswith("fsck: 0 problems"):
-            problems.append(f"samplectl fsck --verify -> {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-1000:]}")
+            found = [l for l in r.stdout.splitlines() if not l.startswith("info ")]  # info: unreferenced objects
+            problems.append(f"samplectl fsck --verify -> {r.returncode}:\n" + "\n".join(found[:20])
+                            + r.stderr[-1000:])
         problems += self.catalog_problems("after all sides")
         if problems:
             self.fail(f"{len(problems)} problem(s):\n  " + "\n  ".join(problems))

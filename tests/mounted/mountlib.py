@@ -9,8 +9,27 @@ Environment:
   SAMPLEFS_BIN     path of the samplefs daemon (set by ctest)
   SAMPLECTL_BIN    path of samplectl (set by ctest)
   SAMPLEFS_KEEP=1  keep the temporary directory of a failed test
+  SAMPLEFS_TEST_DAEMONIZE=1
+                   run every Mount as users run it, without -f: the daemon
+                   forks and detaches (issue 13: only a detached daemon
+                   showed that the catalog was opened before the fork)
+
+Two modes (Mount(daemonize=...), default from SAMPLEFS_TEST_DAEMONIZE):
+  foreground  `samplefs --config CFG MNT -f`: the daemon is our child
+              (Mount.proc), logging to stderr, which goes to samplefs.log.
+  daemonized  `samplefs --config CFG MNT`: the launcher mounts, forks and
+              exits; the detached daemon logs to the config's log_file (the
+              same samplefs.log). Its pid is found in /proc by its command
+              line. The test process makes itself a child subreaper
+              (PR_SET_CHILD_SUBREAPER), so the orphaned daemon is reparented
+              to it and its exit status can still be collected with
+              waitpid(); where that is impossible the exit is seen in /proc
+              and its status is EXIT_UNKNOWN.
+Use Mount.pid, Mount.poll()/alive()/wait() and Mount.kill(sig) rather than
+Mount.proc, so that a test works in both modes.
 """
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
@@ -27,6 +46,44 @@ SAMPLEFS = os.environ.get("SAMPLEFS_BIN", "samplefs")
 SAMPLECTL = os.environ.get("SAMPLECTL_BIN", "samplectl")
 
 
+DAEMONIZE = os.environ.get("SAMPLEFS_TEST_DAEMONIZE", "") not in ("", "0")
+EXIT_UNKNOWN = "exited (status unknown: not our child)"
+PR_SET_CHILD_SUBREAPER = 36
+_subreaper = None
+
+
+def become_subreaper():
+    """Makes this process the child subreaper of its descendants, so a
+    daemon that detaches (fork, parent exits) is reparented to us and
+    waitpid() can collect its exit status. Returns whether that worked."""
+    global _subreaper
+    if _subreaper is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            _subreaper = False
+    return _subreaper
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (R, S, D, Z, ...), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
+def proc_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[:-1]
+    except OSError:
+        return None
+
+
 def fuse_available():
     return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
 
@@ -40,7 +97,7 @@ def is_mounted(path):
 class Mount:
     """One samplefs daemon on `root`/mnt with catalog `root`/catalog.db."""
 
-    def __init__(self, root, options=(), env=None):
+    def __init__(self, root, options=(), env=None, daemonize=None):
         self.root = root
         self.mnt = os.path.join(root, "mnt")
         self.catalog = os.path.join(root, "catalog.db")
@@ -49,11 +106,17 @@ class Mount:
         self.log = os.path.join(root, "samplefs.log")
         self.options = list(options)
         self.env = dict(os.environ, **(env or {}))
-        self.proc = None
+        self.daemonize = DAEMONIZE if daemonize is None else bool(daemonize)
+        self.proc = None  # foreground: the daemon (our child)
+        self.launcher = None  # daemonized: the process we ran (exits once detached)
+        self._daemon_pid = None  # daemonized: the detached daemon
+        self._exit = None  # daemonized: its exit status, once collected
         os.makedirs(self.mnt, exist_ok=True)
         if not os.path.exists(self.config):
+            # log_file: where a detached daemon logs (stderr in the foreground).
             with open(self.config, "w") as f:
-                f.write(f"catalog = {self.catalog}\nstore = {self.store}\nlog_level = info\n")
+                f.write(f"catalog = {self.catalog}\nstore = {self.store}\nlog_level = info\n"
+                        f"log_file = {self.log}\n")
 
     def init(self):
         """Creates the catalog and store as a user does (`samplectl init`):
@@ -64,17 +127,29 @@ class Mount:
                            stdout=subprocess.DEVNULL, env=self.env)
         return self
 
+    def command(self, options=None):
+        opts = self.options if options is None else list(options)
+        cmd = [SAMPLEFS, "--config", self.config, self.mnt]
+        if not self.daemonize:
+            cmd.append("-f")
+        if opts:
+            cmd += ["-o", ",".join(opts)]
+        return cmd
+
     def start(self, options=None, env=None):
         opts = self.options if options is None else list(options)
         if "ro" not in opts:
             self.init()
-        cmd = [SAMPLEFS, "--config", self.config, self.mnt, "-f"]
-        if opts:
-            cmd += ["-o", ",".join(opts)]
+        cmd = self.command(opts)
         logf = open(self.log, "a")
-        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                     env=dict(self.env, **(env or {})))
+        if self.daemonize:
+            become_subreaper()
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                env=dict(self.env, **(env or {})))
         logf.close()
+        if self.daemonize:
+            return self._start_daemonized(cmd, proc)
+        self.proc = proc
         deadline = time.time() + 20
         while time.time() < deadline:
             if is_mounted(self.mnt):
@@ -84,30 +159,117 @@ class Mount:
             time.sleep(0.02)
         raise RuntimeError("samplefs did not mount within 20 s:\n" + self.read_log())
 
+    def _start_daemonized(self, cmd, launcher):
+        """The launcher mounts, forks (fuse_daemonize) and exits 0 once the
+        child has detached: find that child by its command line."""
+        self.launcher = launcher
+        self._daemon_pid = None
+        self._exit = None
+        try:
+            rc = launcher.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
+            raise RuntimeError("samplefs (daemonized) did not detach within 20 s:\n" + self.read_log())
+        if rc != 0:
+            raise RuntimeError(f"samplefs (daemonized) exited with {rc}:\n{self.read_log()}")
+        if not is_mounted(self.mnt):
+            raise RuntimeError("samplefs (daemonized) exited 0 but nothing is mounted:\n" + self.read_log())
+        want = [os.fsencode(a) for a in cmd]
+        deadline = time.time() + 5
+        while True:
+            found = []
+            for d in os.listdir("/proc"):
+                if d.isdigit() and int(d) != launcher.pid and proc_cmdline(d) == want \
+                        and proc_state(d) not in (None, "Z"):
+                    found.append(int(d))
+            if len(found) == 1:
+                self._daemon_pid = found[0]
+                return self
+            if len(found) > 1:
+                raise RuntimeError(f"several samplefs daemons run {cmd}: {found}")
+            if time.time() > deadline:
+                raise RuntimeError(f"mounted, but no detached samplefs process runs {cmd}:\n"
+                                   + self.read_log())
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        """The daemon's pid (the detached child when daemonized); None when
+        not started."""
+        if self.daemonize:
+            return self._daemon_pid
+        return self.proc.pid if self.proc is not None else None
+
+    def poll(self):
+        """None while the daemon runs; once it exited, its exit status as
+        Popen gives it (negative: killed by that signal), or EXIT_UNKNOWN
+        (daemonized, not reparented to us). None also when not started."""
+        if not self.daemonize:
+            return self.proc.poll() if self.proc is not None else None
+        pid = self._daemon_pid
+        if pid is None or self._exit is not None:
+            return self._exit
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            # Not our child (no subreaper): gone, or a zombie of someone else.
+            if proc_state(pid) in (None, "Z"):
+                self._exit = EXIT_UNKNOWN
+            return self._exit
+        if got == pid:
+            self._exit = os.waitstatus_to_exitcode(status)
+        return self._exit
+
+    def alive(self):
+        return self.pid is not None and self.poll() is None
+
+    def wait(self, timeout=None):
+        """Waits for the daemon to exit; returns poll(). Raises
+        subprocess.TimeoutExpired like Popen.wait."""
+        if not self.daemonize:
+            return self.proc.wait(timeout=timeout)
+        deadline = None if timeout is None else time.time() + timeout
+        while self.poll() is None and self._daemon_pid is not None:
+            if deadline is not None and time.time() > deadline:
+                raise subprocess.TimeoutExpired(self.command(), timeout)
+            time.sleep(0.02)
+        return self._exit
+
+    def _forget(self):
+        self.proc = None
+        self.launcher = None
+        self._daemon_pid = None
+
     def stop(self):
         """Unmounts cleanly and waits for the daemon to exit (returns its status)."""
-        if self.proc is None:
+        if self.pid is None:
             return None
         if is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-u", self.mnt], check=False)
         try:
-            rc = self.proc.wait(timeout=30)
+            rc = self.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
+            self.kill(signal.SIGKILL, unmount=False)
+            rc = "did not exit within 30 s of the unmount: killed"
         if is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-uz", self.mnt], check=False)
-        self.proc = None
+        self._forget()
         return rc
 
-    def kill(self):
-        """kill -9 the daemon and lazily unmount what is left."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
-        subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
-                       stderr=subprocess.DEVNULL)
+    def kill(self, sig=signal.SIGKILL, unmount=True):
+        """Sends `sig` to the daemon. SIGKILL (kill -9, the default) also
+        waits for it to die, forgets it and lazily unmounts what is left."""
+        if self.alive():
+            os.kill(self.pid, sig)
+        if sig != signal.SIGKILL:
+            return
+        if self.pid is not None:
+            self.wait()
+        self._forget()
+        if unmount:
+            subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
+                           stderr=subprocess.DEVNULL)
 
     def restart(self):
         self.stop()
@@ -133,7 +295,7 @@ class Mount:
         fsync() of any of its directories (`sync DIR`) waits for them. A
         test that reads the catalog right after a tool closed its files
         would otherwise race the commit."""
-        if self.proc is None or self.proc.poll() is not None or not is_mounted(self.mnt):
+        if not self.alive() or not is_mounted(self.mnt):
             return
         fd = os.open(self.mnt, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -162,22 +324,24 @@ class MountedTestCase(unittest.TestCase):
     """Base class: self.m is a started Mount on a fresh catalog."""
 
     mount_options = ()
+    daemonize = None  # None: $SAMPLEFS_TEST_DAEMONIZE decides
 
     def setUp(self):
         if not fuse_available():
             self.skipTest("/dev/fuse or fusermount3 is missing: mounted tests need FUSE")
         self.tmp = tempfile.mkdtemp(prefix="samplefs-test-")
-        self.m = Mount(self.tmp, self.mount_options)
+        self.m = Mount(self.tmp, self.mount_options, daemonize=self.daemonize)
         self.m.start()
 
     def tearDown(self):
         rc = self.m.stop()
+        log_tail = self.m.read_log()[-3000:]
         failed = any(e for e in self._outcome.errors if e[1]) if hasattr(self._outcome, "errors") else False
         if os.environ.get("SAMPLEFS_KEEP") and failed:
             print(f"kept {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertIn(rc, (0, None), "daemon did not exit cleanly")
+        self.assertIn(rc, (0, None, EXIT_UNKNOWN), "daemon did not exit cleanly:\n" + log_tail)
 
     # -- helpers ---------------------------------------------------------
     def run_tool(self, *cmd, check=True, **kw):

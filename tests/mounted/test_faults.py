@@ -136,7 +136,7 @@ class FaultTestCase(MountedTestCase):
         self.assertEqual(self.staging(), [], "staging files left behind")
 
     def assertDaemonAlive(self):
-        self.assertIsNone(self.m.proc.poll(), "the daemon died:\n" + self.m.read_log()[-3000:])
+        self.assertTrue(self.m.alive(), "the daemon died:\n" + self.m.read_log()[-3000:])
 
     def samplectl(self, *args):
         tool = samplectl()
@@ -170,7 +170,8 @@ class StoreFullTest(FaultTestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.addCleanup(self.unmount_store_fs)
         with open(os.path.join(self.tmp, "samplefs.conf"), "w") as f:
-            f.write(f"catalog = {self.tmp}/catalog.db\nstore = {self.fsdir}/store\nlog_level = info\n")
+            f.write(f"catalog = {self.tmp}/catalog.db\nstore = {self.fsdir}/store\nlog_level = info\n"
+                    f"log_file = {self.tmp}/samplefs.log\n")
         self.m = Mount(self.tmp)
         self.m.store = os.path.join(self.fsdir, "store")
         self.m.start()

@@ -352,7 +352,7 @@ def run_crash_point(template, root, point, after, committed, stats, sync_close):
         child.kill()
         raise Failure(f"{point}: the workload hung")
     try:
-        rc = m.proc.wait(timeout=10)
+        rc = m.wait(timeout=10)
     except subprocess.TimeoutExpired:
         rc = None
     m.kill()

@@ -54,8 +54,8 @@ class Lifecycle(MountedTestCase):
                 if os.path.isfile(p) and not p.endswith("/lock")]
 
     def wait_exit(self, timeout=30):
-        rc = self.m.proc.wait(timeout=timeout)
-        self.m.proc = None
+        rc = self.m.wait(timeout=timeout)
+        self.m._forget()
         return rc
 
     def write_closed(self, files, n, seed):
@@ -92,7 +92,7 @@ class Lifecycle(MountedTestCase):
         fold.write(b"X" * 1000)
         fold.flush()
         log_before = len(self.m.read_log())
-        self.m.proc.send_signal(sig)
+        self.m.kill(sig)
         rc = self.wait_exit()
         for f in (fnew, fold):
             try:
@@ -230,7 +230,7 @@ class Lifecycle(MountedTestCase):
         files = self.make_image()
         with open(os.path.join(files, name), "wb") as f:
             f.write(data)
-        self.assertEqual(self.m.proc.wait(timeout=30), 99, "the daemon did not die at the crash point")
+        self.assertEqual(self.m.wait(timeout=30), 99, "the daemon did not die at the crash point")
         self.m.kill()
         return files
 

@@ -433,11 +433,11 @@ def crash_points(base, stats):
 
 
 def make_source_tree(src, rng):
-    """~70 files: mostly small, some medium (up to 1.5 MiB), a few empty and
+    """300 files: mostly small, some medium (up to 1.5 MiB), a few empty and
     duplicated, in nested folders; returns {relpath: sha256}."""
     want = {}
     dup = blob(999, 40000)
-    for i in range(70):
+    for i in range(300):
         d = rng.choice(["", "a", "a/b", "c", "c/d/e", "frames"])
         rel = os.path.join(d, f"f{i:03d}.{rng.choice(['tif', 'csv', 'json', 'bin'])}")
         r = rng.random()
@@ -568,13 +568,20 @@ def random_kills(base, iterations, seed, stats):
         # `sync DIR` (fsyncdir) returns once everything closed so far is
         # recorded: the commits after close() run in the background.
         cmd = ["sh", "-c", 'dest=$1; shift; "$@" && sync "$dest"', "sh", dest] + cmd
-        tool_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sync_log = os.path.join(base, f"sync{it:03d}.log")
         writer = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--fsync-writer", m.mnt,
                                    f"it{it:03d}", sync_log, str(seed * 1000 + it)])
         closed_log = os.path.join(base, f"closed{it:03d}.log")
         closer = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--closed-writer", m.mnt,
                                    f"it{it:03d}", closed_log, str(seed * 1000 + it)])
+        # The kill lands while the writers write (they have each logged a
+        # file: Python takes a while to start) and the tool copies (up to
+        # twice a copy after it started).
+        deadline = time.time() + 10
+        while time.time() < deadline and not all(
+                os.path.exists(p) and os.path.getsize(p) > 0 for p in (sync_log, closed_log)):
+            time.sleep(0.01)
+        tool_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         tool_rc_before_kill = tool_proc.poll()
         m.kill()

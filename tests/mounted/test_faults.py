@@ -126,7 +126,12 @@ class FaultTestCase(MountedTestCase):
         self.assertEqual(os.stat(path).st_size, 0, f"{name}: stat through the mount")
 
     def staging(self):
-        return os.listdir(os.path.join(self.m.store, "staging"))
+        """Staging files and seals, loose or in a mount's session directory
+        (staging/<id>.d/, whose `lock` the running daemon holds)."""
+        out = []
+        for d, _, names in os.walk(os.path.join(self.m.store, "staging")):
+            out += [os.path.join(d, n) for n in names if n != "lock"]
+        return out
 
     def assertNoStaging(self, timeout=10.0):
         """No staging file is left (release comes after close(), asynchronously)."""

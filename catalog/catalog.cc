@@ -6,6 +6,7 @@
 #include <set>
 #include <variant>
 
+#include "catalog/fields.h"
 #include "catalog/hash.h"
 #include "catalog/names.h"
 #include "catalog/schema.h"
@@ -667,49 +668,12 @@ Status Catalog::DeleteSlide(int64_t id) {
 }
 
 // Builds "WHERE ..." for a slide query over `slide s JOIN sample sa JOIN
-// species sp`; one EXISTS per term, each answered by an index.
+// species sp` (catalog/query.h): one condition per term, each answered by
+// an index.
 static Status SlideQueryWhere(const Query& q, std::string* where, Params* ps) {
-  for (const auto& t : q.terms) {
-    // A Query may be built in code rather than parsed: check each term as
-    // Parse would (key syntax, non-empty value, dates for after/before),
-    // since after/before compare text and a malformed bound would silently
-    // match the wrong slides.
-    Query single;
-    single.terms.push_back(t);
-    SFS_ASSIGN_OR_RETURN(Query parsed, Query::Parse(single.ToString()));
-    if (parsed.terms != single.terms)
-      return Status(Code::kInvalidArgument, "query key '" + t.key + "' is malformed");
-    const std::string& k = t.key;
-    if (k == "species") { *where += " AND sp.name = ?"; ps->push_back(t.value); }
-    else if (k == "sample") { *where += " AND sa.name = ?"; ps->push_back(t.value); }
-    else if (k == "creator") { *where += " AND s.creator = ?"; ps->push_back(t.value); }
-    else if (k == "dye") {
-      *where += " AND EXISTS (SELECT 1 FROM labelling l JOIN dye d ON d.id = l.dye_id "
-                "WHERE l.slide_id = s.id AND d.short_name = ?)";
-      ps->push_back(t.value);
-    } else if (k == "structure") {
-      *where += " AND EXISTS (SELECT 1 FROM labelling l WHERE l.slide_id = s.id AND l.structure = ?)";
-      ps->push_back(t.value);
-    } else if (k == "tag") {
-      *where += " AND EXISTS (SELECT 1 FROM tagging g JOIN tag t ON t.id = g.tag_id "
-                "WHERE g.entity = 'slide' AND g.record_id = s.id AND t.name = ?)";
-      ps->push_back(t.value);
-    } else if (k == "user") {
-      *where += " AND EXISTS (SELECT 1 FROM image i WHERE i.slide_id = s.id AND i.user = ?)";
-      ps->push_back(t.value);
-    } else if (k == "after") {
-      *where += " AND s.created >= ?";
-      ps->push_back(t.value);
-    } else if (k == "before") {
-      *where += " AND s.created < ?";
-      ps->push_back(t.value);
-    } else {
-      *where += " AND EXISTS (SELECT 1 FROM annotation a WHERE a.entity = 'slide' "
-                "AND a.record_id = s.id AND a.key = ? AND a.value = ?)";
-      ps->push_back(t.key);
-      ps->push_back(t.value);
-    }
-  }
+  std::vector<std::string> texts;
+  SFS_RETURN_IF_ERROR(SlideQuerySql(q, where, &texts));
+  for (auto& t : texts) ps->push_back(std::move(t));
   return Status::Ok();
 }
 
@@ -739,6 +703,30 @@ Result<bool> Catalog::SlideMatches(const Query& query, int64_t slide_id) {
   SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*)" + std::string(kSlideQueryFrom) +
                                                   where + " AND s.id = ?", ps));
   return n > 0;
+}
+
+Status Catalog::CheckQueryKeys(const Query& query) {
+  std::lock_guard lock(mu_);
+  for (const auto& t : query.terms) {
+    if (FindQueryKey(t.key)) continue;
+    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_,
+                                          "SELECT count(*) FROM (SELECT 1 FROM annotation "
+                                          "WHERE key = ? AND entity = 'slide' LIMIT 1) x",
+                                          {t.key}));
+    if (n) continue;
+    std::string fields, annotations;
+    for (const auto& k : QueryKeys()) fields += std::string(fields.empty() ? "" : ", ") + k.key;
+    SFS_ASSIGN_OR_RETURN(auto keys, Rows<std::string>(*db_,
+                                                      "SELECT DISTINCT key FROM annotation WHERE entity = 'slide' "
+                                                      "ORDER BY key LIMIT 51",
+                                                      {}, [](const Statement& st) { return st.Text(0); }));
+    for (size_t i = 0; i < keys.size() && i < 50; ++i) annotations += (i ? ", " : "") + keys[i];
+    if (keys.size() > 50) annotations += ", ...";
+    return Status(Code::kReferenceMissing,
+                  "query key '" + t.key + "' is neither a field nor an annotation key of any slide; known keys: " +
+                      fields + (annotations.empty() ? " (no slide has annotations)" : "; annotation keys: " + annotations));
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> Catalog::ListStructures() {

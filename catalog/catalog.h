@@ -128,6 +128,10 @@ class Catalog {
   Result<std::vector<Slide>> ListSlides(const Query& query, int64_t after_id, int limit);
   // Whether slide `slide_id` matches `query` (one indexed statement).
   Result<bool> SlideMatches(const Query& query, int64_t slide_id);
+  // kReferenceMissing (ENOENT) for a term whose key is neither a query key
+  // (catalog/fields.h) nor an annotation key of any slide, with the known
+  // keys in the message: a misspelt key must not silently match nothing.
+  Status CheckQueryKeys(const Query& query);
   // The distinct labelled structures, sorted by name.
   Result<std::vector<std::string>> ListStructures();
 

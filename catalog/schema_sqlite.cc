@@ -201,6 +201,44 @@ CREATE VIEW file_info AS
    WHERE e.type = 'file';
 )SQL";
 
+// Additions of v3, shared by the fresh schema and the 2 -> 3 migration:
+// indexes for names compared ignoring case (query terms, catalog/query.h),
+// the labelling_info view, and file_info's mount_path (added at the end:
+// view columns are never renamed or removed).
+const char* kV3Additions = R"SQL(
+CREATE INDEX species_lower_name ON species(lower(name));
+CREATE INDEX sample_lower_name ON sample(lower(name));
+CREATE INDEX dye_lower_short_name ON dye(lower(short_name));
+CREATE INDEX tag_lower_name ON tag(lower(name));
+CREATE INDEX labelling_lower_structure ON labelling(lower(structure));
+CREATE VIEW labelling_info AS
+  SELECT l.id AS labelling_id, s.id AS slide_id, s.reference AS slide, sa.name AS sample,
+         sp.name AS species, l.structure AS structure, l.isotype AS isotype,
+         l.antibody AS antibody, d.short_name AS dye, d.long_name AS dye_long_name
+    FROM labelling l JOIN slide s ON s.id = l.slide_id
+    JOIN sample sa ON sa.id = s.sample_id JOIN species sp ON sp.id = sa.species_id
+    JOIN dye d ON d.id = l.dye_id;
+)SQL";
+
+// file_info of v3: v2's view (the last one of kViews) with mount_path, the
+// path under the mountpoint a user can open, after its columns.
+std::string FileInfoV3() {
+  std::string v = kViews;
+  v = v.substr(v.find("CREATE VIEW file_info AS"));
+  const std::string from = "         ii.*\n";
+  size_t at = v.find(from);
+  return v.substr(0, at) +
+         "         ii.*,\n"
+         "         'slides/' || ii.slide || '/images/' || ii.image || '/files/' || ep.path AS mount_path\n" +
+         v.substr(at + from.size());
+}
+
+// The v2 views with file_info in its v3 form.
+std::string ViewsV3() {
+  std::string v = kViews;
+  return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
+}
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -212,8 +250,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + kViews +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '2');\n";
+         kTriggers + ViewsV3() + kV3Additions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '3');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -246,6 +284,9 @@ std::string SqliteMigrationSql(int from_version) {
              " ELSE 'other' END WHERE type = 'file';\n" +
              kTriggers + kViews +
              "UPDATE meta SET value = '2' WHERE key = 'schema_version';\n";
+    case 2:
+      return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
+             "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -29,7 +29,8 @@ NodeSpec SidecarSpec(Entity e, int64_t id) {
 }
 
 NodeSpec SlideListSpec(const std::string& key, const std::string& value) {
-  return Spec(NodeKind::kSlideList, 0, Query{{{key, value}}}.ToString());
+  // The record's own name, not a pattern: '*' and '|' in it are literal.
+  return Spec(NodeKind::kSlideList, 0, Query{{{key, QueryLiteral(value)}}}.ToString());
 }
 
 Status NotFound(const std::string& name) {
@@ -191,8 +192,11 @@ Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& na
       return NotFound(name);
     }
     case NodeKind::kQueryView: {
-      // Any name is a query; a malformed one fails with the parser's reason.
-      SFS_RETURN_IF_ERROR(Query::Parse(name).status());
+      // Any name is a query; a malformed one fails with the parser's reason,
+      // and a misspelt key (neither a field nor an annotation key) with
+      // ENOENT and the known keys (both go to .samplefs/errors).
+      SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(name));
+      SFS_RETURN_IF_ERROR(catalog_.CheckQueryKeys(q));
       return Spec(NodeKind::kQuery, 0, name);
     }
     case NodeKind::kSpecies:
@@ -450,7 +454,8 @@ Result<struct stat> Namespace::Attr(const NodeSpec& n) {
       // species/<sp>/slides and samples/<s>/slides create slides; the
       // other listings are views only.
       SFS_ASSIGN_OR_RETURN(Query q, FilterOf(n));
-      bool creates = q.terms.size() == 1 && (q.terms[0].key == "species" || q.terms[0].key == "sample");
+      bool creates = q.terms.size() == 1 && (q.terms[0].key == "species" || q.terms[0].key == "sample") &&
+                     q.terms[0].op == QueryOp::kEquals && !q.terms[0].negated;
       st.st_mode = S_IFDIR | (creates ? 0755 : 0555);
       break;
     }
@@ -635,8 +640,12 @@ std::optional<QueryTerm> CreatingTerm(const NodeSpec& n) {
   if (n.kind != NodeKind::kSlideList) return std::nullopt;
   auto q = Query::Parse(n.text);
   if (!q.ok() || q->terms.size() != 1) return std::nullopt;
-  const auto& t = q->terms[0];
+  auto t = q->terms[0];
   if (t.key != "species" && t.key != "sample") return std::nullopt;
+  if (t.op != QueryOp::kEquals || t.negated) return std::nullopt;
+  auto alts = QueryAlternatives(t.value);
+  if (alts.size() != 1 || alts[0].wildcard) return std::nullopt;
+  t.value = alts[0].text;  // the name itself
   return t;
 }
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/crash_point.h"
+#include "catalog/fields.h"
 
 namespace samplefs::fs {
 
@@ -31,52 +32,20 @@ static Status AddTagsAndAnnotations(Catalog& c, Entity e, int64_t id, ordered_js
 }
 
 Result<std::string> RenderSidecar(Catalog& c, Entity entity, int64_t id) {
-  ordered_json j;
-  switch (entity) {
-    case Entity::kSpecies: {
-      SFS_ASSIGN_OR_RETURN(Species s, c.SpeciesById(id));
-      j = {{"id", s.id}, {"name", s.name}, {"species", s.species}, {"strain", s.strain},
-           {"notes", s.notes}};
-      break;
-    }
-    case Entity::kSample: {
-      SFS_ASSIGN_OR_RETURN(Sample s, c.SampleById(id));
-      SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesById(s.species_id));
-      j = {{"id", s.id}, {"name", s.name}, {"species", sp.name}, {"patient_id", s.patient_id},
-           {"sample_type", s.sample_type}, {"notes", s.notes}};
-      break;
-    }
-    case Entity::kDye: {
-      SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(id));
-      j = {{"id", d.id}, {"short_name", d.short_name}, {"long_name", d.long_name},
-           {"spectra_db_name", d.spectra_db_name}};
-      break;
-    }
-    case Entity::kSlide: {
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(id));
-      SFS_ASSIGN_OR_RETURN(Sample sa, c.SampleById(s.sample_id));
-      SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesById(sa.species_id));
-      SFS_ASSIGN_OR_RETURN(auto labellings, c.LabellingsOfSlide(id));
+  if (entity == Entity::kEntry) return Status(Code::kInvalidArgument, "files have no sidecar");
+  SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(c, entity, id));
+  ordered_json j = ordered_json::object();
+  for (const auto& f : FieldsOf(entity)) {
+    if (f.type == FieldType::kId) {
+      j[f.name] = id;
+    } else if (entity == Entity::kSlide && std::string_view(f.name) == "labellings") {
       ordered_json ls = ordered_json::array();
-      for (const auto& l : labellings) {
-        SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(l.dye_id));
-        ls.push_back({{"structure", l.structure}, {"isotype", l.isotype},
-                      {"antibody", l.antibody}, {"dye", d.short_name}});
-      }
-      j = {{"id", s.id},           {"reference", s.reference}, {"sample", sa.name},
-           {"species", sp.name},   {"creator", s.creator},     {"notes", s.notes},
-           {"created", s.created}, {"modified", s.modified},   {"labellings", ls}};
-      break;
+      for (const auto& [l, dye] : r.labellings)
+        ls.push_back({{"structure", l.structure}, {"isotype", l.isotype}, {"antibody", l.antibody}, {"dye", dye}});
+      j[f.name] = ls;
+    } else {
+      j[f.name] = f.get(r);
     }
-    case Entity::kImage: {
-      SFS_ASSIGN_OR_RETURN(Image i, c.ImageById(id));
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(i.slide_id));
-      j = {{"id", i.id},     {"name", i.name},         {"slide", s.reference},
-           {"user", i.user}, {"acquired", i.acquired}, {"comments", i.comments}};
-      break;
-    }
-    case Entity::kEntry:
-      return Status(Code::kInvalidArgument, "files have no sidecar");
   }
   SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(c, entity, id, &j));
   // Rows written with SQL (sqlite3, pandas) may hold bytes that are not
@@ -86,66 +55,11 @@ Result<std::string> RenderSidecar(Catalog& c, Entity entity, int64_t id) {
 }
 
 Result<std::vector<Field>> RecordFields(Catalog& c, Entity entity, int64_t id) {
-  std::vector<Field> f;
-  switch (entity) {
-    case Entity::kSpecies: {
-      SFS_ASSIGN_OR_RETURN(Species s, c.SpeciesById(id));
-      f = {{"id", std::to_string(s.id), false}, {"name", s.name, true},
-           {"species", s.species, true}, {"strain", s.strain, true}, {"notes", s.notes, true}};
-      break;
-    }
-    case Entity::kSample: {
-      SFS_ASSIGN_OR_RETURN(Sample s, c.SampleById(id));
-      SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesById(s.species_id));
-      f = {{"id", std::to_string(s.id), false}, {"name", s.name, true},
-           {"species", sp.name, true}, {"patient_id", s.patient_id, true},
-           {"sample_type", s.sample_type, true}, {"notes", s.notes, true}};
-      break;
-    }
-    case Entity::kDye: {
-      SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(id));
-      f = {{"id", std::to_string(d.id), false}, {"short_name", d.short_name, true},
-           {"long_name", d.long_name, true}, {"spectra_db_name", d.spectra_db_name, true}};
-      break;
-    }
-    case Entity::kSlide: {
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(id));
-      SFS_ASSIGN_OR_RETURN(Sample sa, c.SampleById(s.sample_id));
-      SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesById(sa.species_id));
-      SFS_ASSIGN_OR_RETURN(auto labellings, c.LabellingsOfSlide(id));
-      std::string ls;
-      for (const auto& l : labellings) {
-        SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(l.dye_id));
-        if (!ls.empty()) ls += ';';
-        ls += l.structure + ":" + d.short_name;
-      }
-      f = {{"id", std::to_string(s.id), false}, {"reference", s.reference, true},
-           {"sample", sa.name, true},           {"species", sp.name, false},
-           {"creator", s.creator, true},        {"notes", s.notes, true},
-           {"created", s.created, true},        {"modified", s.modified, false},
-           {"labellings", ls, false}};
-      break;
-    }
-    case Entity::kImage: {
-      SFS_ASSIGN_OR_RETURN(Image i, c.ImageById(id));
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(i.slide_id));
-      f = {{"id", std::to_string(i.id), false}, {"name", i.name, true},
-           {"slide", s.reference, false},       {"user", i.user, true},
-           {"acquired", i.acquired, true},      {"comments", i.comments, true}};
-      break;
-    }
-    case Entity::kEntry: {
-      SFS_ASSIGN_OR_RETURN(Entry e, c.EntryById(id));
-      f = {{"id", std::to_string(e.id), false}};
-      if (e.type == EntryType::kFile) {
-        f.push_back({"hash", "xxh3-128:" + e.hash, false});
-        f.push_back({"size", std::to_string(e.size), false});
-        f.push_back({"kind", e.kind, true});
-      }
-      break;
-    }
-  }
-  return f;
+  SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(c, entity, id));
+  std::vector<Field> out;
+  for (const auto& f : FieldsOf(entity))
+    if (HasField(r, f)) out.push_back({f.name, f.get(r), f.editable});
+  return out;
 }
 
 }  // namespace samplefs::fs
@@ -237,89 +151,33 @@ Status ApplyLabellings(Catalog& c, int64_t slide_id, const json& doc) {
   return c.ReplaceLabellings(slide_id, ls);
 }
 
+// Editable fields are parsed first, then read-only ones are compared with
+// the result: a slide's "species" must be the one its (new) sample gives.
 Status ApplyParsed(Catalog& c, Entity entity, int64_t id, const json& doc) {
-  switch (entity) {
-    case Entity::kSpecies: {
-      SFS_RETURN_IF_ERROR(CheckKeys(doc, {"id", "name", "species", "strain", "notes", "tags", "annotations"}));
-      SFS_ASSIGN_OR_RETURN(Species s, c.SpeciesById(id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "id", s.id));
-      SFS_RETURN_IF_ERROR(GetString(doc, "name", &s.name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "species", &s.species));
-      SFS_RETURN_IF_ERROR(GetString(doc, "strain", &s.strain));
-      SFS_RETURN_IF_ERROR(GetString(doc, "notes", &s.notes));
-      SFS_RETURN_IF_ERROR(c.UpdateSpecies(s));
-      break;
-    }
-    case Entity::kSample: {
-      SFS_RETURN_IF_ERROR(CheckKeys(doc, {"id", "name", "species", "patient_id", "sample_type", "notes", "tags", "annotations"}));
-      SFS_ASSIGN_OR_RETURN(Sample s, c.SampleById(id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "id", s.id));
-      std::string species;
-      SFS_RETURN_IF_ERROR(GetString(doc, "species", &species));
-      if (!species.empty()) {
-        auto sp = c.SpeciesByName(species);
-        if (!sp.ok()) return Bad("species \"" + species + "\" does not exist");
-        s.species_id = sp->id;
-      }
-      SFS_RETURN_IF_ERROR(GetString(doc, "name", &s.name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "patient_id", &s.patient_id));
-      SFS_RETURN_IF_ERROR(GetString(doc, "sample_type", &s.sample_type));
-      SFS_RETURN_IF_ERROR(GetString(doc, "notes", &s.notes));
-      SFS_RETURN_IF_ERROR(c.UpdateSample(s));
-      break;
-    }
-    case Entity::kDye: {
-      SFS_RETURN_IF_ERROR(CheckKeys(doc, {"id", "short_name", "long_name", "spectra_db_name", "tags", "annotations"}));
-      SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "id", d.id));
-      SFS_RETURN_IF_ERROR(GetString(doc, "short_name", &d.short_name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "long_name", &d.long_name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "spectra_db_name", &d.spectra_db_name));
-      SFS_RETURN_IF_ERROR(c.UpdateDye(d));
-      break;
-    }
-    case Entity::kSlide: {
-      SFS_RETURN_IF_ERROR(CheckKeys(doc, {"id", "reference", "sample", "species", "creator", "notes",
-                                          "created", "modified", "labellings", "tags", "annotations"}));
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(id));
-      SFS_ASSIGN_OR_RETURN(Sample sa, c.SampleById(s.sample_id));
-      SFS_ASSIGN_OR_RETURN(Species sp, c.SpeciesById(sa.species_id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "id", s.id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "modified", s.modified));
-      std::string sample = sa.name;
-      SFS_RETURN_IF_ERROR(GetString(doc, "sample", &sample));
-      if (sample != sa.name) {
-        auto nsa = c.SampleByName(sample);
-        if (!nsa.ok()) return Bad("sample \"" + sample + "\" does not exist");
-        s.sample_id = nsa->id;
-        SFS_ASSIGN_OR_RETURN(sp, c.SpeciesById(nsa->species_id));
-      }
-      // The species follows from the sample: only its current value is valid.
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "species", sp.name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "reference", &s.reference));
-      SFS_RETURN_IF_ERROR(GetString(doc, "creator", &s.creator));
-      SFS_RETURN_IF_ERROR(GetString(doc, "notes", &s.notes));
-      SFS_RETURN_IF_ERROR(GetString(doc, "created", &s.created));
-      SFS_RETURN_IF_ERROR(c.UpdateSlide(s));
-      CrashPoint("during-sidecar-apply");
-      SFS_RETURN_IF_ERROR(ApplyLabellings(c, id, doc));
-      break;
-    }
-    case Entity::kImage: {
-      SFS_RETURN_IF_ERROR(CheckKeys(doc, {"id", "name", "slide", "user", "acquired", "comments", "tags", "annotations"}));
-      SFS_ASSIGN_OR_RETURN(Image i, c.ImageById(id));
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(i.slide_id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "id", i.id));
-      SFS_RETURN_IF_ERROR(CheckReadOnly(doc, "slide", s.reference));
-      SFS_RETURN_IF_ERROR(GetString(doc, "name", &i.name));
-      SFS_RETURN_IF_ERROR(GetString(doc, "user", &i.user));
-      SFS_RETURN_IF_ERROR(GetString(doc, "acquired", &i.acquired));
-      SFS_RETURN_IF_ERROR(GetString(doc, "comments", &i.comments));
-      SFS_RETURN_IF_ERROR(c.UpdateImage(i));
-      break;
-    }
-    case Entity::kEntry:
-      return Bad("files have no sidecar");
+  if (entity == Entity::kEntry) return Bad("files have no sidecar");
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    bool known = FindField(entity, it.key()) || it.key() == "tags" || it.key() == "annotations";
+    if (!known) return Bad("unknown field \"" + it.key() + "\"");
+  }
+  SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(c, entity, id));
+  const RecordData before = r;
+  for (const auto& f : FieldsOf(entity)) {
+    if (!f.editable || !doc.contains(f.name)) continue;
+    std::string value;
+    SFS_RETURN_IF_ERROR(GetString(doc, f.name, &value));
+    SFS_RETURN_IF_ERROR(SetField(c, r, f.name, value));
+  }
+  for (const auto& f : FieldsOf(entity)) {
+    if (f.editable || (entity == Entity::kSlide && std::string_view(f.name) == "labellings")) continue;
+    // A slide's modified is compared with the stored value: an optimistic lock.
+    const RecordData& current = f.type == FieldType::kTimestamp ? before : r;
+    json value = f.type == FieldType::kId ? json(id) : json(f.get(current));
+    SFS_RETURN_IF_ERROR(CheckReadOnly(doc, f.name, value));
+  }
+  SFS_RETURN_IF_ERROR(SaveRecord(c, r));
+  if (entity == Entity::kSlide) {
+    CrashPoint("during-sidecar-apply");
+    SFS_RETURN_IF_ERROR(ApplyLabellings(c, id, doc));
   }
   return ApplyTagsAndAnnotations(c, entity, id, doc);
 }

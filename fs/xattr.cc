@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "catalog/fields.h"
 #include "catalog/names.h"
 
 #include "fs/sidecar.h"
@@ -124,87 +125,13 @@ namespace samplefs::fs {
 
 namespace {
 
-// Sets one editable field of a record; kPermission for read-only ones.
-Status SetField(Catalog& c, Entity entity, int64_t id, const std::string& field,
-                const std::string& value) {
-  auto readonly = [&]() {
-    return Status(Code::kPermission, "field '" + field + "' is read-only");
-  };
-  // A value naming a record that does not exist is an invalid value
-  // (EINVAL), not a missing attribute (kNotFound would answer ENODATA).
-  auto invalid_link = [](const Status& st) {
-    return st.is_not_found() ? Status(Code::kInvalidArgument, st.message()) : st;
-  };
-  switch (entity) {
-    case Entity::kSpecies: {
-      SFS_ASSIGN_OR_RETURN(Species s, c.SpeciesById(id));
-      if (field == "name") s.name = value;
-      else if (field == "species") s.species = value;
-      else if (field == "strain") s.strain = value;
-      else if (field == "notes") s.notes = value;
-      else if (field == "id") return readonly();
-      else return Status(Code::kInvalidArgument, "species have no field '" + field + "'");
-      return c.UpdateSpecies(s);
-    }
-    case Entity::kSample: {
-      SFS_ASSIGN_OR_RETURN(Sample s, c.SampleById(id));
-      if (field == "name") s.name = value;
-      else if (field == "species") {
-        auto sp = c.SpeciesByName(value);
-        if (!sp.ok()) return invalid_link(sp.status());
-        s.species_id = sp->id;
-      } else if (field == "patient_id") s.patient_id = value;
-      else if (field == "sample_type") s.sample_type = value;
-      else if (field == "notes") s.notes = value;
-      else if (field == "id") return readonly();
-      else return Status(Code::kInvalidArgument, "samples have no field '" + field + "'");
-      return c.UpdateSample(s);
-    }
-    case Entity::kDye: {
-      SFS_ASSIGN_OR_RETURN(Dye d, c.DyeById(id));
-      if (field == "short_name") d.short_name = value;
-      else if (field == "long_name") d.long_name = value;
-      else if (field == "spectra_db_name") d.spectra_db_name = value;
-      else if (field == "id") return readonly();
-      else return Status(Code::kInvalidArgument, "dyes have no field '" + field + "'");
-      return c.UpdateDye(d);
-    }
-    case Entity::kSlide: {
-      SFS_ASSIGN_OR_RETURN(Slide s, c.SlideById(id));
-      if (field == "reference") s.reference = value;
-      else if (field == "sample") {
-        auto sa = c.SampleByName(value);
-        if (!sa.ok()) return invalid_link(sa.status());
-        s.sample_id = sa->id;
-      } else if (field == "creator") s.creator = value;
-      else if (field == "notes") s.notes = value;
-      else if (field == "created") s.created = value;
-      else if (field == "id" || field == "species" || field == "modified" || field == "labellings")
-        return readonly();
-      else return Status(Code::kInvalidArgument, "slides have no field '" + field + "'");
-      return c.UpdateSlide(s);
-    }
-    case Entity::kImage: {
-      SFS_ASSIGN_OR_RETURN(Image i, c.ImageById(id));
-      if (field == "name") i.name = value;
-      else if (field == "user") i.user = value;
-      else if (field == "acquired") i.acquired = value;
-      else if (field == "comments") i.comments = value;
-      else if (field == "id" || field == "slide") return readonly();
-      else return Status(Code::kInvalidArgument, "images have no field '" + field + "'");
-      return c.UpdateImage(i);
-    }
-    case Entity::kEntry: {
-      SFS_ASSIGN_OR_RETURN(Entry e, c.EntryById(id));
-      if (field == "kind" && e.type == EntryType::kFile) {
-        e.kind = value;
-        return c.UpdateEntry(e);
-      }
-      if (field == "id" || field == "hash" || field == "size") return readonly();
-      return Status(Code::kInvalidArgument, "files have no field '" + field + "'");
-    }
-  }
-  return Status(Code::kNotFound, "no field '" + field + "'");
+// Sets one editable field of a record (catalog/fields.h); kPermission for
+// read-only ones.
+Status SetRecordField(Catalog& c, Entity entity, int64_t id, const std::string& field,
+                      const std::string& value) {
+  SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(c, entity, id));
+  SFS_RETURN_IF_ERROR(SetField(c, r, field, value));
+  return SaveRecord(c, r);
 }
 
 Status CheckValue(const std::string& value) {
@@ -231,9 +158,9 @@ Status SetXattr(Catalog& c, const NodeSpec& node, const std::string& name, const
   }
   if (name == kTags) return c.SetTags(entity, id, SplitTags(value));
   std::string comment_field = CommentField(entity);
-  if (name == kComment && !comment_field.empty()) return SetField(c, entity, id, comment_field, value);
+  if (name == kComment && !comment_field.empty()) return SetRecordField(c, entity, id, comment_field, value);
   if (name.rfind(kFieldPrefix, 0) == 0)
-    return SetField(c, entity, id, name.substr(std::string(kFieldPrefix).size()), value);
+    return SetRecordField(c, entity, id, name.substr(std::string(kFieldPrefix).size()), value);
   if (name.rfind("user.", 0) != 0 || name.size() == 5)
     return Status(Code::kInvalidArgument, "only user.* attributes can be stored");
   return c.SetAnnotation(entity, id, name.substr(5), value);
@@ -254,16 +181,12 @@ Status RemoveXattr(Catalog& c, const NodeSpec& node, const std::string& name) {
   else if (name.rfind(kFieldPrefix, 0) == 0) field = name.substr(std::string(kFieldPrefix).size());
   if (!field.empty()) {
     // Removing a free-text field empties it; keys and links cannot be removed.
-    static const char* kClearable[] = {"notes", "comments", "species", "strain", "patient_id",
-                                       "sample_type", "creator", "user", "long_name",
-                                       "spectra_db_name"};
-    bool clearable = false;
-    for (const char* f : kClearable) clearable |= field == f;
-    if (entity == Entity::kSample && field == "species") clearable = false;
+    const FieldDef* f = FindField(entity, field);
+    bool clearable = f && f->clearable;
     if (!clearable) return Status(Code::kPermission, "field '" + field + "' cannot be removed");
     auto cur = GetXattr(c, node, name);
     if (!cur.ok()) return cur.status();
-    return SetField(c, entity, id, field, "");
+    return SetRecordField(c, entity, id, field, "");
   }
   if (name.rfind("user.", 0) != 0) return Status(Code::kNotFound, "no attribute " + name);
   return c.RemoveAnnotation(entity, id, name.substr(5));

@@ -45,7 +45,7 @@
 namespace {
 
 void Usage(std::ostream& out) {
-  out << "usage: samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
+  out << "Usage: samplefs [--config FILE] MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
          "       samplefs SOURCE MOUNTPOINT [-o OPT[,OPT...]] [-f] [-d] [-s]\n"
          "\n"
          "Mounts the samplefs catalog named by the configuration (see samplectl init).\n"

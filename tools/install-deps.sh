@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config git
       libfuse3-dev fuse3 libsqlite3-dev sqlite3 libxxhash-dev xxhash
       libspdlog-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      attr rsync tar bindfs python3 valgrind clang libclang-rt-14-dev util-linux procps)
+      attr rsync tar bindfs python3 python3-pandas valgrind clang libclang-rt-14-dev util-linux procps
+      help2man man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

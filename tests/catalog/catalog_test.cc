@@ -7,6 +7,7 @@
 // Catalog::db(); the few that need SQLite itself (pragma_table_info, temp
 // triggers for fault injection) would need an engine's equivalent.
 #include "catalog/catalog.h"
+#include "catalog/schema.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -2126,7 +2127,9 @@ TEST_P(CatalogTest, AnalysisViews) {
   EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('file_info')", 1),
             "file_id,path,size,hash,mode,mtime_ns,kind,file_tags,image_id,image,user,acquired,"
             "comments,slide_id,slide,sample,sample_type,patient_id,species,organism,strain,creator,"
-            "notes,created,modified,labellings,tags,image_tags");
+            "notes,created,modified,labellings,tags,image_tags,mount_path");  // mount_path: v3
+  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('labelling_info')", 1),
+            "labelling_id,slide_id,slide,sample,species,structure,isotype,antibody,dye,dye_long_name");
 
   World w = NewWorld();
   Dye a488 = NewDye("A488");
@@ -2185,7 +2188,7 @@ TEST_P(CatalogTest, DeletingAnImageCleansUpItsRootsTagsToo) {
 }
 
 TEST_P(CatalogTest, SchemaVersionIsCurrent) {
-  EXPECT_EQ(c_->schema_version(), 2);
+  EXPECT_EQ(c_->schema_version(), kSchemaVersion);
   EXPECT_EQ(c_->db().engine(), "sqlite");
   EXPECT_EQ(Scalar("PRAGMA foreign_keys"), 1);
 }

@@ -169,14 +169,14 @@ class CatalogFileTest : public ::testing::Test {
 TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   auto c = Must(Catalog::OpenSqlite(path_));
   EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 2);
+  EXPECT_EQ(kSchemaVersion, 3);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(again->schema_version(), 2);
+  EXPECT_EQ(again->schema_version(), 3);
   EXPECT_EQ(SchemaOf(path_), before);
 }
 
@@ -187,7 +187,7 @@ TEST_F(CatalogFileTest, MigratesVersion1WithItsData) {
     ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
   }
   auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), 2);
+  EXPECT_EQ(c->schema_version(), kSchemaVersion);
 
   // The records are all there.
   Species hela = Must(c->SpeciesByName("HeLa"));
@@ -251,6 +251,43 @@ TEST_F(CatalogFileTest, MigratedSchemaEqualsFreshSchema) {
   auto migrated = SchemaOf(path_), created = SchemaOf(fresh);
   EXPECT_EQ(migrated, created);
   EXPECT_GT(created.size(), 20u);
+}
+
+// A version 2 catalog (v1 + the 1 -> 2 step, exactly what samplefs 2 wrote)
+// gains labelling_info, file_info.mount_path and the lower(name) indexes,
+// keeps its data, and ends with the fresh schema.
+TEST_F(CatalogFileTest, MigratesVersion2WithItsData) {
+  {
+    RawDb db(path_);
+    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + SqliteMigrationSql(1) +
+                "COMMIT;");
+    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    ASSERT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE name = 'labelling_info'"), "0");
+  }
+  auto c = Must(Catalog::OpenSqlite(path_));
+  EXPECT_EQ(c->schema_version(), 3);
+  Slide s = Must(c->SlideByReference("S-001"));
+  EXPECT_EQ(Must(c->LabellingsOfSlide(s.id)).size(), 2u);
+  // Names ignore case in queries (the indexes serve that).
+  EXPECT_EQ(Must(c->ListSlides(Must(Query::Parse("species=hela,dye=a647")), 0, 10)).size(), 1u);
+  c.reset();
+  {
+    RawDb db(path_);
+    EXPECT_EQ(db.One("SELECT slide, sample, species, structure, dye FROM labelling_info ORDER BY labelling_id LIMIT 1"),
+              "S-001|P12|HeLa|tubulin|A647");
+    EXPECT_EQ(db.One("SELECT count(*) FROM labelling_info"), "2");
+    // file_info keeps its columns in order and adds mount_path at the end.
+    EXPECT_EQ(db.One("SELECT path, mount_path FROM file_info WHERE file_id = 3"),
+              "Pos0/a.tif|slides/S-001/images/img0/files/Pos0/a.tif");
+    EXPECT_EQ(db.One("SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('file_info') "
+                     "WHERE cid < 8 OR name = 'mount_path' ORDER BY cid)"),
+              "file_id,path,size,hash,mode,mtime_ns,kind,file_tags,mount_path");
+    EXPECT_EQ(db.One("SELECT name FROM pragma_table_info('file_info') ORDER BY cid DESC LIMIT 1"), "mount_path");
+    EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%lower%'"), "5");
+  }
+  const std::string fresh = dir_ + "/fresh.db";
+  Must(Catalog::OpenSqlite(fresh)).reset();
+  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
 }
 
 TEST_F(CatalogFileTest, NewerCatalogIsRefused) {
@@ -541,7 +578,7 @@ TEST_F(CatalogFileTest, ConcurrentFirstOpensCreateTheSchemaOnce) {
       threads.emplace_back([&, t] {
         auto c = Catalog::OpenSqlite(path);
         results[t] = c.status();
-        if (c.ok() && (*c)->schema_version() != 2) results[t] = Status(Code::kCorrupt, "bad version");
+        if (c.ok() && (*c)->schema_version() != kSchemaVersion) results[t] = Status(Code::kCorrupt, "bad version");
       });
     }
     for (auto& th : threads) th.join();
@@ -555,7 +592,7 @@ TEST(SchemaSqlTest, LadderIsComplete) {
   EXPECT_TRUE(SqliteMigrationSql(kSchemaVersion).empty());
   EXPECT_TRUE(SqliteMigrationSql(0).empty());
   EXPECT_THAT(SqliteSchemaV1Sql(), HasSubstr("'schema_version', '1'"));
-  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '2'"));
+  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '3'"));
 }
 
 }  // namespace

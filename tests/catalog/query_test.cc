@@ -119,6 +119,66 @@ TEST(QueryParseTest, ErrorsSayWhichTermIsWrong) {
   }
 }
 
+TEST(QueryParseTest, OperatorsNegationAlternativesAndWildcards) {
+  Query q = MustParse("!tag=bad,dye!=A647,species=HeLa|Rat,created>2024-01-01,batch<7.5,structure=tub*");
+  ASSERT_EQ(q.terms.size(), 6u);
+  EXPECT_EQ(q.terms[0], (QueryTerm{"tag", "bad", QueryOp::kEquals, true}));
+  EXPECT_EQ(q.terms[1], (QueryTerm{"dye", "A647", QueryOp::kEquals, true}));
+  EXPECT_EQ(q.terms[2], (QueryTerm{"species", "HeLa|Rat"}));
+  EXPECT_EQ(q.terms[3], (QueryTerm{"created", "2024-01-01", QueryOp::kGreater}));
+  EXPECT_EQ(q.terms[4], (QueryTerm{"batch", "7.5", QueryOp::kLess}));
+  // The canonical form negates with a leading '!'.
+  EXPECT_EQ(q.ToString(), "!tag=bad,!dye=A647,species=HeLa|Rat,created>2024-01-01,batch<7.5,structure=tub*");
+  EXPECT_EQ(MustParse(q.ToString()).terms, q.terms);
+
+  auto alts = QueryAlternatives("HeLa|Ra*t|a\\|b\\*c|50%_x");
+  ASSERT_EQ(alts.size(), 4u);
+  EXPECT_EQ(alts[0].text, "HeLa");
+  EXPECT_FALSE(alts[0].wildcard);
+  EXPECT_TRUE(alts[1].wildcard);
+  EXPECT_EQ(alts[1].like, "Ra%t");
+  EXPECT_EQ(alts[2].text, "a|b*c");  // escaped: literal
+  EXPECT_FALSE(alts[2].wildcard);
+  EXPECT_EQ(alts[3].text, "50%_x");
+  // QueryLiteral makes any name a value that matches only itself.
+  for (std::string name : {"A*B", "x|y", "back\\slash", "plain"}) {
+    auto a = QueryAlternatives(QueryLiteral(name));
+    ASSERT_EQ(a.size(), 1u) << name;
+    EXPECT_EQ(a[0].text, name);
+    EXPECT_FALSE(a[0].wildcard) << name;
+    EXPECT_TRUE(Query::Parse(Query{{{"species", QueryLiteral(name)}}}.ToString()).ok()) << name;
+  }
+}
+
+TEST(QueryParseTest, OperatorErrorsSayWhy) {
+  struct Case {
+    std::string expr;
+    std::string message_part;
+  };
+  const Case cases[] = {
+      {"species<HeLa", "'<' and '>' compare dates and numbers"},
+      {"tag>good", "'<' and '>' compare dates and numbers"},
+      {"created>yesterday", "expected a date"},
+      {"created<5", "expected a date"},
+      {"batch>seven", "or a number"},
+      {"batch>1|2", "or a number"},
+      {"batch>1.2.3", "or a number"},
+      {"after<2024-01-01", "expected a date, after=YYYY-MM-DD"},
+      {"after=2024-01-01|2024-02-01", "YYYY-MM-DD"},
+      {"species=HeLa|", "empty alternative"},
+      {"species=|HeLa", "empty alternative"},
+      {"!=HeLa", "has no key"},
+      {"!species", "not key=value"},
+  };
+  for (const auto& c : cases) {
+    auto q = Query::Parse(c.expr);
+    EXPECT_EQ(q.status().code(), Code::kInvalidArgument) << "'" << c.expr << "'";
+    if (!q.ok()) {
+      EXPECT_THAT(q.status().message(), HasSubstr(c.message_part)) << "'" << c.expr << "'";
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Slide queries, on a catalog where every answer is a proper, non-empty
 // subset of the slides, and where decoys (tags and annotations of images,
@@ -326,11 +386,119 @@ TEST_F(SlideQueryTest, AnswersFollowEdits) {
   EXPECT_EQ(structures, (std::vector<std::string>{"actin", "mito", "tubulin"}));
 }
 
+TEST_F(SlideQueryTest, OrNotWildcardsComparisonsAndCase) {
+  // Numeric annotations compare as numbers ("12" > "7" although not as
+  // text); values that are not numbers never match a comparison.
+  Ok(c_->SetAnnotation(Entity::kSlide, s2_, "batch", "12"));
+  Ok(c_->SetAnnotation(Entity::kSlide, s3_, "batch", "abc"));
+  Ok(c_->SetAnnotation(Entity::kSlide, s4_, "batch", "-3.5"));
+  Ok(c_->SetAnnotation(Entity::kSlide, s1_, "seen", "2024-05-01"));
+  const std::map<std::string, std::vector<int64_t>> expected = {
+      // Names ignore case when only one name matches that way.
+      {"species=hela", {s1_, s2_, s5_}},
+      {"species=HELA|rat-wistar", {s1_, s2_, s3_, s5_}},
+      {"dye=a647", {s1_, s3_, s4_}},
+      {"tag=GOOD", {s1_, s2_, s4_}},
+      {"structure=Tubulin", {s1_, s2_, s4_}},
+      {"sample=p1", {s1_, s5_}},
+      // Free text and annotation values match exactly.
+      {"creator=Alice", {}},
+      {"stain=FRESH", {}},
+      // | is or.
+      {"dye=A647|Cy3", {s1_, s2_, s3_, s4_}},
+      {"creator=alice|carol", {s1_, s3_, s4_}},
+      {"stain=old|never", {s2_}},
+      // ! is not: the slide has no such tag / dye at all.
+      {"!tag=bad", {s1_, s3_, s4_}},
+      {"tag!=bad", {s1_, s3_, s4_}},
+      {"!species=HeLa", {s3_, s4_}},
+      {"!dye=A647", {s2_, s5_}},
+      {"!stain=fresh", {s2_, s4_}},
+      {"!dye=A647|A488", {s2_, s5_}},
+      // * matches any run of characters, regardless of case.
+      {"structure=TUB*", {s1_, s2_, s4_}},
+      {"species=*-*", {s3_, s4_}},
+      {"creator=a*", {s1_, s3_}},
+      {"tag=*o*", {s1_, s2_, s4_}},
+      {"stain=*", {s1_, s2_, s3_, s5_}},
+      {"dye=A6*|C*", {s1_, s2_, s3_, s4_}},
+      // Dates: <, >, and = with a prefix or a pattern.
+      {"created>2024-02-15", {s2_, s3_, s4_}},
+      {"created>2024-02-15T12:00:00Z", {s3_, s4_}},
+      {"created<2024-01-10T09:00:00Z", {s5_}},
+      {"created<2024-01-10T09:00", {s5_}},
+      {"created=2024-03", {s3_, s4_}},
+      {"created=2024-0*-01*", {s3_}},
+      {"!created=2024", {s5_}},
+      {"modified>2000-01-01", {s1_, s2_, s3_, s4_, s5_}},
+      {"acquired>2000-01-01", {s1_, s2_, s3_, s5_}},
+      {"acquired<2000-01-01", {}},
+      // Numbers on annotations.
+      {"batch>5", {s2_, s5_}},
+      {"batch>10", {s2_}},
+      {"batch<0", {s4_}},
+      {"batch<-4", {}},
+      {"!batch>5", {s1_, s3_, s4_}},
+      {"seen>2024-04-30", {s1_}},
+      {"seen<2024-04-30", {}},
+      {"species=HeLa,!tag=bad,dye=A647|A488", {s1_}},
+  };
+  for (const auto& [expr, ids] : expected) {
+    Query q = MustParse(expr);
+    EXPECT_EQ(Ids(q), ids) << expr;
+    EXPECT_EQ(Ids(q, 1), ids) << expr << " paged one by one";
+    std::set<int64_t> in(ids.begin(), ids.end());
+    for (int64_t slide : all_) {
+      auto m = c_->SlideMatches(q, slide);
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      EXPECT_EQ(*m, in.count(slide) == 1) << expr << " slide " << slide;
+    }
+  }
+}
+
+TEST_F(SlideQueryTest, CaseIsIgnoredOnlyWhereNamesAreUniqueThatWay) {
+  int64_t other = AddSpecies("MOUSE-B6");
+  int64_t s6 = AddSlide("S6", AddSample("M2", other), "dan", "2024-04-01T00:00:00Z");
+  EXPECT_EQ(Ids(MustParse("species=Mouse-B6")), (std::vector<int64_t>{s4_}));  // exact
+  EXPECT_EQ(Ids(MustParse("species=MOUSE-B6")), (std::vector<int64_t>{s6}));
+  EXPECT_EQ(Ids(MustParse("species=mouse-b6")), (std::vector<int64_t>{}));     // which one?
+  EXPECT_EQ(Ids(MustParse("species=mouse-b6|mouse-B6")), (std::vector<int64_t>{}));
+  EXPECT_EQ(Ids(MustParse("species=mouse*")), (std::vector<int64_t>{s4_, s6}));  // a pattern: all
+  EXPECT_EQ(Ids(MustParse("species=hela")), (std::vector<int64_t>{s1_, s2_, s5_}));
+  // A name with '*' or '|' in it is matched literally when escaped
+  // (record views, species/<name>/slides, do so).
+  int64_t star = AddSpecies("Od*d|x");
+  int64_t s7 = AddSlide("S7", AddSample("X1", star), "dan", "2024-04-02T00:00:00Z");
+  Query literal{{{"species", QueryLiteral("Od*d|x")}}};
+  EXPECT_EQ(Ids(literal), (std::vector<int64_t>{s7}));
+  EXPECT_EQ(Ids(MustParse(literal.ToString())), (std::vector<int64_t>{s7}));
+}
+
+TEST_F(SlideQueryTest, UnknownKeysAreRefusedWithTheKnownOnes) {
+  for (std::string ok : {"species=x", "stain=x", "batch>3", "created>2024-01-01", "after=2024-01-01",
+                         "acquired=2024", "!tag=x"})
+    EXPECT_TRUE(c_->CheckQueryKeys(MustParse(ok)).ok()) << ok;
+  Status s = c_->CheckQueryKeys(MustParse("species=HeLa,speceis=HeLa"));
+  EXPECT_EQ(s.code(), Code::kReferenceMissing);
+  EXPECT_EQ(s.to_errno(), ENOENT);
+  EXPECT_THAT(s.message(), HasSubstr("query key 'speceis' is neither a field nor an annotation key"));
+  EXPECT_THAT(s.message(), HasSubstr("known keys: species, sample, dye, structure, tag"));
+  EXPECT_THAT(s.message(), HasSubstr("annotation keys: batch, stain"));
+  // An annotation key of images only is not one a slide query can match.
+  int64_t image = images_of_[s1_][0];
+  Ok(c_->SetAnnotation(Entity::kImage, image, "focus", "1"));
+  EXPECT_EQ(c_->CheckQueryKeys(MustParse("focus=1")).code(), Code::kReferenceMissing);
+  Ok(c_->SetAnnotation(Entity::kSlide, s1_, "focus", "1"));
+  EXPECT_TRUE(c_->CheckQueryKeys(MustParse("focus=1")).ok());
+}
+
 TEST_F(SlideQueryTest, MalformedTermsBuiltInCodeAreRefused) {
   // Queries need not come from Parse; the catalog checks the values it
   // compares as dates itself.
   for (const Query& q : {Query{{{"after", "yesterday"}}}, Query{{{"before", "2024-13-01"}}},
-                         Query{{{"species", ""}}}, Query{{{"", "x"}}}}) {
+                         Query{{{"species", ""}}}, Query{{{"", "x"}}},
+                         Query{{{"species", "HeLa", QueryOp::kLess}}}, Query{{{"batch", "x", QueryOp::kGreater}}},
+                         Query{{{"species", "a|"}}}}) {
     EXPECT_EQ(c_->ListSlides(q, 0, 10).status().code(), Code::kInvalidArgument) << q.ToString();
     EXPECT_EQ(c_->ListImagesMatching(q, 0, 10).status().code(), Code::kInvalidArgument)
         << q.ToString();

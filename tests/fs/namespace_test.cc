@@ -256,7 +256,12 @@ TEST_F(NamespaceTest, MalformedQueryNamesAreInvalidWithAReason) {
   }
   EXPECT_OK(ns().Lookup(q, "after=2000-01-01"));
   EXPECT_OK(ns().Lookup(q, "before=2999-12-31T23:59:59Z,species=HeLa"));
-  // Any other key is an annotation and is valid.
+  // Any other key must be an annotation key of some slide: a misspelt key
+  // is ENOENT (kReferenceMissing) with the known keys, not an empty answer.
+  auto unknown = ns().Lookup(q, "stain_batch=7");
+  EXPECT_CODE(unknown, Code::kReferenceMissing);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("known keys: species, sample"));
+  ASSERT_OK(cat().SetAnnotation(Entity::kSlide, s1.id, "stain_batch", "3"));
   EXPECT_OK(ns().Lookup(q, "stain_batch=7"));
   // The query view lists nothing.
   EXPECT_THAT(NamesIn("query"), IsEmpty());

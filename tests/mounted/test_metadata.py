@@ -734,7 +734,7 @@ class CopiesKeepAttributes(MetadataTestCase):
 # (structure, dye), tags, annotations, images {name: user}).
 QSLIDES = {
     "H1": ("HeLa", "P1", "ana", "2024-01-10T09:00:00Z", [("tubulin", "A647")], ["good"],
-           {"fixation": "PFA"}, {"c1": "bob", "c2": "eve"}),
+           {"fixation": "PFA", "mag": "100"}, {"c1": "bob", "c2": "eve"}),
     "H2": ("HeLa", "P1", "bob", "2024-03-15T09:00:00Z", [("actin", "A488")], ["good", "redo"],
            {"fixation": "MeOH", "protocol": "PFA 4%, 10 min"}, {"c1": "bob"}),
     "H3": ("HeLa", "P2", "ana", "2024-06-01T12:30:00Z",
@@ -742,10 +742,11 @@ QSLIDES = {
     "H4": ("HeLa", "P2", "eve", "2024-09-20T00:00:00Z",
            [("RyR", "A488"), ("actin", "A555")], ["redo"], {"fixation": "PFA"}, {"c1": "ana"}),
     "R1": ("Rat-Wistar", "RW7", "ana", "2023-12-31T23:59:59Z", [("RyR", "A647")], ["good"],
-           {"fixation": "PFA"}, {"c1": "eve"}),
+           {"fixation": "PFA", "mag": "60"}, {"c1": "eve"}),
     "R2": ("Rat-Wistar", "RW7", "bob", "2024-02-02T10:00:00Z", [("tubulin", "A647")], [],
            {}, {"c1": "bob"}),
-    "M1": ("Mouse", "MC3", "ana", "2024-04-04T04:04:04Z", [], ["good"], {"fixation": "PFA"}, {}),
+    "M1": ("Mouse", "MC3", "ana", "2024-04-04T04:04:04Z", [], ["good"],
+           {"fixation": "PFA", "mag": "20"}, {}),
 }
 # expression -> slides (computed by hand from QSLIDES; each is a strict,
 # non-empty subset of its species'/dye's/... slides unless noted).
@@ -773,6 +774,27 @@ QCASES = {
     "protocol=PFA 4%\\, 10 min": ["H2"],  # "\," is a literal comma in a value
     "protocol=PFA 4%": [],
     "species=Zebrafish": [],
+    # Names ignore case where only one name matches that way.
+    "species=hela": ["H1", "H2", "H3", "H4"],
+    "structure=ryr,dye=a647": ["R1"],
+    # | is or, ! is not, * matches any text.
+    "species=Mouse|Rat-Wistar": ["R1", "R2", "M1"],
+    "dye=A555|A488,species=HeLa": ["H2", "H4"],
+    "!tag=good": ["H3", "H4", "R2"],
+    "tag!=redo,species=HeLa": ["H1", "H3"],
+    "!fixation=PFA": ["H2", "H3", "R2"],
+    "!dye=A647|A488": ["M1"],
+    "dye=A6*": ["H1", "H3", "R1", "R2"],
+    "creator=a*,species=*a|rat*": ["H1", "H3", "R1"],
+    "protocol=*10 min": ["H2"],
+    # < and > on dates and on numeric annotations ("100" > "60" as numbers).
+    "created>2024-06-01": ["H3", "H4"],
+    "created<2024-01-10T09:00:00Z": ["R1"],
+    "created=2024-06": ["H3"],
+    "acquired>2000-01-01,creator=bob": ["H2", "R2"],
+    "mag>50": ["H1", "R1"],
+    "mag<50": ["M1"],
+    "!mag>50": ["H2", "H3", "H4", "R2", "M1"],
 }
 
 
@@ -833,7 +855,10 @@ class Queries(MetadataTestCase):
         for expr, reason in [("species", "not key=value"), ("species=", "has no value"),
                              ("=HeLa", "has no key"), ("species=HeLa,,dye=A647", "empty term"),
                              ("after=yesterday", "expected a date"), ("before=2024-02-30", "expected a date"),
-                             ("spe cies=HeLa", "may only contain")]:
+                             ("spe cies=HeLa", "may only contain"),
+                             ("species<HeLa", "compare dates and numbers"),
+                             ("created>soon", "expected a date"),
+                             ("species=HeLa|", "empty alternative")]:
             with self.subTest(expr):
                 self.assertErrno(errno.EINVAL, os.listdir, m.path("query", expr, "slides"))
                 r = self.run_tool("ls", m.path("query", expr), check=False)
@@ -842,6 +867,27 @@ class Queries(MetadataTestCase):
                 self.assertErrorLogged("query/" + expr, reason)
                 r = self.run_tool(SAMPLECTL, "--config", m.config, "query", expr, check=False)
                 self.assertEqual(r.returncode, 2, f"samplectl query {expr}: {r.stdout}{r.stderr}")
+
+    def test_misspelt_key_fails_and_says_why(self):
+        """A key that is neither a field nor an annotation key of a slide is
+        ENOENT (not an empty answer), with the known keys in .samplefs/errors."""
+        m = self.m
+        self.slide("S1")
+        self.setx(m.path("slides", "S1"), "user.fixation", "PFA")
+        self.assertEqual(self.ls("query", "fixation=PFA", "slides"), ["S1"])
+        for expr in ("speceis=HeLa", "species=HeLa,fixaton=PFA"):
+            with self.subTest(expr):
+                self.assertErrno(errno.ENOENT, os.listdir, m.path("query", expr, "slides"))
+                r = self.run_tool("ls", m.path("query", expr, "slides"), check=False)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("No such file or directory", r.stderr)
+                bad = expr.split(",")[-1].split("=")[0]
+                self.assertErrorLogged("query/" + expr, f"query key '{bad}' is neither a field nor an annotation key",
+                                       "known keys: species, sample, dye, structure, tag, creator, user",
+                                       "annotation keys: fixation")
+                r = self.run_tool(SAMPLECTL, "--config", m.config, "query", expr, check=False)
+                self.assertEqual(r.returncode, 2, f"samplectl query {expr}: {r.stdout}{r.stderr}")
+                self.assertIn("known keys: species", r.stderr)
 
 
 # ---------------------------------------------------------------------------

@@ -320,7 +320,29 @@ class BigTreeTest(unittest.TestCase):
             self.assertEqual(len(table), 1 + sum(1 for r in SLIDES if SPECIES_OF[SAMPLE_OF[r]] == "U2OS"))
             self.assertEqual(a.run("query", "species=Nope", "--csv", check=0).stdout.splitlines(),
                              ["reference,sample,species,creator,created,labellings,tags"])
+            # The operators: case-insensitive names, | or, ! not, * wildcards, < > on dates.
+            def refs(expr):
+                return sorted(r["reference"] for r in csv.DictReader(io.StringIO(
+                    a.run("query", expr, "--csv", check=0).stdout)))
+            hela = sorted(ref for ref in SLIDES if SPECIES_OF[SAMPLE_OF[ref]] == "HeLa")
+            u2os = sorted(ref for ref in SLIDES if SPECIES_OF[SAMPLE_OF[ref]] == "U2OS")
+            self.assertEqual(refs("species=hela"), hela)
+            self.assertEqual(refs("species=HELA|u2os"), sorted(hela + u2os))
+            self.assertEqual(refs("!species=HeLa"), sorted(set(SLIDES) - set(hela)))
+            self.assertEqual(refs("tag=goo*"), ["S03", "S07"])
+            self.assertEqual(refs("tag=good,!tag=reviewed"), ["S03"])
+            self.assertEqual(refs("tag!=good,dye=A647"), ["S08"])
+            self.assertEqual(refs("created>" + iso(BASE_MTIME - 86400)), sorted(SLIDES))
+            self.assertEqual(refs("created<" + iso(BASE_MTIME)), [])
+            self.assertEqual(refs("created=" + iso(BASE_MTIME)[:7]), sorted(SLIDES))
+            a.sql("INSERT INTO annotation(entity, record_id, key, value) "
+                  "SELECT 'slide', id, 'mag', CASE reference WHEN 'S01' THEN '100' WHEN 'S02' THEN '60' "
+                  "ELSE 'n/a' END FROM slide WHERE reference IN ('S01', 'S02', 'S04')")
+            self.assertEqual(refs("mag>80"), ["S01"])
+            self.assertEqual(refs("mag>50"), ["S01", "S02"])
+            self.assertEqual(refs("mag<80"), ["S02"])
         finally:
+            a.sql("DELETE FROM annotation WHERE key = 'mag'")
             a.sql("DELETE FROM labelling")
             a.sql("DELETE FROM dye")
             a.sql("DELETE FROM tagging")
@@ -646,6 +668,10 @@ class SmallStoreTest(unittest.TestCase):
             (("import", "/nonexistent/src", "--layout", LAYOUT), "not a readable folder"),
             (("query", "species"), "not key=value"),
             (("query", "after=yesterday"), "expected a date"),
+            (("query", "speceis=HeLa"), "query key 'speceis' is neither a field nor an annotation key"),
+            (("query", "species=HeLa,Species=x"), "known keys: species, sample, dye"),
+            (("query", "species<HeLa"), "compare dates and numbers"),
+            (("query", "species=HeLa|"), "empty alternative"),
             (("query", "--csv", "--json", "species=HeLa"), "excludes"),
             (("export",), "TABLE_OR_VIEW"),
             (("export", "nosuch"), "no table or view named 'nosuch'"),

@@ -102,15 +102,31 @@ void Progress::Draw(bool force) {
   } else {
     line += std::to_string(done_);
   }
+  double secs = static_cast<double>(now - start_ms_) / 1000.0;
   if (bytes_ > 0) {
     line += "  " + HumanBytes(bytes_);
-    double secs = static_cast<double>(now - start_ms_) / 1000.0;
+    if (total_bytes_ > 0) line += "/" + HumanBytes(total_bytes_);
     if (secs > 0.5) line += "  " + HumanBytes(static_cast<uint64_t>(bytes_ / secs)) + "/s";
   }
+  // The share done, by bytes when they are known (a few large files take
+  // longer than many small ones), else by items.
+  double fraction = total_bytes_ > 0 ? static_cast<double>(std::min(bytes_, total_bytes_)) / total_bytes_
+                    : total_ > 0     ? static_cast<double>(std::min(done_, total_)) / total_
+                                     : 0;
+  if (fraction > 0 && fraction < 1 && secs > 1)
+    line += "  ETA " + HumanDuration(static_cast<int64_t>(secs * (1 - fraction) / fraction + 0.5));
   line += "\033[K";
   std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
   drawn_ = true;
+}
+
+std::string HumanDuration(int64_t s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  else std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(s / 3600), static_cast<long long>(s / 60 % 60));
+  return buf;
 }
 
 void Progress::Clear() {

@@ -86,7 +86,12 @@ class Progress {
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
-  void set_total(uint64_t total) { total_ = total; }
+  // Once the work is counted: the bar shows done/total and an ETA (from
+  // bytes when `total_bytes` is known, else from items).
+  void set_total(uint64_t total, uint64_t total_bytes = 0) {
+    total_ = total;
+    total_bytes_ = total_bytes;
+  }
   void Add(uint64_t items, uint64_t bytes = 0);
   // Erases the bar (before printing other lines); it reappears on the
   // next Add.
@@ -97,13 +102,15 @@ class Progress {
   void Draw(bool force);
   bool enabled_;
   std::string label_;
-  uint64_t total_ = 0, done_ = 0, bytes_ = 0;
+  uint64_t total_ = 0, total_bytes_ = 0, done_ = 0, bytes_ = 0;
   int64_t start_ms_ = 0, last_draw_ms_ = 0;
   bool drawn_ = false;
 };
 
 // "1.5 MiB"
 std::string HumanBytes(uint64_t bytes);
+// "45s", "3m05s", "2h07m": a remaining time for progress bars.
+std::string HumanDuration(int64_t seconds);
 int64_t NowMs();
 
 // Parses "30s", "10m", "1h", "2d", "1h30m", "90" (seconds) or "0".

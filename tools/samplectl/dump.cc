@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 
+#include "catalog/fields.h"
 #include "tools/samplectl/common.h"
 
 namespace samplefs::ctl {
@@ -69,6 +70,26 @@ std::string Indent(const std::string& text, int n) {
   return out;
 }
 
+// Ids of a table's records in their dump order: one statement, rows read
+// before the records are (nested queries would share its connection).
+Result<std::vector<int64_t>> IdsInOrder(Database& db, const std::string& sql, const std::vector<Bind>& binds = {}) {
+  std::vector<int64_t> ids;
+  SFS_RETURN_IF_ERROR(Rows(db, sql, binds, [&](const Statement& st) { ids.push_back(st.Int(0)); }));
+  return ids;
+}
+
+// A record's stored fields (catalog/fields.h), in the table's order.
+Json StoredFields(const RecordData& r) {
+  Json j = Json::object();
+  for (const auto& f : FieldsOf(r.entity))
+    if (f.stored) j[f.name] = f.get(r);
+  return j;
+}
+Result<Json> StoredFields(Catalog& cat, Entity entity, int64_t id) {
+  SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(cat, entity, id));
+  return StoredFields(r);
+}
+
 // ---------------------------------------------------------------------------
 // dump
 
@@ -76,35 +97,28 @@ struct DumpOptions {
   std::string output;
 };
 
-Result<Json> DumpSlide(Catalog& cat, int64_t slide_id, Json slide) {
+Result<Json> DumpSlide(Catalog& cat, int64_t slide_id) {
   Database& db = cat.db();
+  SFS_ASSIGN_OR_RETURN(RecordData record, LoadRecord(cat, Entity::kSlide, slide_id));
+  Json slide = StoredFields(record);
   Json labellings = Json::array();
-  SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT l.structure, l.isotype, l.antibody, d.short_name FROM labelling l "
-                           "JOIN dye d ON d.id = l.dye_id WHERE l.slide_id = ? ORDER BY l.id",
-                           {slide_id}, [&](const Statement& st) {
-                             Json l;
-                             l["structure"] = st.Text(0);
-                             l["isotype"] = st.Text(1);
-                             l["antibody"] = st.Text(2);
-                             l["dye"] = st.Text(3);
-                             labellings.push_back(std::move(l));
-                           }));
+  for (const auto& [l, dye] : record.labellings) {
+    Json lj;
+    lj["structure"] = l.structure;
+    lj["isotype"] = l.isotype;
+    lj["antibody"] = l.antibody;
+    lj["dye"] = dye;
+    labellings.push_back(std::move(lj));
+  }
   slide["labellings"] = std::move(labellings);
   SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kSlide, slide_id, &slide));
 
   std::vector<std::pair<int64_t, Json>> images;
-  SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT id, name, user, acquired, comments FROM image WHERE slide_id = ? "
-                           "ORDER BY name",
-                           {slide_id}, [&](const Statement& st) {
-                             Json i;
-                             i["name"] = st.Text(1);
-                             i["user"] = st.Text(2);
-                             i["acquired"] = st.Text(3);
-                             i["comments"] = st.Text(4);
-                             images.emplace_back(st.Int(0), std::move(i));
-                           }));
+  SFS_ASSIGN_OR_RETURN(auto image_ids, IdsInOrder(db, "SELECT id FROM image WHERE slide_id = ? ORDER BY name", {slide_id}));
+  for (int64_t image_id : image_ids) {
+    SFS_ASSIGN_OR_RETURN(Json i, StoredFields(cat, Entity::kImage, image_id));
+    images.emplace_back(image_id, std::move(i));
+  }
   Json image_array = Json::array();
   for (auto& [image_id, image] : images) {
     SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kImage, image_id, &image));
@@ -168,63 +182,26 @@ Status Dump(Catalog& cat, Output& out) {
     out.Write(key(name) + Indent(JsonText(arr, 2), 2) + ",\n");
     return Status::Ok();
   };
-  SFS_RETURN_IF_ERROR(Rows(db, "SELECT id, name, species, strain, notes FROM species ORDER BY name", {},
-                           [&](const Statement& st) {
-                             Json j;
-                             j["name"] = st.Text(1);
-                             j["species"] = st.Text(2);
-                             j["strain"] = st.Text(3);
-                             j["notes"] = st.Text(4);
-                             rows.emplace_back(st.Int(0), std::move(j));
-                           }));
-  SFS_RETURN_IF_ERROR(flush_array("species", Entity::kSpecies));
-  SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT sa.id, sa.name, sp.name, sa.patient_id, sa.sample_type, sa.notes "
-                           "FROM sample sa JOIN species sp ON sp.id = sa.species_id ORDER BY sa.name",
-                           {}, [&](const Statement& st) {
-                             Json j;
-                             j["name"] = st.Text(1);
-                             j["species"] = st.Text(2);
-                             j["patient_id"] = st.Text(3);
-                             j["sample_type"] = st.Text(4);
-                             j["notes"] = st.Text(5);
-                             rows.emplace_back(st.Int(0), std::move(j));
-                           }));
-  SFS_RETURN_IF_ERROR(flush_array("samples", Entity::kSample));
-  SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT id, short_name, long_name, spectra_db_name FROM dye ORDER BY short_name",
-                           {}, [&](const Statement& st) {
-                             Json j;
-                             j["short_name"] = st.Text(1);
-                             j["long_name"] = st.Text(2);
-                             j["spectra_db_name"] = st.Text(3);
-                             rows.emplace_back(st.Int(0), std::move(j));
-                           }));
-  SFS_RETURN_IF_ERROR(flush_array("dyes", Entity::kDye));
+  for (auto [name, entity, sql] : {std::tuple{"species", Entity::kSpecies, "SELECT id FROM species ORDER BY name"},
+                                   std::tuple{"samples", Entity::kSample, "SELECT id FROM sample ORDER BY name"},
+                                   std::tuple{"dyes", Entity::kDye, "SELECT id FROM dye ORDER BY short_name"}}) {
+    SFS_ASSIGN_OR_RETURN(auto ids, IdsInOrder(db, sql));
+    for (int64_t id : ids) {
+      SFS_ASSIGN_OR_RETURN(Json j, StoredFields(cat, entity, id));
+      rows.emplace_back(id, std::move(j));
+    }
+    SFS_RETURN_IF_ERROR(flush_array(name, entity));
+  }
   // Every tag, also those no record carries any more.
   Json tags = Json::array();
   SFS_RETURN_IF_ERROR(Rows(db, "SELECT name FROM tag ORDER BY name", {},
                            [&](const Statement& st) { tags.push_back(st.Text(0)); }));
   out.Write(key("tags") + JsonText(tags) + ",\n");
 
-  std::vector<std::pair<int64_t, Json>> slides;
-  SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT s.id, s.reference, sa.name, s.creator, s.notes, s.created, s.modified "
-                           "FROM slide s JOIN sample sa ON sa.id = s.sample_id ORDER BY s.reference",
-                           {}, [&](const Statement& st) {
-                             Json j;
-                             j["reference"] = st.Text(1);
-                             j["sample"] = st.Text(2);
-                             j["creator"] = st.Text(3);
-                             j["notes"] = st.Text(4);
-                             j["created"] = st.Text(5);
-                             j["modified"] = st.Text(6);
-                             slides.emplace_back(st.Int(0), std::move(j));
-                           }));
+  SFS_ASSIGN_OR_RETURN(auto slides, IdsInOrder(db, "SELECT id FROM slide ORDER BY reference"));
   out.Write(key("slides") + (slides.empty() ? "[]\n" : "[\n"));
   for (size_t i = 0; i < slides.size(); ++i) {
-    SFS_ASSIGN_OR_RETURN(Json slide, DumpSlide(cat, slides[i].first, std::move(slides[i].second)));
-    slides[i].second = Json();  // release as we go
+    SFS_ASSIGN_OR_RETURN(Json slide, DumpSlide(cat, slides[i]));
     out.Write("    " + Indent(JsonText(slide, 2), 4) + (i + 1 < slides.size() ? ",\n" : "\n"));
   }
   if (!slides.empty()) out.Write("  ]\n");
@@ -307,60 +284,19 @@ class Loader {
   explicit Loader(Catalog& cat) : cat_(cat) {}
 
   void Species(const Json& arr) {
-    RequireHeader("species");
-    if (!arr.is_array()) Fail("species", "expected an array");
-    for (const auto& j : arr) {
-      std::string where = "species '" + Str(j, "name", "species") + "'";
-      CheckKeys(j, where, {"name", "species", "strain", "notes", "tags", "annotations"});
-      samplefs::Species s;
-      s.name = Str(j, "name", where);
-      s.species = Str(j, "species", where, false);
-      s.strain = Str(j, "strain", where, false);
-      s.notes = Str(j, "notes", where, false);
-      auto r = cat_.CreateSpecies(s);
-      Check(r.status(), where);
-      species_[s.name] = r->id;
-      TagsAndAnnotations(j, Entity::kSpecies, r->id, where);
-    }
+    Records(arr, "species", "species", Entity::kSpecies,
+            [&](const RecordData& r) { return IdOf(cat_.CreateSpecies(r.species)); });
   }
-
   void Samples(const Json& arr) {
-    RequireHeader("samples");
-    if (!arr.is_array()) Fail("samples", "expected an array");
-    for (const auto& j : arr) {
-      std::string where = "sample '" + Str(j, "name", "sample") + "'";
-      CheckKeys(j, where, {"name", "species", "patient_id", "sample_type", "notes", "tags", "annotations"});
-      Sample s;
-      s.name = Str(j, "name", where);
-      std::string sp = Str(j, "species", where);
-      auto it = species_.find(sp);
-      if (it == species_.end()) Fail(where, "species '" + sp + "' is not in the document's species");
-      s.species_id = it->second;
-      s.patient_id = Str(j, "patient_id", where, false);
-      s.sample_type = Str(j, "sample_type", where, false);
-      s.notes = Str(j, "notes", where, false);
-      auto r = cat_.CreateSample(s);
-      Check(r.status(), where);
-      samples_[s.name] = r->id;
-      TagsAndAnnotations(j, Entity::kSample, r->id, where);
-    }
+    Records(arr, "samples", "sample", Entity::kSample,
+            [&](const RecordData& r) { return IdOf(cat_.CreateSample(r.sample)); });
   }
-
   void Dyes(const Json& arr) {
-    RequireHeader("dyes");
-    if (!arr.is_array()) Fail("dyes", "expected an array");
-    for (const auto& j : arr) {
-      std::string where = "dye '" + Str(j, "short_name", "dye") + "'";
-      CheckKeys(j, where, {"short_name", "long_name", "spectra_db_name", "tags", "annotations"});
-      Dye d;
-      d.short_name = Str(j, "short_name", where);
-      d.long_name = Str(j, "long_name", where, false);
-      d.spectra_db_name = Str(j, "spectra_db_name", where, false);
-      auto r = cat_.CreateDye(d);
-      Check(r.status(), where);
-      dyes_[d.short_name] = r->id;
-      TagsAndAnnotations(j, Entity::kDye, r->id, where);
-    }
+    Records(arr, "dyes", "dye", Entity::kDye, [&](const RecordData& r) {
+      auto id = IdOf(cat_.CreateDye(r.dye));
+      if (id.ok()) dyes_[r.dye.short_name] = *id;
+      return id;
+    });
   }
 
   void Tags(const Json& arr) {
@@ -377,19 +313,8 @@ class Loader {
   void Slide(const Json& j) {
     RequireHeader("slides");
     std::string where = "slide '" + Str(j, "reference", "slide") + "'";
-    CheckKeys(j, where, {"reference", "sample", "creator", "notes", "created", "modified", "labellings",
-                         "tags", "annotations", "images"});
-    samplefs::Slide s;
-    s.reference = Str(j, "reference", where);
-    std::string sample = Str(j, "sample", where);
-    auto it = samples_.find(sample);
-    if (it == samples_.end()) Fail(where, "sample '" + sample + "' is not in the document's samples");
-    s.sample_id = it->second;
-    s.creator = Str(j, "creator", where, false);
-    s.notes = Str(j, "notes", where, false);
-    s.created = Str(j, "created", where);
-    s.modified = Str(j, "modified", where);
-    auto r = cat_.CreateSlide(s);
+    RecordData record = Parse(j, Entity::kSlide, where, {"labellings", "tags", "annotations", "images"});
+    auto r = cat_.CreateSlide(record.slide);
     Check(r.status(), where);
     int64_t slide_id = r->id;
     if (auto ls = j.find("labellings"); ls != j.end()) {
@@ -455,6 +380,48 @@ class Loader {
                      "\" and \"version\"; not a samplefs dump");
   }
 
+  // The stored fields of a record (catalog/fields.h) from its object;
+  // `extra` are the other keys the object may have. Free text may be left
+  // out; keys, links and timestamps are required.
+  RecordData Parse(const Json& j, Entity entity, const std::string& where,
+                   std::initializer_list<const char*> extra) {
+    if (!j.is_object()) Fail(where, "expected a JSON object");
+    for (const auto& [k, v] : j.items()) {
+      const FieldDef* f = FindField(entity, k);
+      bool ok = f && f->stored;
+      for (const char* e : extra) ok = ok || k == e;
+      if (!ok) Fail(where, "unknown field '" + k + "'");
+    }
+    RecordData r;
+    r.entity = entity;
+    for (const auto& f : FieldsOf(entity)) {
+      if (!f.stored) continue;
+      Check(f.set(cat_, r, Str(j, f.name, where, f.type != FieldType::kText)), where);
+    }
+    return r;
+  }
+
+  // species, samples, dyes: an array of records named by their key.
+  void Records(const Json& arr, const char* array_name, const char* what, Entity entity,
+               const std::function<Result<int64_t>(const RecordData&)>& create) {
+    RequireHeader(array_name);
+    if (!arr.is_array()) Fail(array_name, "expected an array");
+    const char* key = FieldsOf(entity)[1].name;  // the field after id is the key
+    for (const auto& j : arr) {
+      std::string where = std::string(what) + " '" + Str(j, key, what) + "'";
+      RecordData r = Parse(j, entity, where, {"tags", "annotations"});
+      auto id = create(r);
+      Check(id.status(), where);
+      TagsAndAnnotations(j, entity, *id, where);
+    }
+  }
+
+  template <class T>
+  static Result<int64_t> IdOf(const Result<T>& r) {
+    if (!r.ok()) return r.status();
+    return r->id;
+  }
+
   void TagsAndAnnotations(const Json& j, Entity entity, int64_t id, const std::string& where) {
     if (auto t = j.find("tags"); t != j.end()) {
       if (!t->is_array()) Fail(where, "tags must be an array");
@@ -474,14 +441,9 @@ class Loader {
 
   void Image(const Json& j, int64_t slide_id, const std::string& slide_where) {
     std::string where = slide_where + " image '" + Str(j, "name", slide_where + " image") + "'";
-    CheckKeys(j, where, {"name", "user", "acquired", "comments", "tags", "annotations", "entries"});
-    samplefs::Image im;
-    im.slide_id = slide_id;
-    im.name = Str(j, "name", where);
-    im.user = Str(j, "user", where, false);
-    im.acquired = Str(j, "acquired", where);
-    im.comments = Str(j, "comments", where, false);
-    auto r = cat_.CreateImage(im);
+    RecordData record = Parse(j, Entity::kImage, where, {"tags", "annotations", "entries"});
+    record.image.slide_id = slide_id;
+    auto r = cat_.CreateImage(record.image);
     Check(r.status(), where);
     TagsAndAnnotations(j, Entity::kImage, r->id, where);
     auto root = cat_.FilesRoot(r->id);
@@ -540,7 +502,7 @@ class Loader {
 
   Catalog& cat_;
   bool format_seen_ = false, version_seen_ = false;
-  std::map<std::string, int64_t> species_, samples_, dyes_;
+  std::map<std::string, int64_t> dyes_;
   int64_t slides_loaded_ = 0;
 };
 

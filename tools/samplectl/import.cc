@@ -341,9 +341,9 @@ class Importer {
     }
     if (ctx_.progress()) {
       progress_ = std::make_unique<Progress>(true, o_.dry_run ? "checking" : "importing");
-      uint64_t total = 0;
-      CountFiles(src, &total);
-      progress_->set_total(total);
+      uint64_t total = 0, total_bytes = 0;
+      CountFiles(src, &total, &total_bytes);
+      progress_->set_total(total, total_bytes);
     } else {
       progress_ = std::make_unique<Progress>(false, "");
     }
@@ -393,7 +393,7 @@ class Importer {
     return names;
   }
 
-  void CountFiles(const std::string& dir, uint64_t* total) {
+  void CountFiles(const std::string& dir, uint64_t* total, uint64_t* total_bytes) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) return;
     while (struct dirent* e = ::readdir(d)) {
@@ -402,8 +402,12 @@ class Importer {
       std::string full = dir + "/" + n;
       struct stat st;
       if (::lstat(full.c_str(), &st) != 0) continue;
-      if (S_ISDIR(st.st_mode)) CountFiles(full, total);
-      else if (S_ISREG(st.st_mode)) ++*total;
+      if (S_ISDIR(st.st_mode)) {
+        CountFiles(full, total, total_bytes);
+      } else if (S_ISREG(st.st_mode)) {
+        ++*total;
+        *total_bytes += static_cast<uint64_t>(st.st_size);
+      }
     }
     ::closedir(d);
   }

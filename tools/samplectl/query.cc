@@ -72,6 +72,11 @@ int RunQuery(Context& ctx, const QueryOptions& o) {
   int rc = ctx.Open(OpenMode::kReadOnly);
   if (rc != kExitOk) return rc;
   Catalog& cat = *ctx.catalog;
+  // A misspelt key would match nothing and look like an empty answer.
+  if (Status s = cat.CheckQueryKeys(query); !s.ok()) {
+    spdlog::error("bad query expression: {}", s.message());
+    return s.code() == Code::kReferenceMissing ? kExitUsage : kExitProblems;
+  }
   Format format = o.csv ? Format::kCsv : o.json ? Format::kJson : Format::kTable;
 
   Output out;
@@ -319,8 +324,10 @@ void AddQueryCommand(CLI::App& app, Commands& out) {
   auto* sub = app.add_subcommand(
       "query",
       "List the slides matching EXPR, the same key=value[,key=value...] expressions as the\n"
-      "mount's query/ folder (keys: species, sample, dye, structure, tag, creator, user, after,\n"
-      "before, or any annotation key). No EXPR: every slide.");
+      "mount's query/ folder (keys: species, sample, dye, structure, tag, creator, user, created,\n"
+      "modified, acquired, after, before, or any annotation key of a slide). Values: a|b either,\n"
+      "* any text; !key=value negates; key<value and key>value compare dates and numbers.\n"
+      "Names match regardless of case when only one name does. No EXPR: every slide.");
   sub->add_option("EXPR", o->expression, "Query expression, e.g. species=HeLa,dye=A647,tag=good");
   auto* csv = sub->add_flag("--csv", o->csv, "CSV with a header row");
   auto* json = sub->add_flag("--json", o->json, "A JSON array of objects");

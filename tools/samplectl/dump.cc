@@ -95,7 +95,7 @@ Result<Json> DumpSlide(Catalog& cat, int64_t slide_id, Json slide) {
 
   std::vector<std::pair<int64_t, Json>> images;
   SFS_RETURN_IF_ERROR(Rows(db,
-                           "SELECT id, name, user, acquired, comments FROM image WHERE slide_id = ? "
+                           "SELECT id, name, \"user\", acquired, comments FROM image WHERE slide_id = ? "
                            "ORDER BY name",
                            {slide_id}, [&](const Statement& st) {
                              Json i;
@@ -242,9 +242,9 @@ int RunDump(Context& ctx, const DumpOptions& o) {
   }
   // One read transaction, so the document is a consistent snapshot even
   // while a mount writes.
-  Status began = ctx.catalog->db().Exec("BEGIN");
+  Status began = ctx.catalog->db().BeginRead();
   Status s = Dump(*ctx.catalog, out);
-  if (began.ok()) (void)ctx.catalog->db().Exec("COMMIT");
+  if (began.ok()) (void)ctx.catalog->db().Commit();
   if (!s.ok()) {
     spdlog::error("dump failed: {}", s.message());
     return kExitProblems;
@@ -562,7 +562,7 @@ int RunLoad(Context& ctx, const LoadOptions& o) {
     spdlog::error(
         "the catalog {} is not empty ({} species, {} dyes, {} slides, {} tags); load only into a new "
         "catalog (e.g. samplectl init --catalog NEW.db)",
-        ctx.config.catalog, stats->species, stats->dyes, stats->slides, stats->tags);
+        RedactCatalogUrl(ctx.config.catalog), stats->species, stats->dyes, stats->slides, stats->tags);
     return kExitUsage;
   }
 

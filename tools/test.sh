@@ -36,7 +36,7 @@ if [ "${SAMPLEFS_SKIP_SANITIZE:-0}" != 1 ]; then
   stage "tests: unit and mounted under ASan + UBSan"
   # detect_leaks: the daemon must not leak over a mount/unmount cycle.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$ROOT/asan" --output-on-failure --timeout 900 -j2 -L 'unit|mounted'
+    ctest --test-dir "$ROOT/asan" --output-on-failure --timeout 900 -j2 -L 'unit|mounted' -LE postgres
 fi
 
 if [ "${SAMPLEFS_SKIP_FUZZ:-0}" != 1 ]; then

@@ -2264,3 +2264,59 @@ TEST_P(CatalogTest, DatabaseSeamErrors) {
 
 }  // namespace
 }  // namespace samplefs
+
+namespace samplefs {
+namespace {
+
+// A newer schema is refused by every engine, and nothing is written to it.
+TEST_P(CatalogTest, NewerSchemaIsRefused) {
+  if (!GetParam().file_backed && !postgres()) GTEST_SKIP() << "needs a catalog that outlives a connection";
+  ASSERT_OK(c_->db().Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
+  c_.reset();
+  auto r = Catalog::OpenUrl(postgres() ? url_ : dir_ + "/catalog.db");
+  EXPECT_CODE(r, Code::kTooNew);
+  EXPECT_THAT(r.status().message(), HasSubstr("schema version 99"));
+}
+
+// Ids are never reused: on PostgreSQL they come from sequences, so even a
+// rolled-back insert's id is never handed out again.
+TEST_P(CatalogTest, IdsComeFromTheEngine) {
+  Species a = NewSpecies("A");
+  {
+    Transaction txn(*c_);
+    NewSpecies("rolled back");
+  }
+  Species b = NewSpecies("B");
+  EXPECT_GT(b.id, a.id);
+  ASSERT_OK(c_->DeleteSpecies(b.id));
+  EXPECT_GT(NewSpecies("C").id, b.id);
+}
+
+TEST(CatalogUrlTest, PasswordsNeverShow) {
+  EXPECT_EQ(RedactCatalogUrl("postgresql://lab:s3cret@db.example:5432/samplefs?sslmode=require"),
+            "postgresql://lab:***@db.example:5432/samplefs?sslmode=require");
+  EXPECT_EQ(RedactCatalogUrl("postgres://lab@db/x?sslmode=verify-full&password=s3cret&application_name=a"),
+            "postgres://lab@db/x?sslmode=verify-full&password=***&application_name=a");
+  EXPECT_EQ(RedactCatalogUrl("postgresql://lab@db/x?PASSWORD=s3cret"), "postgresql://lab@db/x?password=***");
+  EXPECT_EQ(RedactCatalogUrl("postgresql:///x?host=/run/postgresql"), "postgresql:///x?host=/run/postgresql");
+  EXPECT_EQ(RedactCatalogUrl("/home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_EQ(SqlitePathOf("sqlite:///home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_EQ(SqlitePathOf("/home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_TRUE(IsPostgresUrl("postgresql://x"));
+  EXPECT_FALSE(IsPostgresUrl("sqlite:///x"));
+}
+
+// An unreachable server is a clear error (ECONNREFUSED), whose message
+// does not contain the password.
+TEST(CatalogUrlTest, UnreachableServerSaysSoWithoutThePassword) {
+  DatabaseOptions o;
+  o.busy_timeout_ms = 1000;
+  auto r = OpenDatabase("postgresql://lab:s3cret@/x?host=/nonexistent-samplefs-socket-dir", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().to_errno(), ECONNREFUSED);
+  EXPECT_THAT(r.status().message(), HasSubstr("unreachable"));
+  EXPECT_THAT(r.status().message(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+}  // namespace
+}  // namespace samplefs

@@ -110,11 +110,13 @@ Result<Json> DumpSlide(Catalog& cat, int64_t slide_id, Json slide) {
     SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kImage, image_id, &image));
     std::vector<std::pair<int64_t, Json>> entries;
     // Paths sort bytewise, so a folder always comes before what it holds
-    // (load relies on that). The root ("", files/ itself) comes first.
+    // (load relies on that). The root ("", files/ itself) comes first; its
+    // path is its own name, '' by definition (a literal '' would have the
+    // default collation on PostgreSQL, not the column's "C").
     SFS_RETURN_IF_ERROR(Rows(
         db,
         "WITH RECURSIVE p(id, path) AS ("
-        "  SELECT id, '' FROM entry WHERE image_id = ? AND parent_id IS NULL"
+        "  SELECT id, name FROM entry WHERE image_id = ? AND parent_id IS NULL"
         "  UNION ALL"
         "  SELECT e.id, CASE p.path WHEN '' THEN e.name ELSE p.path || '/' || e.name END"
         "    FROM entry e JOIN p ON e.parent_id = p.id)"

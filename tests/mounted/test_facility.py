@@ -204,5 +204,47 @@ class FacilityMounts(MountedTestCase):
         self.assertTrue(os.path.exists(self.m.object_path(rows[0][0])))
 
 
+class MovingACatalog(unittest.TestCase):
+    """samplectl dump of an SQLite catalog, load into PostgreSQL, dump, load
+    into SQLite again: the three documents are byte for byte the same."""
+
+    def test_dump_load_round_trip(self):
+        from mountlib import PG_URL, SAMPLECTL, pg_url_with_schema, psql
+        import subprocess
+        import tempfile
+        if ENGINE != "postgresql" or not PG_URL:
+            self.skipTest("needs SAMPLEFS_TEST_CATALOG=postgres")
+        tmp = tempfile.mkdtemp(prefix="samplefs-move-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        schema = f"move_{os.getpid()}"
+        psql(PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+        self.addCleanup(psql, PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE", False)
+        confs = {}
+        for name, catalog in (("a", f"{tmp}/a.db"), ("b", pg_url_with_schema(schema)), ("c", f"{tmp}/c.db")):
+            confs[name] = f"{tmp}/{name}.conf"
+            with open(confs[name], "w") as f:
+                f.write(f"catalog = {catalog}\nstore = {tmp}/store\n")
+            subprocess.run([SAMPLECTL, "--config", confs[name], "init"], check=True, capture_output=True)
+        src = os.path.join(tmp, "src")
+        for rel, data in (("HeLa/P1/S1/img1/a.tif", b"a"), ("HeLa/P1/S1/img1/sub/b.csv", b"b,c"),
+                          ("Mouse/P2/S2/img2/c.nd2", b"c" * 5000)):
+            os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+            with open(os.path.join(src, rel), "wb") as f:
+                f.write(data)
+        ctl = lambda name, *args: subprocess.run([SAMPLECTL, "--config", confs[name], *args],
+                                                 check=True, capture_output=True)
+        ctl("a", "import", "--layout", "{species}/{sample}/{slide}/{image}/", src)
+        ctl("a", "tag", "add", "slides/S1", "good")
+        ctl("a", "dump", "-o", f"{tmp}/a.json")
+        ctl("b", "load", f"{tmp}/a.json")
+        ctl("b", "dump", "-o", f"{tmp}/b.json")
+        ctl("c", "load", f"{tmp}/b.json")
+        ctl("c", "dump", "-o", f"{tmp}/c.json")
+        docs = [open(f"{tmp}/{n}.json", "rb").read() for n in "abc"]
+        self.assertIn(b'"good"', docs[0])
+        self.assertEqual(docs[0], docs[1], "SQLite -> PostgreSQL")
+        self.assertEqual(docs[0], docs[2], "PostgreSQL -> SQLite")
+
+
 if __name__ == "__main__":
     unittest.main()

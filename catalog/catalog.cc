@@ -145,7 +145,7 @@ constexpr const char* kSampleCols = "id, name, species_id, patient_id, sample_ty
 constexpr const char* kDyeCols = "id, short_name, long_name, spectra_db_name";
 constexpr const char* kSlideCols = "id, reference, sample_id, creator, notes, created, modified";
 constexpr const char* kLabellingCols = "id, slide_id, structure, isotype, antibody, dye_id";
-constexpr const char* kImageCols = "id, slide_id, name, user, acquired, comments";
+constexpr const char* kImageCols = "id, slide_id, name, \"user\", acquired, comments";
 constexpr const char* kEntryCols =
     "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind";
 
@@ -241,17 +241,6 @@ static Status RunCached(Database& db, const std::string& sql) {
   return st->Run();
 }
 
-// The id of a new row of `table`: one more than any id the table ever held.
-// A plain INTEGER PRIMARY KEY takes max(id) + 1, so the next record would
-// reuse the id of a newest record just deleted, and an open file, a cached
-// node or an export naming the old record would then reach the new one. The
-// ids of deleted newest rows are kept in meta ('id_floor.<table>') by the
-// engine's session SQL (Database::SessionSql).
-static std::string NewIdSql(const char* table) {
-  return std::string("(SELECT coalesce(max(x), 0) + 1 FROM (SELECT max(id) AS x FROM ") + table +
-         " UNION ALL SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor." + table + "') AS ids)";
-}
-
 Transaction::Transaction(Catalog& catalog) : Transaction(catalog, -1) {}
 
 Transaction::Transaction(Catalog& catalog, int wait_ms) : catalog_(catalog), lock_(catalog.mu_) {
@@ -305,6 +294,12 @@ Result<std::unique_ptr<Catalog>> Catalog::OpenSqlite(const std::string& path,
   return Open(std::move(db));
 }
 
+Result<std::unique_ptr<Catalog>> Catalog::OpenUrl(const std::string& catalog,
+                                                  const DatabaseOptions& options) {
+  SFS_ASSIGN_OR_RETURN(auto db, OpenDatabase(catalog, options));
+  return Open(std::move(db));
+}
+
 Result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<Database> db) {
   std::unique_ptr<Catalog> c(new Catalog(std::move(db)));
   SFS_RETURN_IF_ERROR(c->Migrate());
@@ -323,17 +318,10 @@ int Catalog::schema_version() {
 // catalog), kCorrupt for one that is not a samplefs catalog, so that
 // pointing samplefs at someone else's database never writes into it.
 static Result<int> StoredSchemaVersion(Database& db) {
-  // One statement, so one snapshot: another process may create the schema
-  // between two separate reads.
-  using Counts = std::pair<int64_t, int64_t>;
-  SFS_ASSIGN_OR_RETURN(auto counts,
-                       OneRow<Counts>(
-                           db,
-                           "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                           "name = 'meta'), (SELECT count(*) FROM sqlite_master)",
-                           {}, [](const Statement& st) { return std::make_pair(st.Int(0), st.Int(1)); },
-                           "no schema"));
-  const auto [has_meta, objects] = counts;
+  // One snapshot: another process may create the schema meanwhile.
+  SFS_ASSIGN_OR_RETURN(auto presence, db.InspectSchema());
+  const bool has_meta = presence.has_meta;
+  const int64_t objects = presence.objects;
   if (!has_meta) {
     if (objects)
       return Status(Code::kCorrupt, "the database is not a samplefs catalog (it has " +
@@ -423,7 +411,7 @@ Result<Species> Catalog::CreateSpecies(const Species& s) {
   SFS_RETURN_IF_ERROR(ValidateSpeciesFields(s));
   std::lock_guard lock(mu_);
   auto r = OneRow<Species>(
-      *db_, std::string("INSERT INTO species(id, name, species, strain, notes) VALUES (" + NewIdSql("species") + ", ?, ?, ?, ?) RETURNING ") + kSpeciesCols,
+      *db_, std::string("INSERT INTO species(id, name, species, strain, notes) VALUES (" + db_->NewIdSql("species") + ", ?, ?, ?, ?) RETURNING ") + kSpeciesCols,
       {s.name, s.species, s.strain, s.notes}, ReadSpecies, "");
   if (!r.ok()) return Explain(r.status(), "species " + Quoted(s.name) + " already exists", "");
   return r;
@@ -485,7 +473,7 @@ Result<Sample> Catalog::CreateSample(const Sample& s) {
   std::lock_guard lock(mu_);
   auto r = OneRow<Sample>(
       *db_, std::string("INSERT INTO sample(id, name, species_id, patient_id, sample_type, notes) VALUES (") +
-                  NewIdSql("sample") + ", ?, ?, ?, ?, ?) RETURNING " + kSampleCols,
+                  db_->NewIdSql("sample") + ", ?, ?, ?, ?, ?) RETURNING " + kSampleCols,
       {s.name, s.species_id, s.patient_id, s.sample_type, s.notes}, ReadSample, "");
   if (!r.ok())
     return Explain(r.status(), "sample " + Quoted(s.name) + " already exists",
@@ -556,7 +544,7 @@ Result<Dye> Catalog::CreateDye(const Dye& d) {
   SFS_RETURN_IF_ERROR(ValidateDyeFields(d));
   std::lock_guard lock(mu_);
   auto r = OneRow<Dye>(*db_, std::string("INSERT INTO dye(id, short_name, long_name, spectra_db_name) VALUES (") +
-                                     NewIdSql("dye") + ", ?, ?, ?) RETURNING " + kDyeCols,
+                                     db_->NewIdSql("dye") + ", ?, ?, ?) RETURNING " + kDyeCols,
                        {d.short_name, d.long_name, d.spectra_db_name}, ReadDye, "");
   if (!r.ok()) return Explain(r.status(), "dye " + Quoted(d.short_name) + " already exists", "");
   return r;
@@ -620,7 +608,7 @@ Result<Slide> Catalog::CreateSlide(const Slide& s) {
   std::lock_guard lock(mu_);
   auto r = OneRow<Slide>(
       *db_, std::string("INSERT INTO slide(id, reference, sample_id, creator, notes, created, modified) VALUES (") +
-                  NewIdSql("slide") + ", ?, ?, ?, ?, ?, ?) RETURNING " + kSlideCols,
+                  db_->NewIdSql("slide") + ", ?, ?, ?, ?, ?, ?) RETURNING " + kSlideCols,
       {s.reference, s.sample_id, s.creator, s.notes, created, modified}, ReadSlide, "");
   if (!r.ok())
     return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
@@ -751,7 +739,7 @@ Result<Labelling> Catalog::AddLabelling(const Labelling& l) {
   return InTxn(*this, [&]() -> Result<Labelling> {
     auto r = OneRow<Labelling>(
         *db_, std::string("INSERT INTO labelling(id, slide_id, structure, isotype, antibody, dye_id) VALUES (") +
-                    NewIdSql("labelling") + ", ?, ?, ?, ?, ?) RETURNING " + kLabellingCols,
+                    db_->NewIdSql("labelling") + ", ?, ?, ?, ?, ?) RETURNING " + kLabellingCols,
         {l.slide_id, l.structure, l.isotype, l.antibody, l.dye_id}, ReadLabelling, "");
     if (r.status().code() == Code::kReferenceMissing) {
       // Two foreign keys: say which one points nowhere.
@@ -809,15 +797,15 @@ Result<Image> Catalog::CreateImage(const Image& i) {
   std::string acquired = NowIso8601();
   if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   return InTxn(*this, [&]() -> Result<Image> {
-    auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(id, slide_id, name, user, acquired, comments) VALUES (") +
-                                         NewIdSql("image") + ", ?, ?, ?, ?, ?) RETURNING " + kImageCols,
+    auto r = OneRow<Image>(*db_, std::string("INSERT INTO image(id, slide_id, name, \"user\", acquired, comments) VALUES (") +
+                                         db_->NewIdSql("image") + ", ?, ?, ?, ?, ?) RETURNING " + kImageCols,
                            {i.slide_id, i.name, i.user, acquired, i.comments}, ReadImage, "");
     if (!r.ok())
       return Explain(r.status(), "image " + Quoted(i.name) + " already exists in this slide",
                      "slide " + std::to_string(i.slide_id) + " does not exist");
     SFS_RETURN_IF_ERROR(Exec(*db_,
                              "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns) VALUES (" +
-                                 NewIdSql("entry") + ", ?, NULL, '', 'folder', 493, 0)",
+                                 db_->NewIdSql("entry") + ", ?, NULL, '', 'folder', 493, 0)",
                              {r->id}));
     return r;
   });
@@ -843,7 +831,7 @@ Status Catalog::UpdateImage(const Image& i) {
   if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_,
-                           "UPDATE image SET slide_id = ?, name = ?, user = ?, "
+                           "UPDATE image SET slide_id = ?, name = ?, \"user\" = ?, "
                            "acquired = coalesce(nullif(?, ''), acquired), comments = ? "
                            "WHERE id = ? RETURNING id",
                            {i.slide_id, i.name, i.user, acquired, i.comments, i.id},
@@ -880,7 +868,7 @@ Result<std::vector<Image>> Catalog::ListImagesMatching(const Query& query, int64
   ps.push_back(int64_t{limit});
   std::lock_guard lock(mu_);
   return Rows<Image>(*db_,
-                     "SELECT i.id, i.slide_id, i.name, i.user, i.acquired, i.comments FROM image i "
+                     "SELECT i.id, i.slide_id, i.name, i.\"user\", i.acquired, i.comments FROM image i "
                      "WHERE i.slide_id IN (SELECT s.id" + std::string(kSlideQueryFrom) + where +
                          ") AND i.id > ? ORDER BY i.id LIMIT ?",
                      ps, ReadImage);
@@ -930,7 +918,7 @@ Result<Entry> Catalog::CreateEntry(const Entry& e) {
     auto r = OneRow<Entry>(
         *db_, std::string("INSERT INTO entry(id, image_id, parent_id, name, type, size, hash, mode, "
                           "mtime_ns, target, kind) VALUES (") +
-                  NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
+                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
                   kEntryCols,
         {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
          static_cast<int64_t>(e.size),
@@ -1076,7 +1064,7 @@ Result<Tag> Catalog::CreateTag(const std::string& name) {
   if (name.find(',') != std::string::npos)
     return Status(Code::kInvalidArgument, "tag name " + Quoted(name) + " contains ','");
   std::lock_guard lock(mu_);
-  auto r = OneRow<Tag>(*db_, "INSERT INTO tag(id, name) VALUES (" + NewIdSql("tag") + ", ?) RETURNING id, name", {name}, ReadTag, "");
+  auto r = OneRow<Tag>(*db_, "INSERT INTO tag(id, name) VALUES (" + db_->NewIdSql("tag") + ", ?) RETURNING id, name", {name}, ReadTag, "");
   if (!r.ok()) return Explain(r.status(), "tag " + Quoted(name) + " already exists", "");
   return r;
 }
@@ -1197,7 +1185,7 @@ Result<Catalog::XattrKeys> Catalog::XattrKeysOf(Entity entity, int64_t record_id
       *db_,
       "SELECT NULL WHERE EXISTS (SELECT 1 FROM tagging WHERE entity = ?1 AND record_id = ?2) "
       "UNION ALL SELECT key FROM (SELECT key FROM annotation WHERE entity = ?1 AND record_id = ?2 "
-      "ORDER BY key)",
+      "ORDER BY key) AS keys",
       {std::string(EntityName(entity)), record_id}, [&](const Statement& st) {
         if (st.IsNull(0)) out.tagged = true;
         else out.annotation_keys.push_back(st.Text(0));
@@ -1258,9 +1246,9 @@ Result<CatalogStats> Catalog::Stats() {
       {"SELECT count(*) FROM tag", &s.tags},
       {"SELECT count(*) FROM annotation", &s.annotations},
       {"SELECT coalesce(sum(size), 0) FROM entry WHERE type = 'file'", &s.file_bytes},
-      {"SELECT count(*) FROM (SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL)", &s.distinct_objects},
+      {"SELECT count(*) FROM (SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL) AS objects", &s.distinct_objects},
       {"SELECT coalesce(sum(size), 0) FROM (SELECT hash, max(size) AS size FROM entry "
-       "WHERE hash IS NOT NULL GROUP BY hash)", &s.distinct_bytes},
+       "WHERE hash IS NOT NULL GROUP BY hash) AS objects", &s.distinct_bytes},
   };
   for (auto& q : qs) {
     SFS_ASSIGN_OR_RETURN(*q.out, Count(*db_, q.sql, {}));
@@ -1274,7 +1262,7 @@ Result<CatalogUsage> Catalog::Usage() {
   SFS_ASSIGN_OR_RETURN(u.object_bytes,
                        Count(*db_,
                              "SELECT coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM entry "
-                             "WHERE hash IS NOT NULL GROUP BY hash)",
+                             "WHERE hash IS NOT NULL GROUP BY hash) AS objects",
                              {}));
   SFS_ASSIGN_OR_RETURN(u.records, Count(*db_,
                                         "SELECT (SELECT count(*) FROM entry) + (SELECT count(*) FROM image) + "

@@ -83,6 +83,10 @@ class Catalog {
   // in one transaction. kTooNew for a catalog written by a newer samplefs.
   static Result<std::unique_ptr<Catalog>> OpenSqlite(const std::string& path,
                                                      const DatabaseOptions& options = {});
+  // Opens the engine a catalog setting names (OpenDatabase: a
+  // postgresql:// URL or an SQLite path), then as OpenSqlite.
+  static Result<std::unique_ptr<Catalog>> OpenUrl(const std::string& catalog,
+                                                  const DatabaseOptions& options = {});
   // Wraps an already-open database (another engine, tests).
   static Result<std::unique_ptr<Catalog>> Open(std::unique_ptr<Database> db);
 

@@ -50,6 +50,7 @@ std::string DirName(const std::string& path) {
 // it keeps must be absolute.
 std::string Resolve(const std::string& path, const std::string& base) {
   if (path.empty() || IsPostgresUrl(path)) return path;
+  if (path.rfind("sqlite:", 0) == 0) return Resolve(SqlitePathOf(path), base);
   if (path == "~") return HomeDir();
   if (path.rfind("~/", 0) == 0) return HomeDir() + path.substr(1);
   if (path[0] == '/') return path;
@@ -104,10 +105,6 @@ Status MakeParentDirs(const std::string& path) {
 }
 
 }  // namespace
-
-bool IsPostgresUrl(const std::string& catalog) {
-  return catalog.rfind("postgresql://", 0) == 0 || catalog.rfind("postgres://", 0) == 0;
-}
 
 Config DefaultConfig() {
   Config c;
@@ -218,16 +215,22 @@ Status OpenCatalogAndStore(const Config& config, bool create, std::unique_ptr<Ca
 }
 
 Status OpenCatalogAndStore(const Config& config, bool create, bool read_only,
-                           std::unique_ptr<Catalog>* catalog, std::unique_ptr<ObjectStore>* store) {
-  if (IsPostgresUrl(config.catalog))
-    return Status(Code::kInvalidArgument,
-                  "PostgreSQL support is not built in this version (catalog " + config.catalog + ")");
+                           std::unique_ptr<Catalog>* catalog, std::unique_ptr<ObjectStore>* store,
+                           bool listen) {
   if (config.catalog.empty()) return Status(Code::kInvalidArgument, "no catalog configured");
   if (config.store.empty()) return Status(Code::kInvalidArgument, "no object store configured");
   if (create && read_only) return Status(Code::kInvalidArgument, "cannot create a read-only catalog");
 
+  const bool postgres = IsPostgresUrl(config.catalog);
   struct stat st;
-  if (create) {
+  if (postgres) {
+    // The database is the server's: `samplectl init` creates the schema in
+    // an existing (empty) database, a mount finds it at the current
+    // version or refuses.
+    if (!create && ::stat(config.store.c_str(), &st) != 0)
+      return Status::FromErrno(errno, "cannot open object store " + config.store +
+                                          (errno == ENOENT ? " (run 'samplectl init' first)" : ""));
+  } else if (create) {
     SFS_RETURN_IF_ERROR(MakeParentDirs(config.catalog));
   } else {
     if (::stat(config.catalog.c_str(), &st) != 0) {
@@ -245,16 +248,28 @@ Status OpenCatalogAndStore(const Config& config, bool create, bool read_only,
       return Status::FromErrno(errno, "cannot open object store " + config.store);
     }
   }
-  if (::stat(config.catalog.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+  if (!postgres && ::stat(config.catalog.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     return Status(Code::kInvalidArgument, "catalog " + config.catalog + " is a directory");
 
   DatabaseOptions options;
   options.create = create;
   options.read_only = read_only;
-  auto opened = Catalog::OpenSqlite(config.catalog, options);
+  options.listen = listen;
+  auto db = OpenDatabase(config.catalog, options);
+  if (db.ok() && postgres && !create) {
+    // As with a missing SQLite file: an empty database is not a catalog
+    // yet, and only `samplectl init` (or -o create) makes it one.
+    auto presence = (*db)->InspectSchema();
+    if (presence.ok() && !presence->has_meta && presence->objects == 0)
+      return Status(Code::kNotFound, "no catalog in database " + RedactCatalogUrl(config.catalog) +
+                                         " (run 'samplectl init' first)");
+  }
+  auto opened = db.ok() ? Catalog::Open(std::move(db).value())
+                        : Result<std::unique_ptr<Catalog>>(db.status());
   if (!opened.ok()) {
     const Status& s = opened.status();
-    return Status(s.code(), "catalog " + config.catalog + ": " + s.message());
+    return Status(s.code(), "catalog " + RedactCatalogUrl(config.catalog) + ": " + s.message(),
+                  s.to_errno());
   }
   auto opened_store = ObjectStore::Open(config.store);
   if (!opened_store.ok()) return opened_store.status();

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "catalog/database.h"
 #include "catalog/status.h"
 
 namespace samplefs {
@@ -60,9 +61,6 @@ Result<Config> ParseConfig(const std::string& text, const std::string& file, Con
 // The built-in defaults (step 5 above), without $SAMPLEFS_CATALOG.
 Config DefaultConfig();
 
-// True for a catalog given as a PostgreSQL URL (postgresql:// or postgres://).
-bool IsPostgresUrl(const std::string& catalog);
-
 // Opens the catalog and the object store a Config names.
 //
 // With `create`, missing parent directories are created 0700, the catalog
@@ -72,12 +70,16 @@ bool IsPostgresUrl(const std::string& catalog);
 // run `samplectl init`. `read_only` opens the catalog read-only (it must
 // then already exist and be at the current schema version).
 //
-// A postgresql:// catalog is kInvalidArgument: "PostgreSQL support is not
-// built in this version". Other errors are those of Catalog::OpenSqlite
-// (kTooNew for a newer schema) and ObjectStore::Open.
+// A postgresql:// catalog (IsPostgresUrl) is a database on a server: it is
+// not created here (`create` creates the schema in it), and `listen`
+// starts the change-notification connection (mounts). Errors are those of
+// Catalog::OpenUrl (kTooNew for a newer schema, ECONNREFUSED for an
+// unreachable server) and ObjectStore::Open; messages show the URL without
+// its password.
 Status OpenCatalogAndStore(const Config& config, bool create, std::unique_ptr<Catalog>* catalog,
                            std::unique_ptr<ObjectStore>* store);
 Status OpenCatalogAndStore(const Config& config, bool create, bool read_only,
-                           std::unique_ptr<Catalog>* catalog, std::unique_ptr<ObjectStore>* store);
+                           std::unique_ptr<Catalog>* catalog, std::unique_ptr<ObjectStore>* store,
+                           bool listen = false);
 
 }  // namespace samplefs

@@ -1,8 +1,10 @@
 // Database: the SQL engine seam. Everything engine-specific (connection
-// set-up, error-code mapping, DDL, transaction-begin syntax) lives behind
-// this interface, in one file per engine (sqlite_database.cc today,
-// postgres_database.cc for a facility). The Catalog writes portable SQL
-// against it: `?` placeholders, INSERT ... RETURNING, ON CONFLICT, SAVEPOINT.
+// set-up, error-code mapping, DDL, transaction-begin syntax, the system
+// catalogs, how ids are drawn, how other writers' changes are noticed)
+// lives behind this interface, in one file per engine:
+// sqlite_database.cc + schema_sqlite.cc, postgres_database.cc +
+// schema_postgres.cc. The Catalog and the tools write portable SQL against
+// it: `?` placeholders, INSERT ... RETURNING, ON CONFLICT, SAVEPOINT.
 //
 // Not thread-safe: the Catalog serializes access with its own mutex.
 #pragma once
@@ -11,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "catalog/status.h"
 
@@ -67,11 +70,43 @@ class Database {
   virtual Status BeginWrite(int wait_ms = -1) = 0;
   virtual Status Commit() = 0;
   virtual Status Rollback() = 0;
+  // Starts a read-only transaction that sees one snapshot until Commit()
+  // (samplectl dump: a consistent document while mounts write).
+  virtual Status BeginRead() = 0;
   // Engine name ("sqlite", "postgresql").
   virtual std::string engine() const = 0;
-  // A counter that changes when another connection commits (SQLite's
-  // PRAGMA data_version); used to invalidate the kernel's caches.
+  // Where the catalog is, fit to show (status.json): the SQLite file, or
+  // the PostgreSQL URL without its password.
+  virtual std::string location() const = 0;
+  // A counter that changes when another connection commits: SQLite's
+  // PRAGMA data_version; on PostgreSQL the number of change notifications
+  // (LISTEN/NOTIFY, sent by triggers) from other sessions, read without a
+  // query. Used to invalidate the kernel's caches.
   virtual Result<int64_t> ExternalChangeCounter() = 0;
+
+  // --- what the tools need of the engine's own catalogs -----------------
+  struct SchemaPresence {
+    bool has_meta = false;  // a table named meta exists (in the current schema)
+    int64_t objects = 0;    // tables, views, indexes, sequences, triggers there
+  };
+  // One snapshot of both, so a concurrent `samplectl init` is seen whole.
+  virtual Result<SchemaPresence> InspectSchema() = 0;
+  // The engine's own consistency checks (SQLite integrity_check and
+  // foreign_key_check; PostgreSQL: foreign keys and unique indexes
+  // validated by queries): one line per problem, empty when sound.
+  virtual Result<std::vector<std::string>> IntegrityProblems() = 0;
+  // The tables and views a user may query, sorted (tables first), and the
+  // columns of one in order (empty if it does not exist).
+  virtual Result<std::vector<std::string>> ListRelations() = 0;
+  virtual Result<std::vector<std::string>> ColumnsOf(const std::string& relation) = 0;
+  // An SQL expression that yields `expr`'s type as "integer", "text",
+  // "real" or "null" (samplectl export writes JSON numbers as numbers).
+  virtual std::string TypeOfSql(const std::string& expr) const = 0;
+
+  // The SQL expression that yields a new, never used id for `table`
+  // (SQLite: one more than any id the table ever held; PostgreSQL: the
+  // table's identity sequence, safe with many writers).
+  virtual std::string NewIdSql(const std::string& table) const = 0;
   // The DDL of the current schema and the migration from `from` to from+1.
   virtual std::string SchemaSql() const = 0;
   virtual std::string MigrationSql(int from_version) const = 0;
@@ -84,10 +119,33 @@ struct DatabaseOptions {
   bool read_only = false;
   int busy_timeout_ms = 5000;
   bool create = true;  // create the file if missing (mode 0600)
+  // PostgreSQL: listen for other sessions' changes (a second connection;
+  // only mounts need it).
+  bool listen = false;
 };
 
 // Opens an SQLite catalog file (":memory:" for tests).
 Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
                                                     const DatabaseOptions& options);
+// Opens a PostgreSQL catalog through libpq. `url` is a libpq connection URI
+// (postgresql://user@host:5432/db?sslmode=...) or key=value string;
+// passwords come the libpq way (~/.pgpass, PGPASSFILE, PGSERVICE,
+// PGPASSWORD), and no message ever contains one (RedactCatalogUrl).
+// Unreachable server: kUnavailable.
+Result<std::unique_ptr<Database>> OpenPostgresDatabase(const std::string& url,
+                                                      const DatabaseOptions& options);
+// Picks the engine from the catalog setting: postgresql:// or postgres://
+// URLs open PostgreSQL; sqlite:///abs/path and plain paths open SQLite.
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& catalog,
+                                              const DatabaseOptions& options);
+
+// True for a catalog given as a PostgreSQL URL (postgresql:// or postgres://).
+bool IsPostgresUrl(const std::string& catalog);
+// The SQLite file a catalog setting names ("sqlite:///x" -> "/x"), or the
+// setting itself.
+std::string SqlitePathOf(const std::string& catalog);
+// The catalog setting fit for logs, status.json and messages: a password in
+// the URL (user:secret@, password=secret) replaced by "***".
+std::string RedactCatalogUrl(const std::string& catalog);
 
 }  // namespace samplefs

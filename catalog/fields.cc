@@ -242,7 +242,7 @@ const std::vector<QueryKeyDef>& QueryKeys() {
        "FROM tagging g JOIN tag t ON t.id = g.tag_id WHERE g.entity = 'slide' AND g.record_id = s.id",
        "tag", "name", "a tag of the slide"},
       {"creator", QueryKeyKind::kText, "s.creator", nullptr, nullptr, nullptr, "the slide's creator"},
-      {"user", QueryKeyKind::kText, "i.user", "FROM image i WHERE i.slide_id = s.id", nullptr, nullptr,
+      {"user", QueryKeyKind::kText, "i.\"user\"", "FROM image i WHERE i.slide_id = s.id", nullptr, nullptr,
        "the user of one of its images"},
       {"created", QueryKeyKind::kTime, "s.created", nullptr, nullptr, nullptr, "when the slide was made"},
       {"modified", QueryKeyKind::kTime, "s.modified", nullptr, nullptr, nullptr, "the slide's last change"},

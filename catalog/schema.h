@@ -24,4 +24,10 @@ std::string SqliteSchemaV1Sql();
 // deleted newest row in meta, so that no id is ever reused.
 std::string SqliteSessionSql();
 
+// The same for PostgreSQL (schema_postgres.cc): identity columns for ids,
+// plpgsql triggers, and NOTIFY triggers for other mounts.
+std::string PostgresSchemaSql();
+std::string PostgresMigrationSql(int from_version);
+std::string PostgresSchemaV1Sql();
+
 }  // namespace samplefs

@@ -14,14 +14,6 @@
 
 namespace samplefs {
 
-Status Statement::Run() {
-  for (;;) {
-    auto r = Step();
-    if (!r.ok()) return r.status();
-    if (!*r) return Status::Ok();
-  }
-}
-
 namespace {
 
 Status SqliteStatus(sqlite3* db, int rc, const std::string& context) {
@@ -86,7 +78,8 @@ class SqliteStatement final : public Statement {
 
 class SqliteDatabase final : public Database {
  public:
-  SqliteDatabase(sqlite3* db, int busy_timeout_ms) : db_(db), busy_timeout_ms_(busy_timeout_ms) {}
+  SqliteDatabase(sqlite3* db, int busy_timeout_ms, std::string path)
+      : db_(db), busy_timeout_ms_(busy_timeout_ms), path_(std::move(path)) {}
   ~SqliteDatabase() override {
     cache_.clear();  // finalize statements before closing
     sqlite3_close(db_);
@@ -142,7 +135,70 @@ class SqliteDatabase final : public Database {
     if (sqlite3_get_autocommit(db_)) return Status::Ok();
     return Exec("ROLLBACK");
   }
+  // Deferred: the read snapshot starts at the first SELECT and lasts (WAL)
+  // until COMMIT, without blocking writers.
+  Status BeginRead() override { return Exec("BEGIN"); }
   std::string engine() const override { return "sqlite"; }
+  std::string location() const override { return path_; }
+
+  Result<SchemaPresence> InspectSchema() override {
+    SFS_ASSIGN_OR_RETURN(Statement * st,
+                         Prepare("SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                 "name = 'meta'), (SELECT count(*) FROM sqlite_master)"));
+    StatementScope scope(*st);
+    SFS_ASSIGN_OR_RETURN(bool row, st->Step());
+    SchemaPresence p;
+    if (row) {
+      p.has_meta = st->Int(0) > 0;
+      p.objects = st->Int(1);
+    }
+    return p;
+  }
+
+  Result<std::vector<std::string>> IntegrityProblems() override {
+    std::vector<std::string> out;
+    SFS_RETURN_IF_ERROR(ForText("PRAGMA integrity_check", [&](Statement& st) {
+      if (st.Text(0) != "ok") out.push_back(st.Text(0));
+    }));
+    SFS_RETURN_IF_ERROR(ForText("PRAGMA foreign_key_check", [&](Statement& st) {
+      out.push_back(st.Text(0) + " row " + std::to_string(st.Int(1)) + " refers to a missing " +
+                    st.Text(2) + " row");
+    }));
+    return out;
+  }
+
+  Result<std::vector<std::string>> ListRelations() override {
+    std::vector<std::string> out;
+    SFS_RETURN_IF_ERROR(ForText("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name "
+                                "NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+                                [&](Statement& st) { out.push_back(st.Text(0)); }));
+    return out;
+  }
+  Result<std::vector<std::string>> ColumnsOf(const std::string& relation) override {
+    std::vector<std::string> out;
+    SFS_ASSIGN_OR_RETURN(Statement * st, Prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid"));
+    StatementScope scope(*st);
+    st->Bind(1, std::string_view(relation));
+    for (;;) {
+      SFS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(st->Text(0));
+    }
+    return out;
+  }
+  std::string TypeOfSql(const std::string& expr) const override { return "typeof(" + expr + ")"; }
+
+  // One more than any id the table ever had. A plain INTEGER PRIMARY KEY
+  // takes max(id) + 1, so the next record would reuse the id of a newest
+  // record just deleted, and an open file, a cached node or an export
+  // naming the old record would then reach the new one. The ids of deleted
+  // newest rows are kept in meta ('id_floor.<table>') by SessionSql's TEMP
+  // triggers. Safe because SQLite has one writer at a time (BEGIN
+  // IMMEDIATE); PostgreSQL uses sequences instead.
+  std::string NewIdSql(const std::string& table) const override {
+    return "(SELECT coalesce(max(x), 0) + 1 FROM (SELECT max(id) AS x FROM " + table +
+           " UNION ALL SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor." + table + "') AS ids)";
+  }
 
   Result<int64_t> ExternalChangeCounter() override {
     SFS_ASSIGN_OR_RETURN(Statement * st, Prepare("PRAGMA data_version"));
@@ -156,8 +212,20 @@ class SqliteDatabase final : public Database {
   std::string SessionSql() const override { return SqliteSessionSql(); }
 
  private:
+  template <class F>
+  Status ForText(const std::string& sql, F fn) {
+    SFS_ASSIGN_OR_RETURN(Statement * st, Prepare(sql));
+    StatementScope scope(*st);
+    for (;;) {
+      SFS_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) return Status::Ok();
+      fn(*st);
+    }
+  }
+
   sqlite3* db_;
   int busy_timeout_ms_;
+  std::string path_;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
 };
 
@@ -185,7 +253,7 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
     sqlite3_close(db);
     return s;
   }
-  auto database = std::make_unique<SqliteDatabase>(db, options.busy_timeout_ms);
+  auto database = std::make_unique<SqliteDatabase>(db, options.busy_timeout_ms, memory ? ":memory:" : path);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
   // WAL lets samplectl, sqlite3 and pandas read while the mount writes;

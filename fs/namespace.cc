@@ -475,6 +475,7 @@ Result<std::string> Namespace::Render(const NodeSpec& n) {
         {"samplefs", "0.1.0"},
         {"schema_version", catalog_.schema_version()},
         {"engine", catalog_.db().engine()},
+        {"catalog", catalog_.db().location()},
         {"mounted_at", static_cast<int64_t>(id_.mount_time)},
         {"species", s.species}, {"samples", s.samples}, {"dyes", s.dyes},
         {"slides", s.slides}, {"images", s.images}, {"files", s.files},

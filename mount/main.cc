@@ -248,8 +248,10 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
           bool create, int ready_fd) {
   std::unique_ptr<samplefs::Catalog> catalog;
   std::unique_ptr<samplefs::ObjectStore> store;
+  // listen: other mounts' and tools' changes come as notifications
+  // (PostgreSQL; SQLite's are polled).
   samplefs::Status s = samplefs::OpenCatalogAndStore(cfg, create && !mopts.read_only, mopts.read_only,
-                                                     &catalog, &store);
+                                                     &catalog, &store, /*listen=*/true);
   if (!s.ok()) {
     spdlog::critical("cannot open the catalog ({}): {}", cfg.source, s.message());
     return 1;
@@ -308,7 +310,7 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, args.mountpoint.c_str()) == 0) {
-      spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, cfg.catalog, cfg.store);
+      spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, samplefs::RedactCatalogUrl(cfg.catalog), cfg.store);
       if (ready_fd >= 0) {
         // Mounted: from now on the log goes to its file (or syslog), the
         // terminal is let go, and the parent exits 0.

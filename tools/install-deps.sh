@@ -3,7 +3,7 @@
 # only when one is missing (so a warm machine does not touch the network).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
-      libfuse3-dev fuse3 libsqlite3-dev sqlite3 libxxhash-dev xxhash
+      libfuse3-dev fuse3 libsqlite3-dev sqlite3 libpq-dev postgresql postgresql-client libxxhash-dev xxhash
       libspdlog-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       attr rsync tar bindfs python3 python3-pandas valgrind clang libclang-rt-14-dev util-linux procps
@@ -18,3 +18,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The Debian package starts a cluster of its own (port 5432); the tests
+# never use it (tools/pg-test-cluster.sh makes a throwaway one), so it is
+# left as the machine's administrator set it.

@@ -104,24 +104,49 @@ std::string TempBase() {
 struct Engine {
   const char* name;
   bool file_backed;
+  bool postgres = false;
 };
+
+// The PostgreSQL cluster of tools/pg-test-cluster.sh (tools/test.sh starts
+// one), or empty: then the PostgreSQL instances skip.
+std::string PgTestUrl() {
+  const char* u = std::getenv("SAMPLEFS_TEST_PG_URL");
+  return u ? u : "";
+}
+
+// A URL whose connections work in schema `schema`: each test gets a fresh
+// schema of the one test database, much cheaper than a database each.
+std::string WithSchema(const std::string& url, const std::string& schema) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+}
 
 class CatalogTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
     std::string path = ":memory:";
-    if (GetParam().file_backed) {
+    if (GetParam().postgres) {
+      std::string url = PgTestUrl();
+      if (url.empty()) GTEST_SKIP() << "SAMPLEFS_TEST_PG_URL is not set (tools/pg-test-cluster.sh)";
+      static int counter = 0;
+      schema_ = "catalog_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+      admin_ = MUST(OpenPostgresDatabase(url, {}));
+      ASSERT_OK(admin_->Exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; CREATE SCHEMA " + schema_));
+      path = WithSchema(url, schema_);
+      url_ = path;
+    } else if (GetParam().file_backed) {
       std::string tmpl = TempBase() + "/samplefs_catalog_test.XXXXXX";
       ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
       dir_ = tmpl;
       path = dir_ + "/catalog.db";
     }
-    auto opened = Catalog::OpenSqlite(path);
+    auto opened = Catalog::OpenUrl(path);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     c_ = std::move(opened).value();
   }
   void TearDown() override {
     c_.reset();
+    if (admin_) (void)admin_->Exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    admin_.reset();
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
@@ -230,14 +255,30 @@ class CatalogTest : public ::testing::TestWithParam<Engine> {
     return w;
   }
 
+  bool postgres() const { return GetParam().postgres; }
+  // Reopens the catalog as a new process would.
+  void Reopen() {
+    c_.reset();
+    c_ = MUST(Catalog::OpenUrl(postgres() ? url_ : dir_ + "/catalog.db"));
+  }
+  // The columns of a table or view, comma-separated.
+  std::string Columns(const std::string& relation) {
+    std::string out;
+    for (const auto& c : MUST(c_->db().ColumnsOf(relation))) out += (out.empty() ? "" : ",") + c;
+    return out;
+  }
+
   std::unique_ptr<Catalog> c_;
   std::string dir_;
+  std::string schema_, url_;
+  std::unique_ptr<Database> admin_;
 };
 
 void PrintTo(const Engine& e, std::ostream* os) { *os << e.name; }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, CatalogTest,
-                         ::testing::Values(Engine{"memory", false}, Engine{"file", true}),
+INSTANTIATE_TEST_SUITE_P(Engines, CatalogTest,
+                         ::testing::Values(Engine{"memory", false}, Engine{"file", true},
+                                           Engine{"postgresql", false, true}),
                          [](const ::testing::TestParamInfo<Engine>& p) { return std::string(p.param.name); });
 
 bool IsIso8601Utc(const std::string& s) {
@@ -1730,11 +1771,20 @@ class InjectedFailure {
   // `when` is the trigger's WHEN condition over NEW.
   InjectedFailure(Catalog& c, const std::string& event_and_table, const std::string& when)
       : c_(c) {
-    Status s = c_.db().Exec("CREATE TEMP TRIGGER injected_failure BEFORE " + event_and_table +
-                            " WHEN " + when + " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    Status s = c_.db().engine() == "postgresql"
+                   ? c_.db().Exec("CREATE FUNCTION injected_failure() RETURNS trigger LANGUAGE plpgsql AS "
+                                  "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; "
+                                  "CREATE TRIGGER injected_failure BEFORE " + event_and_table +
+                                  " FOR EACH ROW WHEN (" + when + ") EXECUTE FUNCTION injected_failure()")
+                   : c_.db().Exec("CREATE TEMP TRIGGER injected_failure BEFORE " + event_and_table +
+                                  " WHEN " + when + " BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
     if (!s.ok()) throw std::runtime_error(s.ToString());
   }
-  ~InjectedFailure() { (void)c_.db().Exec("DROP TRIGGER IF EXISTS temp.injected_failure"); }
+  ~InjectedFailure() {
+    (void)c_.db().Exec(c_.db().engine() == "postgresql"
+                           ? "DROP FUNCTION IF EXISTS injected_failure() CASCADE"
+                           : "DROP TRIGGER IF EXISTS temp.injected_failure");
+  }
 
  private:
   Catalog& c_;
@@ -2072,10 +2122,7 @@ TEST_P(CatalogTest, IdsOfDeletedNewestRecordsAreNeverReused) {
   // And across a reopen: the floor is stored in the catalog.
   Entry last = NewFile(w.root.id, "last");
   ASSERT_OK(c_->DeleteEntry(last.id));
-  if (GetParam().file_backed) {
-    c_.reset();
-    c_ = MUST(Catalog::OpenSqlite(dir_ + "/catalog.db"));
-  }
+  if (GetParam().file_backed || postgres()) Reopen();
   EXPECT_GT(NewFile(w.root.id, "after").id, last.id);
 }
 
@@ -2117,14 +2164,14 @@ TEST_P(CatalogTest, ForEachReferencedHashVisitsEachObjectOnce) {
 // The views of docs/SCHEMA.md: their columns are an interface (analysis
 // scripts select them by name), so they are pinned here.
 TEST_P(CatalogTest, AnalysisViews) {
-  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('entry_path')", 1), "id,path");
-  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('slide_info')", 1),
+  EXPECT_EQ(Columns("entry_path"), "id,path");
+  EXPECT_EQ(Columns("slide_info"),
             "slide_id,slide,sample,sample_type,patient_id,species,organism,strain,creator,notes,"
             "created,modified,labellings,tags");
-  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('image_info')", 1),
+  EXPECT_EQ(Columns("image_info"),
             "image_id,image,user,acquired,comments,slide_id,slide,sample,sample_type,patient_id,"
             "species,organism,strain,creator,notes,created,modified,labellings,tags,image_tags");
-  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('file_info')", 1),
+  EXPECT_EQ(Columns("file_info"),
             "file_id,path,size,hash,mode,mtime_ns,kind,file_tags,image_id,image,user,acquired,"
             "comments,slide_id,slide,sample,sample_type,patient_id,species,organism,strain,creator,"
             "notes,created,modified,labellings,tags,image_tags,mount_path");  // mount_path: v3
@@ -2189,6 +2236,10 @@ TEST_P(CatalogTest, DeletingAnImageCleansUpItsRootsTagsToo) {
 
 TEST_P(CatalogTest, SchemaVersionIsCurrent) {
   EXPECT_EQ(c_->schema_version(), kSchemaVersion);
+  if (postgres()) {
+    EXPECT_EQ(c_->db().engine(), "postgresql");
+    return;
+  }
   EXPECT_EQ(c_->db().engine(), "sqlite");
   EXPECT_EQ(Scalar("PRAGMA foreign_keys"), 1);
 }
@@ -2212,6 +2263,62 @@ TEST_P(CatalogTest, DatabaseSeamErrors) {
   EXPECT_CODE(c_->db().Exec("INSERT INTO entry(image_id, parent_id, name, type, mode, mtime_ns) "
                             "VALUES (1, 1, 'x', 'socket', 0, 0)"),
               Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace samplefs
+
+namespace samplefs {
+namespace {
+
+// A newer schema is refused by every engine, and nothing is written to it.
+TEST_P(CatalogTest, NewerSchemaIsRefused) {
+  if (!GetParam().file_backed && !postgres()) GTEST_SKIP() << "needs a catalog that outlives a connection";
+  ASSERT_OK(c_->db().Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
+  c_.reset();
+  auto r = Catalog::OpenUrl(postgres() ? url_ : dir_ + "/catalog.db");
+  EXPECT_CODE(r, Code::kTooNew);
+  EXPECT_THAT(r.status().message(), HasSubstr("schema version 99"));
+}
+
+// Ids are never reused: on PostgreSQL they come from sequences, so even a
+// rolled-back insert's id is never handed out again.
+TEST_P(CatalogTest, IdsComeFromTheEngine) {
+  Species a = NewSpecies("A");
+  {
+    Transaction txn(*c_);
+    NewSpecies("rolled back");
+  }
+  Species b = NewSpecies("B");
+  EXPECT_GT(b.id, a.id);
+  ASSERT_OK(c_->DeleteSpecies(b.id));
+  EXPECT_GT(NewSpecies("C").id, b.id);
+}
+
+TEST(CatalogUrlTest, PasswordsNeverShow) {
+  EXPECT_EQ(RedactCatalogUrl("postgresql://lab:s3cret@db.example:5432/samplefs?sslmode=require"),
+            "postgresql://lab:***@db.example:5432/samplefs?sslmode=require");
+  EXPECT_EQ(RedactCatalogUrl("postgres://lab@db/x?sslmode=verify-full&password=s3cret&application_name=a"),
+            "postgres://lab@db/x?sslmode=verify-full&password=***&application_name=a");
+  EXPECT_EQ(RedactCatalogUrl("postgresql://lab@db/x?PASSWORD=s3cret"), "postgresql://lab@db/x?password=***");
+  EXPECT_EQ(RedactCatalogUrl("postgresql:///x?host=/run/postgresql"), "postgresql:///x?host=/run/postgresql");
+  EXPECT_EQ(RedactCatalogUrl("/home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_EQ(SqlitePathOf("sqlite:///home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_EQ(SqlitePathOf("/home/lab/catalog.db"), "/home/lab/catalog.db");
+  EXPECT_TRUE(IsPostgresUrl("postgresql://x"));
+  EXPECT_FALSE(IsPostgresUrl("sqlite:///x"));
+}
+
+// An unreachable server is a clear error (ECONNREFUSED), whose message
+// does not contain the password.
+TEST(CatalogUrlTest, UnreachableServerSaysSoWithoutThePassword) {
+  DatabaseOptions o;
+  o.busy_timeout_ms = 1000;
+  auto r = OpenDatabase("postgresql://lab:s3cret@/x?host=/nonexistent-samplefs-socket-dir", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().to_errno(), ECONNREFUSED);
+  EXPECT_THAT(r.status().message(), HasSubstr("unreachable"));
+  EXPECT_THAT(r.status().message(), ::testing::Not(HasSubstr("s3cret")));
 }
 
 }  // namespace

@@ -9,6 +9,11 @@ Environment:
   SAMPLEFS_BIN     path of the samplefs daemon (set by ctest)
   SAMPLECTL_BIN    path of samplectl (set by ctest)
   SAMPLEFS_KEEP=1  keep the temporary directory of a failed test
+  SAMPLEFS_TEST_CATALOG=postgres
+                   every Mount's catalog is a fresh schema of the PostgreSQL
+                   database SAMPLEFS_TEST_PG_URL (tools/pg-test-cluster.sh);
+                   m.sql(), m.db(), m.connect() and m.cli_sql() then go
+                   through psql, so tests check the catalog the same way
   SAMPLEFS_TEST_DAEMONIZE=1
                    run every Mount as users run it, without -f: the daemon
                    forks and detaches (issue 13: only a detached daemon
@@ -32,7 +37,10 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import itertools
+import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -47,6 +55,143 @@ SAMPLECTL = os.environ.get("SAMPLECTL_BIN", "samplectl")
 
 
 DAEMONIZE = os.environ.get("SAMPLEFS_TEST_DAEMONIZE", "") not in ("", "0")
+PG_URL = os.environ.get("SAMPLEFS_TEST_PG_URL", "")
+ENGINE = "postgresql" if os.environ.get("SAMPLEFS_TEST_CATALOG", "") in ("postgres", "postgresql") else "sqlite"
+_schema_counter = itertools.count(1)
+
+
+def pg_url_with_schema(schema):
+    return PG_URL + ("&" if "?" in PG_URL else "?") + "options=-csearch_path%3D" + schema
+
+
+def psql(url, sql, check=True):
+    """Runs `sql` with psql (autocommit, errors stop it); returns stdout."""
+    r = subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                       capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"psql failed: {r.stderr.strip()} [{sql[:200]}]")
+    return r.stdout
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _pg_sql(query, params):
+    """SQLite-flavoured test SQL -> PostgreSQL: `?` gets the quoted
+    parameter, a bare `user` column is quoted (PostgreSQL's USER is the
+    current role)."""
+    params = list(params)
+    out, quote, plain = [], None, []
+
+    def flush():
+        out.append(re.sub(r'(?<![.\w"])user\b(?!")', '"user"', "".join(plain)))
+        plain.clear()
+
+    for c in query:
+        if quote:
+            out.append(c)
+            if c == quote:
+                quote = None
+        elif c in "'\"":
+            flush()
+            quote = c
+            out.append(c)
+        elif c == "?":
+            flush()
+            out.append(_pg_literal(params.pop(0)))
+        else:
+            plain.append(c)
+    flush()
+    return "".join(out)
+
+
+class PgRow(tuple):
+    """A row like sqlite3.Row: by index or by column name."""
+
+    def __new__(cls, pairs):
+        row = super().__new__(cls, [v for _, v in pairs])
+        row._names = [k for k, _ in pairs]
+        return row
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self):
+        return list(self._names)
+
+
+class PgCursor:
+    def __init__(self, rows):
+        self._rows = rows
+
+    def fetchall(self):
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self):
+        return self._rows.pop(0) if self._rows else None
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class PgConnection:
+    """Enough of sqlite3.Connection for the tests, through psql: each
+    statement commits on its own; values keep their JSON types (integers
+    stay integers)."""
+
+    def __init__(self, url):
+        self.url = url
+        self.row_factory = None
+
+    def execute(self, query, params=()):
+        sql = _pg_sql(query, params).strip().rstrip(";")
+        if re.match(r"(?is)^\s*(select|with|values)\b", sql):
+            out = psql(self.url, f"SELECT row_to_json(q) FROM ({sql}) AS q")
+            rows = [PgRow(json.loads(line, object_pairs_hook=list)) for line in out.splitlines() if line]
+        else:
+            psql(self.url, sql)
+            rows = []
+        return PgCursor(rows)
+
+    def executemany(self, query, seq):
+        for params in seq:
+            self.execute(query, params)
+
+    def iterdump(self):
+        """Every row of every table, in a fixed order (sqlite3's iterdump
+        stands for the same: did anything change?)."""
+        tables = [r[0] for r in self.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name")]
+        lines = []
+        for t in tables:
+            out = psql(self.url, f'SELECT row_to_json(x)::text FROM "{t}" x ORDER BY row_to_json(x)::text')
+            lines += [f"{t}: {line}" for line in out.splitlines()]
+        return iter(lines)
+
+    def commit(self):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 EXIT_UNKNOWN = "exited (status unknown: not our child)"
 PR_SET_CHILD_SUBREAPER = 36
 _subreaper = None
@@ -112,6 +257,21 @@ class Mount:
         self._daemon_pid = None  # daemonized: the detached daemon
         self._exit = None  # daemonized: its exit status, once collected
         os.makedirs(self.mnt, exist_ok=True)
+        self.engine = ENGINE
+        if self.engine == "postgresql":
+            # A fresh schema of the test database for each Mount (created
+            # once: a Mount made on an existing root reuses its config).
+            schema_file = os.path.join(root, "pg_schema")
+            if not os.path.exists(schema_file):
+                if not PG_URL:
+                    raise unittest.SkipTest("SAMPLEFS_TEST_CATALOG=postgres needs SAMPLEFS_TEST_PG_URL")
+                schema = f"mt_{os.getpid()}_{next(_schema_counter)}"
+                psql(PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+                with open(schema_file, "w") as f:
+                    f.write(schema)
+            with open(schema_file) as f:
+                self.schema = f.read().strip()
+            self.catalog = pg_url_with_schema(self.schema)
         if not os.path.exists(self.config):
             # log_file: where a detached daemon logs (stderr in the foreground).
             with open(self.config, "w") as f:
@@ -122,10 +282,36 @@ class Mount:
         """Creates the catalog and store as a user does (`samplectl init`):
         the daemon refuses a catalog that does not exist, since a misspelt
         path would otherwise start an empty one."""
-        if not os.path.exists(self.catalog):
+        if self.engine == "postgresql" or not os.path.exists(self.catalog):
             subprocess.run([SAMPLECTL, "--config", self.config, "init"], check=True,
                            stdout=subprocess.DEVNULL, env=self.env)
         return self
+
+    def drop_schema(self):
+        if self.engine == "postgresql":
+            psql(PG_URL, f"DROP SCHEMA IF EXISTS {self.schema} CASCADE", check=False)
+
+    def connect(self):
+        """A read-write connection to the catalog, as a user's script has
+        (sqlite3, or psql for PostgreSQL)."""
+        if self.engine == "postgresql":
+            return PgConnection(self.catalog)
+        return sqlite3.connect(self.catalog)
+
+    def tables(self):
+        """The catalog's table names."""
+        if self.engine == "postgresql":
+            return {r[0] for r in self.sql("SELECT table_name FROM information_schema.tables "
+                                           "WHERE table_schema = current_schema()")}
+        return {r[0] for r in self.sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def cli_sql(self, sql):
+        """Runs `sql` with the engine's command-line client (sqlite3, psql)."""
+        if self.engine == "postgresql":
+            return psql(self.catalog, _pg_sql(sql, ()))
+        r = subprocess.run(["sqlite3", "-cmd", ".timeout 5000", self.catalog, sql],
+                           capture_output=True, text=True, check=True)
+        return r.stdout
 
     def command(self, options=None):
         opts = self.options if options is None else list(options)
@@ -308,6 +494,8 @@ class Mount:
         after settle()."""
         if settle:
             self.settle()
+        if self.engine == "postgresql":
+            return PgConnection(self.catalog)
         con = sqlite3.connect(f"file:{self.catalog}?mode=ro", uri=True, timeout=10)
         con.row_factory = sqlite3.Row
         return con
@@ -340,6 +528,7 @@ class MountedTestCase(unittest.TestCase):
         if os.environ.get("SAMPLEFS_KEEP") and failed:
             print(f"kept {self.tmp}")
         else:
+            self.m.drop_schema()
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.assertIn(rc, (0, None, EXIT_UNKNOWN), "daemon did not exit cleanly:\n" + log_tail)
 

@@ -35,7 +35,7 @@ int Context::Init() {
                                                                           : config.log_level));
   if (globals.verbose) spdlog::set_level(std::min(spdlog::get_level(), spdlog::level::debug));
   if (globals.quiet) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
-  spdlog::debug("configuration from {}: catalog {}, store {}", config.source, config.catalog,
+  spdlog::debug("configuration from {}: catalog {}, store {}", config.source, RedactCatalogUrl(config.catalog),
                 config.store);
   return kExitOk;
 }

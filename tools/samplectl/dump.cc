@@ -124,11 +124,13 @@ Result<Json> DumpSlide(Catalog& cat, int64_t slide_id) {
     SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kImage, image_id, &image));
     std::vector<std::pair<int64_t, Json>> entries;
     // Paths sort bytewise, so a folder always comes before what it holds
-    // (load relies on that). The root ("", files/ itself) comes first.
+    // (load relies on that). The root ("", files/ itself) comes first; its
+    // path is its own name, '' by definition (a literal '' would have the
+    // default collation on PostgreSQL, not the column's "C").
     SFS_RETURN_IF_ERROR(Rows(
         db,
         "WITH RECURSIVE p(id, path) AS ("
-        "  SELECT id, '' FROM entry WHERE image_id = ? AND parent_id IS NULL"
+        "  SELECT id, name FROM entry WHERE image_id = ? AND parent_id IS NULL"
         "  UNION ALL"
         "  SELECT e.id, CASE p.path WHEN '' THEN e.name ELSE p.path || '/' || e.name END"
         "    FROM entry e JOIN p ON e.parent_id = p.id)"
@@ -219,9 +221,9 @@ int RunDump(Context& ctx, const DumpOptions& o) {
   }
   // One read transaction, so the document is a consistent snapshot even
   // while a mount writes.
-  Status began = ctx.catalog->db().Exec("BEGIN");
+  Status began = ctx.catalog->db().BeginRead();
   Status s = Dump(*ctx.catalog, out);
-  if (began.ok()) (void)ctx.catalog->db().Exec("COMMIT");
+  if (began.ok()) (void)ctx.catalog->db().Commit();
   if (!s.ok()) {
     spdlog::error("dump failed: {}", s.message());
     return kExitProblems;
@@ -524,7 +526,7 @@ int RunLoad(Context& ctx, const LoadOptions& o) {
     spdlog::error(
         "the catalog {} is not empty ({} species, {} dyes, {} slides, {} tags); load only into a new "
         "catalog (e.g. samplectl init --catalog NEW.db)",
-        ctx.config.catalog, stats->species, stats->dyes, stats->slides, stats->tags);
+        RedactCatalogUrl(ctx.config.catalog), stats->species, stats->dyes, stats->slides, stats->tags);
     return kExitUsage;
   }
 

@@ -108,18 +108,15 @@ class Fsck {
   }
 
   void CheckCatalog() {
-    std::vector<std::string> integrity;
-    Status s = ForTextRows(db_, "PRAGMA integrity_check",
-                           [&](const Statement& st) { integrity.push_back(st.Text(0)); });
-    if (!s.ok()) Problem("catalog integrity failure", "catalog: integrity_check failed: " + s.message());
-    for (const auto& line : integrity)
-      if (line != "ok") Problem("catalog integrity failure", "catalog: " + line);
-
-    s = ForTextRows(db_, "PRAGMA foreign_key_check", [&](const Statement& st) {
-      Problem("dangling reference", "catalog: " + st.Text(0) + " row " + std::to_string(st.Int(1)) +
-                                        " refers to a missing " + st.Text(2) + " row");
-    });
-    if (!s.ok()) Problem("catalog integrity failure", "catalog: foreign_key_check failed: " + s.message());
+    auto integrity = db_.IntegrityProblems();
+    if (!integrity.ok())
+      Problem("catalog integrity failure", "catalog: integrity check failed: " + integrity.status().message());
+    else
+      for (const auto& line : *integrity)
+        Problem(line.find(" refers to a missing ") != std::string::npos ? "dangling reference"
+                                                                       : "catalog integrity failure",
+                "catalog: " + line);
+    Status s;
 
     // Tags and annotations point at records through (entity, record_id),
     // which no foreign key can check; triggers keep them clean, so any

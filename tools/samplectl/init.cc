@@ -30,7 +30,7 @@ int RunInit(Context& ctx, const InitOptions& o) {
   int rc = ctx.Open(OpenMode::kCreate);
   if (rc != kExitOk) return rc;
   if (!ctx.globals.quiet) {
-    std::printf("catalog %s: %s (schema version %d)\n", ctx.config.catalog.c_str(),
+    std::printf("catalog %s: %s (schema version %d)\n", RedactCatalogUrl(ctx.config.catalog).c_str(),
                 catalog_existed ? "already exists, kept as it is" : "created",
                 ctx.catalog->schema_version());
     std::printf("store   %s: %s\n", ctx.config.store.c_str(),
@@ -39,7 +39,7 @@ int RunInit(Context& ctx, const InitOptions& o) {
       std::printf(
           "To use them by default, put 'catalog = %s' and 'store = %s' in "
           "~/.config/samplefs/samplefs.conf\n",
-          ctx.config.catalog.c_str(), ctx.config.store.c_str());
+          RedactCatalogUrl(ctx.config.catalog).c_str(), ctx.config.store.c_str());
   }
   return kExitOk;
 }

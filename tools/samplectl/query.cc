@@ -209,60 +209,33 @@ int RunExport(Context& ctx, const ExportOptions& o) {
   if (rc != kExitOk) return rc;
   Database& db = ctx.catalog->db();
 
-  // The name is only ever used after it was found in sqlite_master, and it
-  // is quoted as an identifier even then: user text never becomes SQL.
-  std::vector<std::string> known;
-  std::string name;
-  {
-    auto st = db.Prepare(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
-        "ESCAPE '\\' ORDER BY type, name");
-    if (!st.ok()) {
-      spdlog::error("{}", st.status().message());
-      return kExitProblems;
-    }
-    StatementScope scope(**st);
-    for (;;) {
-      auto row = scope->Step();
-      if (!row.ok()) {
-        spdlog::error("{}", row.status().message());
-        return kExitProblems;
-      }
-      if (!*row) break;
-      std::string n = scope->Text(0);
-      if (n == o.name) name = n;
-      known.push_back(n);
-    }
+  // The name is only ever used after it was found among the catalog's
+  // relations, and it is quoted as an identifier even then: user text
+  // never becomes SQL.
+  auto relations = db.ListRelations();
+  if (!relations.ok()) {
+    spdlog::error("{}", relations.status().message());
+    return kExitProblems;
   }
+  const std::vector<std::string>& known = *relations;
+  std::string name;
+  for (const auto& n : known)
+    if (n == o.name) name = n;
   if (name.empty()) {
     spdlog::error("no table or view named '{}'; choose one of: {}", o.name, Join(known, ", "));
     return kExitUsage;
   }
-
-  std::vector<std::string> columns;
-  {
-    auto st = db.Prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid");
-    if (!st.ok()) {
-      spdlog::error("{}", st.status().message());
-      return kExitProblems;
-    }
-    StatementScope scope(**st);
-    scope->Bind(1, std::string_view(name));
-    for (;;) {
-      auto row = scope->Step();
-      if (!row.ok()) {
-        spdlog::error("{}", row.status().message());
-        return kExitProblems;
-      }
-      if (!*row) break;
-      columns.push_back(scope->Text(0));
-    }
+  auto listed = db.ColumnsOf(name);
+  if (!listed.ok()) {
+    spdlog::error("{}", listed.status().message());
+    return kExitProblems;
   }
+  const std::vector<std::string>& columns = *listed;
   // Each value comes with its SQL type, so JSON gets numbers as numbers.
   std::string sql = "SELECT ";
   for (size_t i = 0; i < columns.size(); ++i) {
     if (i) sql += ", ";
-    sql += QuoteIdent(columns[i]) + ", typeof(" + QuoteIdent(columns[i]) + ")";
+    sql += QuoteIdent(columns[i]) + ", " + db.TypeOfSql(QuoteIdent(columns[i]));
   }
   sql += " FROM " + QuoteIdent(name);
 

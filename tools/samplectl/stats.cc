@@ -23,7 +23,7 @@ int RunStats(Context& ctx, const StatsOptions& o) {
   int64_t saved = s.file_bytes - s.distinct_bytes;
   if (o.json) {
     Json j;
-    j["catalog"] = ctx.config.catalog;
+    j["catalog"] = RedactCatalogUrl(ctx.config.catalog);
     j["store"] = ctx.config.store;
     j["species"] = s.species;
     j["samples"] = s.samples;
@@ -48,7 +48,7 @@ int RunStats(Context& ctx, const StatsOptions& o) {
     std::printf("%-22s %lld (%s)\n", name, static_cast<long long>(v),
                 HumanBytes(static_cast<uint64_t>(v)).c_str());
   };
-  std::printf("%-22s %s\n", "catalog", ctx.config.catalog.c_str());
+  std::printf("%-22s %s\n", "catalog", RedactCatalogUrl(ctx.config.catalog).c_str());
   std::printf("%-22s %s\n", "store", ctx.config.store.c_str());
   row("species", s.species);
   row("samples", s.samples);

@@ -1,0 +1,250 @@
+"""Facility mode (issue 15): three samplefs daemons on one PostgreSQL
+catalog and one store.
+
+Random operations from all three mounts plus psql updates: every mount
+converges to the same listing, contents and tags within 1 s of the last
+change (pushed by LISTEN/NOTIFY); a name created by two mounts at once is
+created once (the other gets EEXIST); a kill -9 of one daemon loses
+nothing the others did. Runs only with SAMPLEFS_TEST_CATALOG=postgres
+(ctest mounted_postgres).
+"""
+import errno
+import hashlib
+import os
+import random
+import shutil
+import threading
+import time
+import unittest
+
+from mountlib import ENGINE, Mount, MountedTestCase
+
+DEADLINE = 1.0  # seconds from the last change until every mount shows it
+
+
+def snapshot(files_dir):
+    """name -> (sha256 of the content, tags) of every file in files_dir."""
+    out = {}
+    try:
+        names = os.listdir(files_dir)
+    except FileNotFoundError:
+        return None
+    for name in names:
+        p = os.path.join(files_dir, name)
+        try:
+            with open(p, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            try:
+                tags = os.getxattr(p, "user.xdg.tags").decode()
+            except OSError:
+                tags = ""
+        except FileNotFoundError:
+            return None  # changed under us: look again
+        out[name] = (digest, tags)
+    return out
+
+
+class FacilityMounts(MountedTestCase):
+
+    def setUp(self):
+        if ENGINE != "postgresql":
+            self.skipTest("facility mode needs SAMPLEFS_TEST_CATALOG=postgres")
+        super().setUp()
+        self.mounts = [self.m]
+        for i in (2, 3):
+            root = os.path.join(self.tmp, f"m{i}")
+            os.makedirs(root)
+            # The same schema (catalog) and the same store as the first.
+            with open(os.path.join(root, "pg_schema"), "w") as f:
+                f.write(self.m.schema)
+            with open(os.path.join(root, "samplefs.conf"), "w") as f:
+                f.write(f"catalog = {self.m.catalog}\nstore = {self.m.store}\nlog_level = info\n"
+                        f"log_file = {root}/samplefs.log\n")
+            m = Mount(root)
+            m.start()
+            self.addCleanup(m.stop)
+            self.mounts.append(m)
+
+    def files(self, m):
+        return m.path("slides", "S1", "images", "cell01", "files")
+
+    def converge(self, what, expected=None, mounts=None):
+        """Polls until every mount shows the same files (and `expected`, if
+        given); returns the delay. Fails after DEADLINE."""
+        mounts = mounts or self.mounts
+        t0 = time.monotonic()
+        while True:
+            snaps = [snapshot(self.files(m)) for m in mounts]
+            same = snaps[0] is not None and all(s == snaps[0] for s in snaps)
+            if same and (expected is None or snaps[0] == expected):
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > DEADLINE:
+                self.fail(f"{what}: mounts differ after {DEADLINE} s:\n" +
+                          "\n".join(f"  mount {i + 1}: {sorted((s or {}).items())}"
+                                    for i, s in enumerate(snaps)) +
+                          (f"\n  expected: {sorted(expected.items())}" if expected else ""))
+            time.sleep(0.01)
+
+    def test_random_operations_converge(self):
+        self.make_image("HeLa", "S1", "cell01")
+        rng = random.Random(15)
+        model = {}  # name -> (content, tags)
+        delays = []
+        for step in range(60):
+            m = rng.choice(self.mounts)
+            d = self.files(m)
+            op = rng.choice(["write", "write", "rewrite", "rm", "mv", "tag", "psql"])
+            names = sorted(model)
+            if op in ("rewrite", "rm", "mv", "tag", "psql") and not names:
+                op = "write"
+            if op in ("write", "rewrite"):
+                name = f"f{rng.randrange(1000)}.tif" if op == "write" else rng.choice(names)
+                data = os.urandom(rng.choice([0, 100, 5000, 70000]))
+                with open(os.path.join(d, name), "wb") as f:
+                    f.write(data)
+                model[name] = (data, model.get(name, (b"", ""))[1])
+            elif op == "rm":
+                name = rng.choice(names)
+                os.unlink(os.path.join(d, name))
+                del model[name]
+            elif op == "mv":
+                name = rng.choice(names)
+                new = f"m{rng.randrange(1000)}.tif"
+                os.rename(os.path.join(d, name), os.path.join(d, new))
+                model[new] = model.pop(name)
+            elif op == "tag":
+                name = rng.choice(names)
+                tag = rng.choice(["good", "bad", "check"])
+                os.setxattr(os.path.join(d, name), "user.xdg.tags", tag.encode())
+                model[name] = (model[name][0], tag)
+            else:  # psql renames a file
+                name = rng.choice(names)
+                new = f"sql{rng.randrange(1000)}.tif"
+                if new in model:
+                    continue
+                self.m.cli_sql(f"UPDATE entry SET name = '{new}' WHERE name = '{name}'")
+                model[new] = model.pop(name)
+            m.settle()
+            if step % 10 == 9:
+                expected = {n: (hashlib.sha256(c).hexdigest(), t) for n, (c, t) in model.items()}
+                delays.append(self.converge(f"after step {step} ({op})", expected))
+        print(f"\n  convergence after the last change: max {max(delays) * 1000:.0f} ms", end="")
+
+        # kill -9 of one daemon loses nothing the others did (nor what it
+        # had recorded itself), and the other two keep converging.
+        self.mounts[2].kill()
+        survivors = self.mounts[:2]
+        with open(os.path.join(self.files(self.mounts[0]), "after-kill.tif"), "wb") as f:
+            f.write(b"written after the kill")
+        self.mounts[0].settle()
+        model["after-kill.tif"] = (b"written after the kill", "")
+        expected = {n: (hashlib.sha256(c).hexdigest(), t) for n, (c, t) in model.items()}
+        self.converge("after a kill -9 of mount 3", expected, survivors)
+
+    def test_same_name_at_once_one_wins(self):
+        self.make_image("HeLa", "S1", "cell01")
+        a, b = self.mounts[0], self.mounts[1]
+        for round_ in range(5):
+            results = [None, None]
+            barrier = threading.Barrier(2)
+
+            def create(i, m, kind):
+                barrier.wait()
+                try:
+                    if kind == "slide":
+                        os.mkdir(m.path("species", "HeLa", "slides", f"race{round_}"))
+                    else:
+                        fd = os.open(os.path.join(self.files(m), f"race{round_}.tif"),
+                                     os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                        os.write(fd, b"mount %d" % i)
+                        os.close(fd)
+                    results[i] = 0
+                except OSError as e:
+                    results[i] = e.errno
+
+            for kind in ("slide", "file"):
+                barrier.reset()
+                ts = [threading.Thread(target=create, args=(i, m, kind)) for i, m in enumerate((a, b))]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
+                self.assertEqual(sorted(results), [0, errno.EEXIST], f"{kind} round {round_}")
+
+    # KNOWN BUG (found by this test, not fixed here: it is in
+    # fs/filesystem.cc, being split right now): when two mounts have the
+    # same file open for writing and A closes first, B's later close is
+    # never recorded (no error logged); the catalog keeps A's version
+    # whole (never a mix), but the last close does not win.
+    @unittest.expectedFailure
+    def test_last_close_wins_whole(self):
+        self.make_image("HeLa", "S1", "cell01")
+        a, b = self.mounts[0], self.mounts[1]
+        name = "shared.tif"
+        ca, cb = b"A" * 200_000, b"B" * 150_000
+        fa = open(os.path.join(self.files(a), name), "wb")
+        fa.write(ca)
+        fb = open(os.path.join(self.files(b), name), "wb")
+        fb.write(cb)
+        fa.close()
+        a.settle()
+        fb.close()
+        b.settle()
+        digest = hashlib.sha256(cb).hexdigest()
+        self.converge("two writers", {name: (digest, "")})
+        # Both publish the same content: one object in the shared store.
+        with open(os.path.join(self.files(a), "same1.tif"), "wb") as f:
+            f.write(b"identical" * 1000)
+        with open(os.path.join(self.files(b), "same2.tif"), "wb") as f:
+            f.write(b"identical" * 1000)
+        a.settle()
+        b.settle()
+        rows = self.m.sql("SELECT DISTINCT hash FROM entry WHERE name IN ('same1.tif', 'same2.tif')")
+        self.assertEqual(len(rows), 1)
+        self.assertTrue(os.path.exists(self.m.object_path(rows[0][0])))
+
+
+class MovingACatalog(unittest.TestCase):
+    """samplectl dump of an SQLite catalog, load into PostgreSQL, dump, load
+    into SQLite again: the three documents are byte for byte the same."""
+
+    def test_dump_load_round_trip(self):
+        from mountlib import PG_URL, SAMPLECTL, pg_url_with_schema, psql
+        import subprocess
+        import tempfile
+        if ENGINE != "postgresql" or not PG_URL:
+            self.skipTest("needs SAMPLEFS_TEST_CATALOG=postgres")
+        tmp = tempfile.mkdtemp(prefix="samplefs-move-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        schema = f"move_{os.getpid()}"
+        psql(PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+        self.addCleanup(psql, PG_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE", False)
+        confs = {}
+        for name, catalog in (("a", f"{tmp}/a.db"), ("b", pg_url_with_schema(schema)), ("c", f"{tmp}/c.db")):
+            confs[name] = f"{tmp}/{name}.conf"
+            with open(confs[name], "w") as f:
+                f.write(f"catalog = {catalog}\nstore = {tmp}/store\n")
+            subprocess.run([SAMPLECTL, "--config", confs[name], "init"], check=True, capture_output=True)
+        src = os.path.join(tmp, "src")
+        for rel, data in (("HeLa/P1/S1/img1/a.tif", b"a"), ("HeLa/P1/S1/img1/sub/b.csv", b"b,c"),
+                          ("Mouse/P2/S2/img2/c.nd2", b"c" * 5000)):
+            os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+            with open(os.path.join(src, rel), "wb") as f:
+                f.write(data)
+        ctl = lambda name, *args: subprocess.run([SAMPLECTL, "--config", confs[name], *args],
+                                                 check=True, capture_output=True)
+        ctl("a", "import", "--layout", "{species}/{sample}/{slide}/{image}/", src)
+        ctl("a", "tag", "add", "slides/S1", "good")
+        ctl("a", "dump", "-o", f"{tmp}/a.json")
+        ctl("b", "load", f"{tmp}/a.json")
+        ctl("b", "dump", "-o", f"{tmp}/b.json")
+        ctl("c", "load", f"{tmp}/b.json")
+        ctl("c", "dump", "-o", f"{tmp}/c.json")
+        docs = [open(f"{tmp}/{n}.json", "rb").read() for n in "abc"]
+        self.assertIn(b'"good"', docs[0])
+        self.assertEqual(docs[0], docs[1], "SQLite -> PostgreSQL")
+        self.assertEqual(docs[0], docs[2], "PostgreSQL -> SQLite")
+
+
+if __name__ == "__main__":
+    unittest.main()

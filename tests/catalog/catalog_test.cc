@@ -2175,7 +2175,7 @@ TEST_P(CatalogTest, AnalysisViews) {
             "file_id,path,size,hash,mode,mtime_ns,kind,file_tags,image_id,image,user,acquired,"
             "comments,slide_id,slide,sample,sample_type,patient_id,species,organism,strain,creator,"
             "notes,created,modified,labellings,tags,image_tags,mount_path");  // mount_path: v3
-  EXPECT_EQ(Row("SELECT group_concat(name, ',') FROM pragma_table_info('labelling_info')", 1),
+  EXPECT_EQ(Columns("labelling_info"),
             "labelling_id,slide_id,slide,sample,species,structure,isotype,antibody,dye,dye_long_name");
 
   World w = NewWorld();

@@ -126,7 +126,17 @@ class FaultTestCase(MountedTestCase):
         self.assertEqual(os.stat(path).st_size, 0, f"{name}: stat through the mount")
 
     def staging(self):
-        return os.listdir(os.path.join(self.m.store, "staging"))
+        """Staging files, the mount's own session directory (<hex>.d, which
+        holds only its lock while nothing is being written) looked into."""
+        root = os.path.join(self.m.store, "staging")
+        left = []
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if name.endswith(".d") and os.path.isdir(path):
+                left += [f"{name}/{n}" for n in os.listdir(path) if n != "lock"]
+            else:
+                left.append(name)
+        return left
 
     def assertNoStaging(self, timeout=10.0):
         """No staging file is left (release comes after close(), asynchronously)."""

@@ -256,10 +256,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash());
   if (!e.ok()) return ReplyStatus(req, "mknod", fs.PathOf(parent, name), e.status());
   DropListings(fs, ps, parent, name);
-  NodeSpec spec;
-  spec.kind = NodeKind::kFile;
-  spec.record_id = e->id;
-  ReplyNewEntry(req, parent, name, spec, "mknod");
+  ReplyNewEntry(req, parent, name, Spec(NodeKind::kFile, e->id), "mknod");
   SFS_FUSE_CATCH("mknod")
 }
 
@@ -312,10 +309,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   auto e = fs.ns().Symlink(ps, name, link);
   if (!e.ok()) return ReplyStatus(req, "symlink", fs.PathOf(parent, name), e.status());
   DropListings(fs, ps, parent, name);
-  NodeSpec spec;
-  spec.kind = NodeKind::kSymlink;
-  spec.record_id = e->id;
-  ReplyNewEntry(req, parent, name, spec, "symlink");
+  ReplyNewEntry(req, parent, name, Spec(NodeKind::kSymlink, e->id), "symlink");
   SFS_FUSE_CATCH("symlink")
 }
 

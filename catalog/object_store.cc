@@ -50,21 +50,6 @@ ContentHash FinishDigest(const XXH3_state_t* state) {
   return h;
 }
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
 class UniqueDir {
  public:
   explicit UniqueDir(DIR* d) : d_(d) {}
@@ -696,9 +681,9 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {
   return Status(Code::kIo, "could not pick an unused staging file name", EEXIST);
 }
 
-Result<int> ObjectStore::OpenObject(const ContentHash& hash) const {
-  int fd = ::open(ObjectPath(hash).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open object " + hash.hex());
+Result<UniqueFd> ObjectStore::OpenObject(const ContentHash& hash) const {
+  UniqueFd fd(::open(ObjectPath(hash).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open object " + hash.hex());
   return fd;
 }
 
@@ -765,9 +750,7 @@ Status ObjectStore::Remove(const ContentHash& hash) {
 }
 
 Status ObjectStore::Verify(const ContentHash& hash) const {
-  auto fd = OpenObject(hash);
-  if (!fd.ok()) return fd.status();
-  UniqueFd owned(*fd);
+  SFS_ASSIGN_OR_RETURN(UniqueFd owned, OpenObject(hash));
   struct stat st;
   if (::fstat(owned.get(), &st) != 0) return Status::FromErrno(errno, "stat object " + hash.hex());
   SFS_ASSIGN_OR_RETURN(ContentHash actual, HashFd(owned.get(), static_cast<uint64_t>(st.st_size)));

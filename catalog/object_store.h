@@ -55,6 +55,7 @@
 
 #include "catalog/hash.h"
 #include "catalog/status.h"
+#include "catalog/unique_fd.h"
 
 namespace samplefs {
 
@@ -209,8 +210,7 @@ class ObjectStore {
   void FinishOrphanedSessions(bool remove = true);
 
   // Opens an object read-only (O_RDONLY|O_CLOEXEC). kNotFound if missing.
-  // The caller owns the returned descriptor.
-  Result<int> OpenObject(const ContentHash& hash) const;
+  Result<UniqueFd> OpenObject(const ContentHash& hash) const;
   bool Exists(const ContentHash& hash) const;
   Result<ObjectInfo> Stat(const ContentHash& hash) const;
   // Sets an object's mtime to now, so that gc's grace period spares it until

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <list>
 #include <thread>
 #include <unordered_map>
 
@@ -46,6 +47,8 @@ class SqliteStatement final : public Statement {
  public:
   SqliteStatement(sqlite3* db, sqlite3_stmt* st) : db_(db), st_(st) {}
   ~SqliteStatement() override { sqlite3_finalize(st_); }
+  // Stepped and not reset yet: someone is reading its rows.
+  bool busy() const { return sqlite3_stmt_busy(st_) != 0; }
   void Bind(int i, int64_t v) override { sqlite3_bind_int64(st_, i, v); }
   void Bind(int i, std::string_view v) override {
     sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
@@ -82,12 +85,16 @@ class SqliteDatabase final : public Database {
       : db_(db), busy_timeout_ms_(busy_timeout_ms), path_(std::move(path)) {}
   ~SqliteDatabase() override {
     cache_.clear();  // finalize statements before closing
+    lru_.clear();
     sqlite3_close(db_);
   }
 
   Result<Statement*> Prepare(const std::string& sql) override {
     auto it = cache_.find(sql);
-    if (it != cache_.end()) return it->second.get();
+    if (it != cache_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      return it->second.statement.get();
+    }
     sqlite3_stmt* st = nullptr;
     int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
                                 SQLITE_PREPARE_PERSISTENT, &st, nullptr);
@@ -101,7 +108,9 @@ class SqliteDatabase final : public Database {
     }
     auto owned = std::make_unique<SqliteStatement>(db_, st);
     Statement* raw = owned.get();
-    cache_.emplace(sql, std::move(owned));
+    lru_.push_front(sql);
+    cache_.emplace(sql, Cached{std::move(owned), lru_.begin()});
+    Evict();
     return raw;
   }
 
@@ -223,10 +232,33 @@ class SqliteDatabase final : public Database {
     }
   }
 
+  // Bounded: the query directories build new SQL for every expression a
+  // user types, so an unbounded cache grew with every query ever listed
+  // (each prepared statement holds its compiled program). The least
+  // recently prepared go first; one still being stepped is kept (its
+  // caller holds it), so a caller's statement stays valid until it is
+  // reset, which StatementScope does at the end of every use.
+  static constexpr size_t kMaxCachedStatements = 256;
+  struct Cached {
+    std::unique_ptr<SqliteStatement> statement;
+    std::list<std::string>::iterator lru;
+  };
+  void Evict() {
+    auto it = lru_.end();
+    while (cache_.size() > kMaxCachedStatements && it != lru_.begin()) {
+      --it;
+      auto c = cache_.find(*it);
+      if (c->second.statement->busy()) continue;
+      cache_.erase(c);
+      it = lru_.erase(it);
+    }
+  }
+
   sqlite3* db_;
   int busy_timeout_ms_;
   std::string path_;
-  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  std::list<std::string> lru_;  // most recently prepared first
+  std::unordered_map<std::string, Cached> cache_;
 };
 
 }  // namespace

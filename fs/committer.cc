@@ -5,6 +5,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "catalog/crash_point.h"
+#include "catalog/ingest.h"
+#include "fs/error_log.h"
+#include "fs/open_files.h"
+
 namespace samplefs::fs {
 
 namespace {
@@ -21,7 +26,105 @@ std::chrono::milliseconds RetryDelay(int attempts) {
   return std::chrono::milliseconds(std::min(ms, 30000));
 }
 
+// The record update of one job, in the round's transaction (its file's
+// lock held). Returns false if the job is recorded already or its file is
+// gone.
+Result<bool> RecordVersionLocked(Catalog& catalog, CommitJob& job, const PublishedObject& obj) {
+  OpenFile& of = *job.of;
+  if (job.version <= of.committed_version) return false;  // recorded already
+  // A newer version being written may have its own mtime by now.
+  int64_t mtime = of.writer == job.writer ? of.mtime_ns : job.mtime_ns;
+  if (mtime == 0) mtime = NowNs();
+  job.mtime_ns = mtime;
+  CrashPoint("before-commit");
+  auto e = catalog.EntryById(of.entry_id);
+  if (!e.ok()) {
+    if (!e.status().is_not_found()) return e.status();
+    return false;  // unlinked while open: CommittedLocked updates the orphan
+  }
+  e->hash = obj.hash.hex();
+  e->size = obj.size;
+  e->mtime_ns = mtime;
+  if (of.pending_mode) e->mode = *of.pending_mode;
+  SFS_RETURN_IF_ERROR(catalog.UpdateEntry(*e));
+  return true;
+}
+
 }  // namespace
+
+Committer::Committer(Catalog& catalog, OpenFiles& files, ErrorLog& errors)
+    : commit_([this, &catalog, &files](std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
+                                       std::vector<Status>& out) { RecordRound(catalog, files, jobs, objects, out); }),
+      fail_([this, &errors](CommitJob& job, const Status& s, bool final) { RecordFailed(errors, job, s, final); }) {}
+
+void Committer::RecordRound(Catalog& catalog, OpenFiles& files, std::vector<CommitJob*>& jobs,
+                            std::vector<Result<PublishedObject>>& objects, std::vector<Status>& out) {
+  // The files' locks first (in entry order: nothing else holds two), then
+  // one transaction for the whole round: a few dozen records cost one
+  // BEGIN/COMMIT. Lock order as everywhere: OpenFile::mu, then the catalog.
+  std::vector<OpenFile*> locked;
+  bool foreground = false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!objects[i].ok()) continue;
+    locked.push_back(jobs[i]->of.get());
+    foreground |= !jobs[i]->background;
+  }
+  std::sort(locked.begin(), locked.end(), [](OpenFile* a, OpenFile* b) {
+    return a->entry_id != b->entry_id ? a->entry_id < b->entry_id : a < b;
+  });
+  locked.erase(std::unique(locked.begin(), locked.end()), locked.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(locked.size());
+  for (OpenFile* f : locked) locks.emplace_back(f->mu);
+
+  std::vector<char> recorded(jobs.size(), 0);
+  RecordOptions options;
+  // A background round does not hold the catalog (and every change behind
+  // it) for the busy timeout while another process has it locked: it gives
+  // up after a moment and is retried later.
+  options.wait_ms = foreground ? -1 : 200;
+  options.item_wait_ms = [&](size_t i) { return jobs[i]->background ? 200 : -1; };
+  out = RecordBatch(
+      catalog, jobs.size(), [&](size_t i) { return objects[i].ok(); },
+      [&](size_t i) -> Status {
+        SFS_ASSIGN_OR_RETURN(bool r, RecordVersionLocked(catalog, *jobs[i], *objects[i]));
+        recorded[i] = r;
+        return Status::Ok();
+      },
+      options);
+  bool any = false;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!objects[i].ok()) {
+      out[i] = objects[i].status();
+      continue;
+    }
+    if (!out[i].ok()) continue;
+    if (OpenFiles::CommittedLocked(*jobs[i], *objects[i], recorded[i]))
+      committed_.fetch_add(1, std::memory_order_relaxed);
+    any |= recorded[i] != 0;
+  }
+  if (any) {
+    publish_epoch_.fetch_add(1);
+    CrashPoint("after-commit");
+  }
+  locks.clear();
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (out[i].ok()) files.MaybeRelease(jobs[i]->of);
+}
+
+void Committer::RecordFailed(ErrorLog& errors, CommitJob& job, const Status& s, bool final) {
+  if (job.background && (final || job.attempts == 1)) {
+    // Nobody waits for this one: the log and .samplefs/errors are where a
+    // user learns it (the version stays readable in the mount meanwhile).
+    const std::string what = final ? "is not recorded" : "is not recorded yet (retrying)";
+    spdlog::error("the new version of {} {}: {}", job.path, what, s.ToString());
+    errors.Add("commit", job.path, s.message() + (final ? "" : " (retrying)"));
+  }
+  if (!final) return;
+  if (job.background) given_up_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(job.of->mu);
+  OpenFiles::CommitFailedLocked(job);
+}
 
 void Committer::Start() {
   std::lock_guard lock(mu_);
@@ -135,7 +238,7 @@ std::vector<std::shared_ptr<CommitJob>> Committer::CommitRound(std::vector<std::
     writers.push_back(j->writer.get());
     jobs.push_back(j.get());
   }
-  auto objects = ObjectWriter::PublishAll(writers);
+  auto objects = PublishBatch(writers);
   std::vector<Status> results;
   commit_(jobs, objects, results);
 

@@ -25,8 +25,16 @@
 // delay are other processes reading the catalog; `sync DIR` on any
 // directory of the mount (fsyncdir) waits until everything closed before
 // it is committed.
+//
+// The committer owns both halves of a commit: the store's (ingest's
+// PublishBatch, catalog/ingest.h, the path `samplectl import` takes too)
+// and the catalog's (RecordBatch: one transaction for the round, in which
+// each version is written onto its file's record, then the versions'
+// state moves on, fs/open_files.h). Its tests construct it with a commit
+// function of their own instead.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -38,12 +46,15 @@
 #include <thread>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "catalog/object_store.h"
 #include "catalog/status.h"
 
 namespace samplefs::fs {
 
 struct OpenFile;
+class OpenFiles;
+class ErrorLog;
 
 struct CommitJob {
   std::shared_ptr<OpenFile> of;
@@ -75,7 +86,20 @@ class Committer {
   using FailFn = std::function<void(CommitJob&, const Status&, bool final)>;
 
   Committer(CommitFn commit, FailFn fail) : commit_(std::move(commit)), fail_(std::move(fail)) {}
+  // The mount's committer: records each version on its file's record in
+  // `catalog` (one transaction a round), moves the versions of `files` on,
+  // and reports background failures to `errors`.
+  Committer(Catalog& catalog, OpenFiles& files, ErrorLog& errors);
   ~Committer() { Stop(); }
+
+  // Versions recorded since the start; background versions given up.
+  uint64_t committed() const { return committed_.load(); }
+  uint64_t given_up() const { return given_up_.load(); }
+  // Counts rounds that made new versions visible. A listing that sees it
+  // move re-reads its files' attributes: the kernel caches what
+  // readdirplus answers, and a close does not make it discard an answer
+  // that was read from the catalog just before the publish committed.
+  uint64_t publish_epoch() const { return publish_epoch_.load(); }
 
   void Start();
   // Runs every queued job once more (failed background jobs are then given
@@ -107,7 +131,15 @@ class Committer {
   std::vector<std::shared_ptr<CommitJob>> CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,
                                                       bool may_retry);
   void Finish(CommitJob& job, Status s);
+  // The catalog half of the mount's commits (the CommitFn and FailFn of
+  // the mount's constructor), fs/committer.cc.
+  void RecordRound(Catalog& catalog, OpenFiles& files, std::vector<CommitJob*>& jobs,
+                   std::vector<Result<PublishedObject>>& objects, std::vector<Status>& out);
+  void RecordFailed(ErrorLog& errors, CommitJob& job, const Status& s, bool final);
 
+  std::atomic<uint64_t> committed_{0};
+  std::atomic<uint64_t> given_up_{0};
+  std::atomic<uint64_t> publish_epoch_{0};
   CommitFn commit_;
   FailFn fail_;
   mutable std::mutex mu_;

@@ -1,6 +1,8 @@
 // Filesystem: the context of one mount, passed to every FUSE callback as the
 // session's userdata (no globals). It owns the node table, the namespace,
-// the open-file table and the error log; it borrows the catalog and store.
+// the open files and their handles, the committer and the error log; it
+// borrows the catalog and store. The callbacks are in fs/ops_*.cc, grouped
+// by what they do (docs/DECISIONS.md, "Layers").
 //
 // Writes (SPEC section 3/4): a file's new content goes to a staging file of
 // the object store (copy-on-write of the old content on the first write,
@@ -16,7 +18,7 @@
 // (docs/DECISIONS.md, "Readers during an overwrite").
 //
 // Lock order: OpenFile::mu, then the Catalog's mutex, then NodeTable's
-// mutex. No lock is held across fuse_reply_*.
+// mutex (fs/open_files.h). No lock is held across fuse_reply_*.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -34,16 +36,18 @@
 
 #include "catalog/catalog.h"
 #include "catalog/object_store.h"
+#include "fs/attributes.h"
 #include "fs/committer.h"
 #include "fs/error_log.h"
 #include "fs/invalidator.h"
 #include "fs/namespace.h"
 #include "fs/node_table.h"
-#include "fs/scratch.h"
+#include "fs/open_files.h"
+#include "fs/page_cache.h"
 
 namespace samplefs::fs {
 
-struct FileHandle;  // an open file, fs/filesystem.cc
+class FileHandle;  // an open file, fs/file_handle.h
 
 struct MountOptions {
   bool read_only = false;
@@ -66,28 +70,6 @@ struct MountOptions {
   bool sync_close = false;
 };
 
-// The write state of one file (entry), shared by all its open handles.
-struct OpenFile {
-  std::mutex mu;
-  int64_t entry_id = 0;
-  int writers = 0;                        // GUARDED_BY(mu) writable handles
-  std::shared_ptr<ObjectWriter> writer;   // GUARDED_BY(mu) non-null = uncommitted changes
-  // The writer was handed to the Committer: its content is final, and a
-  // new write starts a copy of it (the committer may be hashing it).
-  bool sealed = false;                    // GUARDED_BY(mu)
-  uint64_t sealed_version = 0;            // GUARDED_BY(mu) versions handed over
-  uint64_t committed_version = 0;         // GUARDED_BY(mu) the last one recorded
-  int jobs = 0;                           // GUARDED_BY(mu) handed over, not finished
-  int64_t mtime_ns = 0;                   // GUARDED_BY(mu) mtime of the pending version
-  std::optional<mode_t> pending_mode;     // GUARDED_BY(mu) a chmod it carries to its commit
-  Status error;                           // GUARDED_BY(mu) sticky write error for flush/fsync
-  std::string published_hash;             // GUARDED_BY(mu) last version published here
-  // The last record of a file unlinked or replaced by rename while open:
-  // POSIX lets open handles fstat, read and write it until the last close
-  // (the data of such writes is never published).
-  std::optional<Entry> orphan;            // GUARDED_BY(mu)
-};
-
 // Lean or rich folder listings (Filesystem::RichListings), on a clock the
 // caller passes (nanoseconds), so tests can drive it.
 class ListingPolicy {
@@ -100,19 +82,6 @@ class ListingPolicy {
  private:
   std::atomic<int64_t> rich_until_{INT64_MIN};
 };
-
-// The inode number (st_ino, d_ino) of a node. Files and symlinks have one
-// inode for all their paths and take theirs from the entry id, so that a
-// listing can give the number of a file the kernel holds no inode for
-// (lean listings); every other node shows its node id, from a counter.
-// The two ranges never meet: node ids stay below kFileInoBase (2^48 node
-// ids would take nine years at a million new directory nodes a second).
-constexpr uint64_t kFileInoBase = uint64_t{1} << 48;
-inline uint64_t InodeNumber(fuse_ino_t ino, const NodeSpec& spec) {
-  if (spec.kind == NodeKind::kFile || spec.kind == NodeKind::kSymlink)
-    return kFileInoBase + static_cast<uint64_t>(spec.record_id);
-  return ino;
-}
 
 class Filesystem {
  public:
@@ -131,7 +100,8 @@ class Filesystem {
   NodeTable& nodes() { return nodes_; }
   Namespace& ns() { return ns_; }
   ErrorLog& errors() { return errors_; }
-  ScratchFiles& scratch() { return scratch_; }
+  ScratchFiles& scratch() { return ns_.scratch(); }
+  OpenFiles& files() { return files_; }
   Invalidator& invalidator() { return invalidator_; }
   const MountOptions& options() const { return options_; }
   const std::string& empty_hash() const { return empty_hash_; }
@@ -149,23 +119,7 @@ class Filesystem {
   std::shared_ptr<FileHandle> GetHandle(uint64_t id);   // null if unknown
   std::shared_ptr<FileHandle> TakeHandle(uint64_t id);  // removes it
 
-    // The OpenFile of an entry, created on first use.
-  std::shared_ptr<OpenFile> Acquire(int64_t entry_id);
-  // Drops the table's reference when no handle uses it any more.
-  void MaybeRelease(const std::shared_ptr<OpenFile>& of);
-  // The OpenFile of an entry if one exists.
-  std::shared_ptr<OpenFile> Find(int64_t entry_id);
-  bool AnyOpenFiles();  // whether Find could find anything
-
-  // Seals the pending version of `of` (caller holds of->mu; of->writer is
-  // set) and hands it to the committer. `background`: nobody waits (release);
-  // otherwise the caller unlocks and calls Committer::Wait on the result.
-  std::shared_ptr<CommitJob> SealLocked(const std::shared_ptr<OpenFile>& of, bool background,
-                                        const std::string& path);
   Committer& committer() { return committer_; }
-  // The seal of `of`'s pending version (caller holds of->mu): what a
-  // recovery after the daemon's death needs to record it.
-  Seal SealOf(const OpenFile& of, const std::string& path, bool closed) const;
   // After the session loop (signal, unmount): commits every version a
   // close() returned for (RELEASE may never have come), drops the versions
   // still open for writing (never committed; the file keeps its previous
@@ -182,22 +136,15 @@ class Filesystem {
   // Until everything closed so far is committed (fsyncdir); kBusy if the
   // committer still has work after `timeout` (a locked catalog).
   Status WaitForCommits(std::chrono::milliseconds timeout);
-  // Starts a writer for `of` if none (caller holds of->mu), copying the
-  // current content unless `truncate_to_zero`.
-  Status EnsureWriterLocked(OpenFile& of, bool truncate_to_zero);
-  // Drops the pending version of `of` (caller holds of->mu; a failed write
-  // or truncate reported it); a chmod it carried is recorded on its own.
-  void DropVersionLocked(OpenFile& of);
-
   // The kernel may keep an inode's page cache only while the content it
-  // cached is still current: remembers the hash each inode last served.
-  bool KeepCache(fuse_ino_t ino, const std::string& hash);
+  // cached is still current (fs/page_cache.h).
+  PageCachePolicy& page_cache() { return page_cache_; }
+  // Drops `n` lookups of a node; once the kernel holds none, what is kept
+  // about its inode goes too (FORGET, and replies the kernel refused).
+  void ForgetNode(fuse_ino_t ino, uint64_t n);
 
-  // Counts new versions of files committed. A listing that
-  // sees it move re-reads its files' attributes: the kernel caches what
-  // readdirplus answers, and a close does not make it discard an answer
-  // that was read from the catalog just before the publish committed.
-  uint64_t publish_epoch() const { return publish_epoch_.load(); }
+  // Counts commits of new versions (Committer::publish_epoch).
+  uint64_t publish_epoch() const { return committer_.publish_epoch(); }
 
   // Whether readdirplus of a folder answers its files with attributes
   // (docs/DECISIONS.md, "Lean and rich listings"). Without them the kernel
@@ -230,7 +177,6 @@ class Filesystem {
   NodeTable nodes_;
   Namespace ns_;
   ErrorLog errors_;
-  ScratchFiles scratch_;
   Invalidator invalidator_;
   std::string empty_hash_;
   fuse_session* session_ = nullptr;
@@ -238,13 +184,8 @@ class Filesystem {
   std::mutex handles_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> handles_;  // GUARDED_BY(handles_mu_)
   uint64_t next_handle_ = 1;                                           // GUARDED_BY(handles_mu_)
-    std::mutex files_mu_;
-  std::unordered_map<int64_t, std::shared_ptr<OpenFile>> files_;  // GUARDED_BY(files_mu_)
-  std::mutex cache_mu_;
-  std::unordered_map<fuse_ino_t, std::string> cached_hash_;  // GUARDED_BY(cache_mu_)
-  std::atomic<uint64_t> publish_epoch_{0};
-  std::atomic<uint64_t> committed_versions_{0};
-  std::atomic<uint64_t> given_up_versions_{0};
+  OpenFiles files_;
+  PageCachePolicy page_cache_;
   std::atomic<uint64_t> writes_behind_{0};
   ListingPolicy listing_;
   std::mutex lean_mu_;
@@ -256,11 +197,6 @@ class Filesystem {
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;
   int closing_ = 0;  // GUARDED_BY(closing_mu_)
-  void CommitBatch(std::vector<CommitJob*>& jobs, std::vector<Result<PublishedObject>>& objects,
-                   std::vector<Status>& out);
-  Result<bool> RecordLocked(CommitJob& job, const PublishedObject& obj);
-  void FinishLocked(CommitJob& job, const PublishedObject& obj, bool recorded);
-  void CommitFailed(CommitJob& job, const Status& s, bool final);
   // Last: stopped (its thread joined) before the members it uses go.
   Committer committer_;
 };

@@ -16,6 +16,7 @@
 
 #include "catalog/catalog.h"
 #include "fs/node.h"
+#include "fs/scratch.h"
 
 namespace samplefs::fs {
 
@@ -92,6 +93,20 @@ class Namespace {
   Result<NodeSpec> Rename(const NodeSpec& parent, const std::string& name,
                           const NodeSpec& new_parent, const std::string& new_name, unsigned flags);
 
+  // --- editors' temporary files (fs/scratch.h) -------------------------
+  // They live in the directories of records (a slide's, an image's ...),
+  // keyed by the record, so every path of the directory sees them.
+
+  // The record directory `dir` stands for, if editors may keep temporary
+  // files in it.
+  static std::optional<ScratchDir> ScratchDirOf(const NodeSpec& dir);
+  static NodeSpec ScratchSpec(const ScratchDir& dir, const std::string& name);
+  // The temporary file `name` in `parent`, if there is one.
+  std::optional<NodeSpec> LookupScratch(const NodeSpec& parent, const std::string& name) const;
+  // The temporary file a kScratch spec names; null if it is gone.
+  std::shared_ptr<ScratchFile> ScratchOf(const NodeSpec& spec) const;
+  ScratchFiles& scratch() { return scratch_; }
+
   Catalog& catalog() { return catalog_; }
   const MountIdentity& identity() const { return id_; }
 
@@ -105,6 +120,7 @@ class Namespace {
   Result<std::string> TaggedFileName(const Entry& e, bool* colon_in_parts = nullptr);
 
   Catalog& catalog_;
+  ScratchFiles scratch_;
   std::function<void(nlohmann::ordered_json&)> status_hook_;
   MountIdentity id_;
 };

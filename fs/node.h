@@ -62,6 +62,15 @@ struct NodeSpec {
   }
 };
 
+// A spec of `kind` for record `id` (and `text`, for the kinds that carry one).
+inline NodeSpec Spec(NodeKind kind, int64_t id = 0, std::string text = {}) {
+  NodeSpec s;
+  s.kind = kind;
+  s.record_id = id;
+  s.text = std::move(text);
+  return s;
+}
+
 // "slide", "files/", ... for messages.
 const char* NodeKindName(NodeKind kind);
 

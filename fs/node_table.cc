@@ -114,20 +114,21 @@ std::optional<fuse_ino_t> NodeTable::Find(fuse_ino_t parent, const std::string& 
   return it->second;
 }
 
-void NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
-  if (ino == FUSE_ROOT_ID) return;
+bool NodeTable::Forget(fuse_ino_t ino, uint64_t n) {
+  if (ino == FUSE_ROOT_ID) return false;
   std::lock_guard lock(mu_);
   auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
+  if (it == nodes_.end()) return false;
   Node& node = *it->second;
   node.nlookup = n >= node.nlookup ? 0 : node.nlookup - n;
-  if (node.nlookup > 0) return;
+  if (node.nlookup > 0) return false;
   for (const Key& key : node.links) {
     auto bit = by_name_.find(key);
     if (bit != by_name_.end() && bit->second == ino) by_name_.erase(bit);
   }
   UnindexLocked(node);
   nodes_.erase(it);
+  return true;
 }
 
 std::optional<fuse_ino_t> NodeTable::Rename(fuse_ino_t old_parent, const std::string& old_name,

@@ -64,7 +64,8 @@ class NodeTable {
   std::optional<fuse_ino_t> Find(fuse_ino_t parent, const std::string& name) const;
 
   // Drops `n` lookups; removes the node when its count reaches zero.
-  void Forget(fuse_ino_t ino, uint64_t n);
+  // Returns true when the node went (the kernel holds no lookup of it).
+  bool Forget(fuse_ino_t ino, uint64_t n);
 
   // Rebinds the name (old_parent, old_name) to (new_parent, new_name) after
   // a rename and returns the node it was bound to; a node already bound

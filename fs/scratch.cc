@@ -1,5 +1,7 @@
 #include "fs/scratch.h"
 
+#include "fs/namespace.h"
+
 namespace samplefs::fs {
 
 Result<std::shared_ptr<ScratchFile>> ScratchFiles::Create(Entity dir, int64_t dir_id,
@@ -47,6 +49,33 @@ Status ScratchFiles::Rename(Entity dir, int64_t dir_id, const std::string& from,
   files_.erase(it);
   files_[{static_cast<int>(dir), dir_id, to}] = f;
   return Status::Ok();
+}
+
+std::optional<ScratchDir> Namespace::ScratchDirOf(const NodeSpec& s) {
+  switch (s.kind) {
+    case NodeKind::kSpecies: return ScratchDir{Entity::kSpecies, s.record_id};
+    case NodeKind::kSample: return ScratchDir{Entity::kSample, s.record_id};
+    case NodeKind::kDye: return ScratchDir{Entity::kDye, s.record_id};
+    case NodeKind::kSlide: return ScratchDir{Entity::kSlide, s.record_id};
+    case NodeKind::kImage: return ScratchDir{Entity::kImage, s.record_id};
+    default: return std::nullopt;
+  }
+}
+
+NodeSpec Namespace::ScratchSpec(const ScratchDir& dir, const std::string& name) {
+  NodeSpec s = Spec(NodeKind::kScratch, dir.id, name);
+  s.entity = dir.entity;
+  return s;
+}
+
+std::optional<NodeSpec> Namespace::LookupScratch(const NodeSpec& parent, const std::string& name) const {
+  auto dir = ScratchDirOf(parent);
+  if (!dir || !scratch_.Get(dir->entity, dir->id, name)) return std::nullopt;
+  return ScratchSpec(*dir, name);
+}
+
+std::shared_ptr<ScratchFile> Namespace::ScratchOf(const NodeSpec& spec) const {
+  return scratch_.Get(spec.entity, spec.record_id, spec.text);
 }
 
 }  // namespace samplefs::fs

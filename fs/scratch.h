@@ -23,6 +23,13 @@
 
 namespace samplefs::fs {
 
+// The directory of a record, where temporary files live.
+struct ScratchDir {
+  Entity entity;
+  int64_t id;
+  bool operator==(const ScratchDir& o) const { return entity == o.entity && id == o.id; }
+};
+
 struct ScratchFile {
   std::mutex mu;
   std::string data;  // GUARDED_BY(mu)

@@ -268,6 +268,8 @@ GOALS = {
     "copy": ("<= bindfs and <= 1.5x plain", _goal_copy),
     "small": ("<= bindfs", _goal_le_bindfs),
     "flat": ("flat: no growth during the write (<= 4 MiB)", None),  # decided in the bench
+    "contention": ("samplefs <= 1.5x", lambda values: None if _v(values, "samplefs") is None
+                   else _v(values, "samplefs") <= 1.5),
 }
 
 
@@ -309,6 +311,8 @@ class Results:
             return f"{v:.0f} MiB"
         if row.unit == "n":
             return human_count(int(v))
+        if row.unit == "x":
+            return f"{v:.2f}x"
         text = f"{v:.2f} s" if v < 100 else f"{v:.0f} s"
         if row.nbytes and v > 0:
             text += f" ({row.nbytes / MIB / v:.0f} MiB/s)"
@@ -456,7 +460,8 @@ class Bench:
 
         log(f"generating sources on {'tmpfs' if self.src_is_tmpfs else 'disk'}")
         self.big_src = os.path.join(self.src, "big.raw")
-        write_pattern_file(self.big_src, self.sz["big"], seed=1)
+        if not self.args.only or {"copy", "fsync", "reads"} & set(self.args.only.split(",")):
+            write_pattern_file(self.big_src, self.sz["big"], seed=1)
         self.small_srcs = {}
         for i, name in enumerate(("cp", "rsync", "tar")):
             d = os.path.join(self.src, f"small-{name}", "frames")
@@ -789,15 +794,87 @@ class Bench:
             self.qproc = None
 
     # -----------------------------------------------------------------------
+    # Issue 14: a listing while a copy writes into the same mount
+
+    def find_loop(self, cmd, stop):
+        """Times `cmd` over and over until stop() is true; returns the times."""
+        times = []
+        while not stop():
+            times.append(timed(cmd))
+        return times
+
+    def bench_contention(self):
+        S = "contention"
+        nfiles = self.sz["list_dirs"] * self.sz["list_per_dir"]
+        ncopy = self.sz["small_n"]
+        what = f"find {human_count(nfiles)} files"
+        src = self.small_srcs["cp"]
+        for rnd in range(self.args.rounds):
+            for t in TARGETS:
+                tree = self.tree_dir(t)
+                cmd = f"find {tree} > /dev/null"
+                log(f"contention: {what} idle, then during cp -r of {human_count(ncopy)} files [{t}], "
+                    f"round {rnd + 1}")
+                self.cold(t)
+                cold_idle = timed(cmd)
+                warm_idle = sorted(timed(cmd) for _ in range(5))[2]
+                dest = os.path.join(self.data_dir(t), f"contention-{rnd}")
+                self.cold(t)
+                cp = subprocess.Popen(["cp", "-r", src, dest], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+                t0 = time.monotonic()
+                # Start the listing once the copy is under way (its first files exist).
+                while cp.poll() is None and not (os.path.isdir(dest) and os.listdir(dest)):
+                    time.sleep(0.01)
+                during = self.find_loop(cmd, lambda: cp.poll() is not None)
+                cp.wait()
+                cp_s = time.monotonic() - t0
+                if cp.returncode != 0:
+                    log(f"  cp -r failed: {cp.stderr.read()[-300:]}")
+                if len(during) < 2:
+                    log(f"  the copy ended after {len(during)} listing(s): no warm figure")
+                cold_busy = during[0] if during else None
+                warm_busy = sorted(during[1:])[(len(during) - 1) // 2] if len(during) > 1 else None
+                log(f"  {t:<9} cold idle {cold_idle:.2f} s, during {cold_busy if cold_busy else 0:.2f} s; "
+                    f"warm idle {warm_idle:.2f} s, during (median of {len(during) - 1}) "
+                    f"{warm_busy if warm_busy else 0:.2f} s; cp -r {cp_s:.2f} s")
+                self.results.best(S, f"{what} cold, idle", t, cold_idle)
+                self.results.best(S, f"{what} warm, idle (median of 5)", t, warm_idle)
+                if cold_busy is not None:
+                    self.results.best(S, f"{what} cold, during cp -r", t, cold_busy)
+                if warm_busy is not None:
+                    self.results.best(S, f"{what} warm, during cp -r (median)", t, warm_busy)
+                self.results.best(S, f"cp -r {human_count(ncopy)} x {human_bytes(self.sz['small_size'])} "
+                                     f"while finds run", t, cp_s)
+                run(f"rm -rf {dest}")
+                os.sync()
+        rows = {r.label: r for r in self.results.rows if r.section == S}
+        for kind in ("cold", "warm"):
+            idle = [r for l, r in rows.items() if l.startswith(f"{what} {kind}, idle")][0]
+            busy = [r for l, r in rows.items() if l.startswith(f"{what} {kind}, during")]
+            for t in TARGETS:
+                a = _v(idle.values, t)
+                b = _v(busy[0].values, t) if busy else None
+                if a and b:
+                    self.results.set(S, f"{what} {kind}: during / idle", t, b / a,
+                                     goal="contention", unit="x")
+        self.results.note(S, f"The copy writes {human_count(ncopy)} files into the same mount (`cp -r` from "
+                             "a tmpfs); `find` starts once the copy's first files exist and then runs over and "
+                             "over until the copy ends: the first run after a fresh mount and drop_caches is "
+                             "\"cold\", the median of the rest \"warm\". Idle: the same on the idle mount "
+                             f"(warm = median of 5). Best of {self.args.rounds} rounds.")
+
+    # -----------------------------------------------------------------------
 
     def run_all(self):
-        groups = self.args.only.split(",") if self.args.only else ["copy", "fsync", "reads", "xattrs", "query"]
+        groups = self.args.only.split(",") if self.args.only else ["copy", "fsync", "reads", "xattrs", "query",
+                                                                    "contention"]
         t_start = time.monotonic()
         load = os.getloadavg()
         self.setup()
         log(f"setup done in {time.monotonic() - t_start:.0f} s")
         try:
-            for g in ("copy", "fsync", "reads", "xattrs", "query"):
+            for g in ("copy", "fsync", "reads", "xattrs", "query", "contention"):
                 if g in groups:
                     getattr(self, f"bench_{g}")()
         finally:
@@ -916,6 +993,7 @@ SECTIONS = (
     ("copy", "Mount: copying data in"),
     ("fsync", "Mount: writing with periodic fsync"),
     ("meta", "Mount: metadata and queries"),
+    ("contention", "Mount: a listing during a copy"),
 )
 
 
@@ -960,7 +1038,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~3 min)")
     ap.add_argument("--workdir", default="/var/tmp/samplefs-bench/mount",
                     help="scratch directory on the disk under test (removed first and at the end)")
-    ap.add_argument("--only", help="comma-separated groups: copy,fsync,reads,xattrs,query")
+    ap.add_argument("--only", help="comma-separated groups: copy,fsync,reads,xattrs,query,contention")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of the large-file copy and read, alternating the order (best is kept)")

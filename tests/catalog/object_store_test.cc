@@ -447,10 +447,10 @@ TEST_F(ObjectStoreTest, OpenStatExistsRemove) {
   auto fd = store_->OpenObject(pub.hash);
   ASSERT_TRUE(fd.ok());
   char buf[16];
-  EXPECT_EQ(::pread(*fd, buf, sizeof buf, 0), 8);
-  EXPECT_EQ(::fcntl(*fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
-  EXPECT_EQ(::fcntl(*fd, F_GETFL) & O_ACCMODE, O_RDONLY);
-  ::close(*fd);
+  EXPECT_EQ(::pread(fd->get(), buf, sizeof buf, 0), 8);
+  EXPECT_EQ(::fcntl(fd->get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  EXPECT_EQ(::fcntl(fd->get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  fd->reset();
 
   ASSERT_TRUE(store_->Remove(pub.hash).ok());
   EXPECT_FALSE(store_->Exists(pub.hash));
@@ -541,7 +541,7 @@ TEST_F(ObjectStoreTest, CopyFromAnObject) {
 
   {  // plain copy: same object again
     auto w = NewWriter();
-    ASSERT_TRUE(w->CopyFrom(*fd, data.size()).ok());
+    ASSERT_TRUE(w->CopyFrom(fd->get(), data.size()).ok());
     EXPECT_EQ(w->size(), data.size());
     auto pub = w->Publish();
     ASSERT_TRUE(pub.ok());
@@ -550,7 +550,7 @@ TEST_F(ObjectStoreTest, CopyFromAnObject) {
   }
   {  // copy then append: the hash continues in order
     auto w = NewWriter();
-    ASSERT_TRUE(w->CopyFrom(*fd, data.size()).ok());
+    ASSERT_TRUE(w->CopyFrom(fd->get(), data.size()).ok());
     ASSERT_TRUE(w->Write("appended", 8, data.size()).ok());
     auto pub = w->Publish();
     ASSERT_TRUE(pub.ok());
@@ -558,7 +558,7 @@ TEST_F(ObjectStoreTest, CopyFromAnObject) {
   }
   {  // copy then overwrite in the middle (copy-on-write of an edit)
     auto w = NewWriter();
-    ASSERT_TRUE(w->CopyFrom(*fd, data.size()).ok());
+    ASSERT_TRUE(w->CopyFrom(fd->get(), data.size()).ok());
     ASSERT_TRUE(w->Write("EDIT", 4, 1000).ok());
     std::string edited = data;
     edited.replace(1000, 4, "EDIT");
@@ -569,18 +569,18 @@ TEST_F(ObjectStoreTest, CopyFromAnObject) {
   {  // a copy into a non-empty writer overwrites from offset 0
     auto w = NewWriter();
     ASSERT_TRUE(w->Write("prefix", 6, 0).ok());
-    ASSERT_TRUE(w->CopyFrom(*fd, data.size()).ok());
+    ASSERT_TRUE(w->CopyFrom(fd->get(), data.size()).ok());
     auto pub = w->Publish();
     ASSERT_TRUE(pub.ok());
     EXPECT_EQ(pub->hash, orig.hash);
   }
   {  // a source shorter than announced is an error, not a short object
     auto w = NewWriter();
-    Status st = w->CopyFrom(*fd, data.size() + 10);
+    Status st = w->CopyFrom(fd->get(), data.size() + 10);
     EXPECT_FALSE(st.ok());
     EXPECT_EQ(st.code(), Code::kIo);
   }
-  ::close(*fd);
+  fd->reset();
 }
 
 TEST_F(ObjectStoreTest, CopyFromAnotherFilesystemFallsBackToReadWrite) {

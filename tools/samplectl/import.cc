@@ -2,12 +2,14 @@
 // samples, slides and images by a path template (SPEC section 5).
 //
 // How it stays resumable and crash-safe:
-// - File contents are streamed into the store (1 MiB at a time) and
-//   published before any record names them, outside any transaction, so a
-//   running mount is never blocked on our reads.
-// - Records are committed in batches (at most kBatchEntries entries or
-//   kBatchBytes of content, and at the end of every image), each batch one
-//   transaction: a kill loses at most one batch, and its published objects
+// - File contents are streamed into staging files (1 MiB at a time) by a
+//   few threads, outside any transaction, so a running mount is never
+//   blocked on our reads.
+// - Each batch (at most kBatchEntries entries or kBatchBytes of content,
+//   and the end of every image) goes through the ingest service the
+//   mount's committer uses (catalog/ingest.h): its contents are published
+//   together (one disk flush per phase), then its records committed in one
+//   transaction. A kill loses at most one batch, and its published objects
 //   are merely unreferenced until the re-run deduplicates them (or gc).
 // - An entry already recorded with the same size and mtime is skipped
 //   without reading the file, so a re-run after a kill duplicates nothing.
@@ -31,7 +33,9 @@
 #include <optional>
 #include <set>
 
+#include "catalog/ingest.h"
 #include "catalog/names.h"
+#include "catalog/unique_fd.h"
 #include "tools/samplectl/common.h"
 
 namespace samplefs::ctl {
@@ -163,7 +167,9 @@ struct FolderNode {
 // A file's content being streamed into the store by a worker thread.
 struct ContentJob {
   std::string full, rel;  // in: source path, path for messages
-  // out, valid once the pool is idle:
+  // out, valid once the pool is idle: the staged content (published with
+  // its batch, which fills in the rest)
+  std::unique_ptr<ObjectWriter> writer;
   std::string hash;
   uint64_t size = 0;
   int64_t mtime_ns = 0;
@@ -207,36 +213,34 @@ struct Counters {
   uint64_t bytes = 0, dedup_bytes = 0;
 };
 
-// Streams one file into the store, 1 MiB at a time, and publishes it.
-void StoreContent(ObjectStore& store, char* buf, ContentJob* job) {
-  int fd = ::open(job->full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
+// Streams one file into a staging file, 1 MiB at a time (published with
+// its batch, PublishContents).
+void StageContent(ObjectStore& store, char* buf, ContentJob* job) {
+  UniqueFd fd(::open(job->full.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
     job->problem = std::string("cannot open: ") + std::strerror(errno);
     return;
   }
   struct stat before;
-  ::fstat(fd, &before);
+  ::fstat(fd.get(), &before);
   auto writer = store.NewWriter();
   if (!writer.ok()) {
-    ::close(fd);
     job->problem = "cannot write to the object store: " + writer.status().message();
     job->fatal = true;
     return;
   }
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   uint64_t off = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf, kChunk);
+    ssize_t n = ::read(fd.get(), buf, kChunk);
     if (n < 0) {
       if (errno == EINTR) continue;
       job->problem = std::string("read failed: ") + std::strerror(errno);
-      ::close(fd);
       return;
     }
     if (n == 0) break;
     Status w = (*writer)->Write(buf, static_cast<size_t>(n), off);
     if (!w.ok()) {
-      ::close(fd);
       job->problem = "cannot write to the object store: " + w.message();
       job->fatal = true;
       return;
@@ -244,25 +248,39 @@ void StoreContent(ObjectStore& store, char* buf, ContentJob* job) {
     off += static_cast<uint64_t>(n);
   }
   struct stat after;
-  ::fstat(fd, &after);
-  ::close(fd);
+  ::fstat(fd.get(), &after);
   if (MtimeNs(after) != MtimeNs(before) || after.st_size != before.st_size ||
       off != static_cast<uint64_t>(after.st_size)) {
     job->problem = "changed while it was being imported; run the import again";
     return;
   }
-  auto published = (*writer)->Publish();
-  if (!published.ok()) {
-    job->problem = published.status().message();
-    // A refused hash collision concerns this file only; anything else is
-    // the store failing (disk full, permissions).
-    job->fatal = published.status().code() != Code::kCorrupt;
-    return;
-  }
-  job->size = published->size;
-  job->hash = published->hash.hex();
   job->mtime_ns = MtimeNs(before);
-  job->deduplicated = published->deduplicated;
+  job->size = off;  // for the progress line; the publish confirms it
+  job->writer = std::move(*writer);
+}
+
+// Publishes the staged contents of a batch together (the ingest service's
+// first step); a failure becomes the job's problem.
+void PublishContents(const std::vector<ContentJob*>& jobs) {
+  std::vector<ObjectWriter*> writers;
+  writers.reserve(jobs.size());
+  for (ContentJob* j : jobs) writers.push_back(j->writer.get());
+  auto published = PublishBatch(writers);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    ContentJob* job = jobs[i];
+    if (!job->writer) continue;
+    if (!published[i].ok()) {
+      job->problem = published[i].status().message();
+      // A refused hash collision concerns this file only; anything else is
+      // the store failing (disk full, permissions).
+      job->fatal = published[i].status().code() != Code::kCorrupt;
+    } else {
+      job->size = published[i]->size;
+      job->hash = published[i]->hash.hex();
+      job->deduplicated = published[i]->deduplicated;
+    }
+    job->writer.reset();
+  }
 }
 
 // A few threads that store file contents concurrently. Publishing is
@@ -308,7 +326,7 @@ class ContentPool {
       queue_.pop_front();
       ++active_;
       lock.unlock();
-      StoreContent(store_, buf.get(), job.get());
+      StageContent(store_, buf.get(), job.get());
       done_(*job);
       lock.lock();
       --active_;
@@ -798,34 +816,39 @@ class Importer {
 
   void FlushOrFail() {
     if (pending_.empty()) return;
-    pool_->Wait();  // every content job of this batch is published (or failed)
+    pool_->Wait();  // every content job of this batch is staged (or failed)
     Status s = fatal_ ? Status::Ok() : Flush();
     pending_.clear();
     pending_bytes_ = 0;
     if (!s.ok()) Fatal("cannot record a batch of entries: " + s.message());
   }
 
-  // Records the batch in one transaction, in walk order (folders before
-  // their contents). Files whose content could not be stored are left out
-  // and reported; nothing inside them depends on them.
+  // Publishes the batch's contents, then records it in one transaction,
+  // in walk order (folders before their contents), through the ingest
+  // service. Files whose content could not be stored are left out and
+  // reported; nothing inside them depends on them. A store that failed
+  // stops the import before anything of the batch is recorded.
   Status Flush() {
-    Transaction txn(cat_);
-    SFS_RETURN_IF_ERROR(txn.status());
+    std::vector<ContentJob*> contents;
+    for (auto& op : pending_)
+      if (op.job) contents.push_back(op.job.get());
+    PublishContents(contents);
+    for (auto& op : pending_) {
+      if (!op.job || op.job->problem.empty()) continue;
+      if (op.job->fatal) {
+        Fatal(op.job->problem);
+        return Status::Ok();
+      }
+    }
     std::vector<std::pair<const PendingOp*, uint64_t>> done;
     uint64_t dedup = 0;
-    for (auto& op : pending_) {
+    auto wanted = [&](size_t i) { return !pending_[i].job || pending_[i].job->problem.empty(); };
+    auto record = [&](size_t i) -> Status {
+      const PendingOp& op = pending_[i];
       Entry e = op.entry;
       uint64_t content = 0;
       if (op.job) {
         const ContentJob& j = *op.job;
-        if (!j.problem.empty()) {
-          if (j.fatal) {
-            Fatal(j.problem);
-            return Status::Ok();
-          }
-          Problem(j.rel, j.problem);
-          continue;
-        }
         e.size = j.size;
         e.hash = j.hash;
         e.mtime_ns = j.mtime_ns;
@@ -844,8 +867,12 @@ class Importer {
         if (op.self) op.self->id = created->id;
       }
       done.emplace_back(&op, content);
-    }
-    SFS_RETURN_IF_ERROR(txn.Commit());
+      return Status::Ok();
+    };
+    for (size_t i = 0; i < pending_.size(); ++i)
+      if (!wanted(i)) Problem(pending_[i].job->rel, pending_[i].job->problem);
+    auto results = RecordBatch(cat_, pending_.size(), wanted, record, RecordOptions{});
+    for (const Status& s : results) SFS_RETURN_IF_ERROR(s);
     for (const auto& [op, content] : done) Count(*op, content);
     counters_.dedup_bytes += dedup;
     return Status::Ok();

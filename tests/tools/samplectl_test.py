@@ -735,9 +735,14 @@ class SmallStoreTest(unittest.TestCase):
                            env=e.env(SAMPLEFS_CONFIG=missing))
         self.assertEqual(p.returncode, 2)
         self.assertIn(missing, p.stderr)
-        p = e.run("stats", env=e.env(SAMPLEFS_CATALOG="postgresql://db.example/samplefs"))
-        self.assertEqual(p.returncode, 2)
-        self.assertIn("PostgreSQL support is not built in this version", p.stderr)
+        # A PostgreSQL catalog that cannot be reached (a socket directory
+        # that does not exist: no network needed): exit 2, the reason, and
+        # never the password.
+        url = "postgresql://lab:s3cret-pw@/samplefs?host=/nonexistent-samplefs-socket"
+        p = e.run("stats", env=e.env(SAMPLEFS_CATALOG=url))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("catalog database unreachable", p.stderr)
+        self.assertNotIn("s3cret-pw", p.stderr)
         # No catalog yet: say so and point at init.
         with open(conf, "w") as f:
             f.write("catalog = nothing/here.db\nstore = nothing/store\n")

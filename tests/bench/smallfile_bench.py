@@ -224,9 +224,15 @@ class Target:
         return d
 
     def remove_dest(self, name):
-        d = os.path.join(self.mnt, name)
+        """Untimed: deleted in the backing folder (a peer that ran out of
+        descriptors cannot delete through its mount), then remounted so the
+        daemon starts the next case with nothing held."""
+        d = os.path.join(self.back, name)
         if os.path.exists(d):
             run(f"rm -rf {d}")
+        if self.argv and self.name == "pthp":
+            self.umount()
+            self.mount()
 
     def meta_dir(self, name):
         """A folder for metadata edits: slides (samplefs) or folders."""
@@ -562,7 +568,10 @@ class Bench:
 
     def cleanup_mounts(self):
         for t in self.targets.values():
-            t.umount()
+            try:
+                t.umount()
+            except (OSError, subprocess.SubprocessError) as e:
+                log(f"unmounting {t.name}: {e}")
         if is_mounted(self.src):
             subprocess.run(["umount", self.src], check=False)
 
@@ -917,6 +926,76 @@ class Bench:
             self.perf_text.append(text)
         t.fresh()
 
+    def load_log(self, path):
+        """Rebuilds the copy cases' figures from the log of a run (e.g. one
+        that stopped before writing its tables): `--from-log LOG`."""
+        by_label = {lab: key for key, (lab, _) in TOOLS.items()}
+        head = re.compile(r"^\[[\d:]+\] (.+?) of ([\d,]+ x \d+ [KMG]iB(?: \(3 levels\))?) "
+                          r"\(round (\d+) of (\d+)\): (.+)$")
+        ok = re.compile(r"^\[[\d:]+\]\s+(\S+)\s+([\d.]+) s \(\+ sync\s+([\d.]+) s\)"
+                        r"(?:, daemon CPU (\d+) µs/file)?(?:, (\d+) fds)?$")
+        bad = re.compile(r"^\[[\d:]+\]\s+(.+?) \[(\S+)\] failed: (.*)$")
+        cases, cur = [], None
+        rounds = 1
+        with open(path) as f:
+            for line in f:
+                line = line.rstrip("\n")
+                m = head.match(line)
+                if m and m.group(1) in by_label:
+                    cur = dict(tool=by_label[m.group(1)], what=m.group(2), targets=m.group(5).split(", "),
+                               entries=[])
+                    rounds = int(m.group(4))
+                    cases.append(cur)
+                    continue
+                if cur is None:
+                    continue
+                m = ok.match(line)
+                if m:
+                    cpu = float(m.group(4)) if m.group(4) else None
+                    cur["entries"].append((m.group(1), float(m.group(2)), float(m.group(3)), cpu,
+                                           int(m.group(5)) if m.group(5) else None))
+                    continue
+                m = bad.match(line)
+                if m:
+                    r = re.search(r"(Too many open files|Operation not supported|No space left|"
+                                  r"Directory not empty)", line)
+                    cur["entries"].append((m.group(2), "failed" + (f": {r.group(1)}" if r else "")))
+                elif line.startswith("["):
+                    cur = None
+        for c in cases:
+            tool, what = c["tool"], c["what"]
+            dsname = "zarr" if "levels" in what else "flat"
+            nfiles = int(what.split(" x ")[0].replace(",", ""))
+            label = TOOLS[tool][0]
+            key = f"{dsname}:{tool}"
+            factor = 2.5 if tool in RSYNC_TOOLS else 2.0
+            goal = (f"< bindfs tuned, <= {factor:g}x plain", "copy", factor)
+            entries = list(c["entries"])
+            phases = [("copy", len(c["targets"]))] + ([("dup", 1)] if "samplefs" in c["targets"] else [])
+            for phase, count in phases:
+                for _ in range(count):
+                    if not entries:
+                        break
+                    e = entries.pop(0)
+                    k, lab, g = ((key, f"{label} {what}", goal) if phase == "copy" else
+                                 (key + ":dup", f"{label} {what}, content already in the store",
+                                  ("<= the same copy of new content", "dup", key)))
+                    out = e[1] if len(e) == 2 else (e[1], e[2] - e[1], None if e[3] is None else e[3] * nfiles / 1e6,
+                                                     e[4])
+                    self.record(k, lab, g, e[0], out, nfiles)
+            for e in entries:  # rm -rf of the copied tree
+                if len(e) == 2:
+                    continue  # a tree the failed copy left unremovable
+                self.record(f"{dsname}:rm", f"rm -rf {what}", ("< bindfs tuned, <= 1.5x plain", "copy", 1.5),
+                            e[0], (e[1], e[2] - e[1], None if e[3] is None else e[3] * nfiles / 1e6, None),
+                            nfiles)
+        self.results.notes.append(
+            f"Copies: best of {rounds} rounds in alternating target order, new content each round; samplefs "
+            "on a fresh catalog per case. A cell is the tool's time, then (in parentheses) with a sync(2) "
+            "and an fsync of the destination folder added. rm -rf: the best over all the cases of that tree."
+            + ("" if self.args.zarr_bindfs else " bindfs with its defaults is left out of the 3-level tree "
+               "(minutes per copy; `--zarr-bindfs` adds it)."))
+
     def run_all(self):
         t0 = time.monotonic()
         self.load_before = os.getloadavg()
@@ -949,11 +1028,14 @@ def environment_line(bench, args):
         picked.append(f"cases {args.cases}")
     if args.targets:
         picked.append(f"targets {args.targets}")
+    if getattr(args, "from_log", None):
+        picked.append("copy group; tables rebuilt from the run's log with --from-log")
     return (f"{datetime.date.today().isoformat()}, {bench.mode} mode"
             f"{' (' + '; '.join(picked) + ')' if picked else ''}, {args.rounds} rounds, "
             f"{bench.elapsed / 60:.1f} min; Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, "
             f"{bindfs_v}, passthrough_hp {'from libfuse 3.14' if 'pthp' in bench.targets else 'absent'}; "
-            f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after; "
+            + (f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after; "
+               if bench.load_before[0] else "") +
             f"sources on {'tmpfs' if bench.src_is_tmpfs else 'the disk'}.")
 
 
@@ -1016,6 +1098,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--readme", choices=("auto", "yes", "no"), default="auto",
                     help="write the tables into tests/bench/README.md (auto: only in full mode)")
+    ap.add_argument("--from-log", help="only rebuild the copy tables from the log of an earlier run")
     args = ap.parse_args()
 
     missing = [t for t in ("fusermount3", "bindfs", "rsync", "tar", "getfattr", "setfattr")
@@ -1024,6 +1107,18 @@ def main():
         print(f"smallfile_bench: cannot run: missing {', '.join(missing) or '/dev/fuse'}", file=sys.stderr)
         return 2
     bench = Bench(args)
+    if args.from_log:
+        bench.load_log(args.from_log)
+        stamps = re.findall(r"^\[(\d+):(\d+):(\d+)\]", open(args.from_log).read(), re.M)
+        secs = [int(h) * 3600 + int(m) * 60 + int(x) for h, m, x in stamps]
+        bench.elapsed = (secs[-1] - secs[0]) % 86400 if secs else 0.0
+        bench.load_before, bench.load_after = (0.0,), (0.0,)
+        bench.src_is_tmpfs = "sources are on the disk" not in open(args.from_log).read()
+        blocks = report_blocks(bench, args)
+        print("\n" + "\n\n".join(b for b in blocks if b))
+        if args.readme == "yes":
+            update_readme(README, blocks)
+        return 0
     try:
         bench.run_all()
     except KeyboardInterrupt:

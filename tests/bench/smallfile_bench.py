@@ -415,12 +415,9 @@ def verdict(r, results):
     if kind == "copy":
         factor = goal[2]
         b, p = _num(t.get("bindfs-mt")), _num(t.get("plain"))
-        oks = []
-        if b is not None:
-            oks.append(s < b)
-        if p is not None:
-            oks.append(s <= factor * p)
-        return goal[0], (all(oks) if oks else None)
+        if (b is not None and s >= b) or (p is not None and s > factor * p):
+            return goal[0], False
+        return goal[0], (True if b is not None and p is not None else None)  # "?" if a peer is missing
     if kind == "dup":
         new = _num(results.rows.get(goal[2], {}).get("t", {}).get("samplefs"))
         return goal[0], None if new is None else s <= new

@@ -356,7 +356,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   KeepOrphanIfOpen(fs, nps, newname);  // replaced by the rename
   auto r = fs.ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs.PathOf(parent, name), r.status());
-  PostChanged(fs, parent, name);  // also the old name on other paths
+  PostRenamed(fs, parent, name, newparent);  // also the old name on other paths
   if (nps == ps) {
     DropListings(fs, ps, parent, newname);
   } else {

@@ -92,15 +92,6 @@ Status NormalizeTimestamp(const std::string& value, const char* field, std::stri
   return Status::Ok();
 }
 
-const char* EntryTypeName(EntryType t) {
-  switch (t) {
-    case EntryType::kFile: return "file";
-    case EntryType::kFolder: return "folder";
-    case EntryType::kSymlink: return "symlink";
-  }
-  return "file";
-}
-
 EntryType EntryTypeFromName(const std::string& s) {
   if (s == "folder") return EntryType::kFolder;
   if (s == "symlink") return EntryType::kSymlink;
@@ -192,6 +183,15 @@ static Status Exec(Database& db, const std::string& sql, const Params& ps) {
 
 static Result<int64_t> Count(Database& db, const std::string& sql, const Params& ps) {
   return OneRow<int64_t>(db, sql, ps, [](const Statement& st) { return st.Int(0); }, "no count");
+}
+
+const char* EntryTypeName(EntryType t) {
+  switch (t) {
+    case EntryType::kFile: return "file";
+    case EntryType::kFolder: return "folder";
+    case EntryType::kSymlink: return "symlink";
+  }
+  return "file";
 }
 
 const char* EntityName(Entity e) {

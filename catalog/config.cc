@@ -233,20 +233,16 @@ Status OpenCatalogAndStore(const Config& config, bool create, bool read_only,
   } else if (create) {
     SFS_RETURN_IF_ERROR(MakeParentDirs(config.catalog));
   } else {
-    if (::stat(config.catalog.c_str(), &st) != 0) {
+    // `what` is at `path`, set by the configuration's `key`.
+    auto exists = [&](const std::string& path, const std::string& what, const char* key) -> Status {
+      if (::stat(path.c_str(), &st) == 0) return Status::Ok();
       if (errno == ENOENT)
-        return Status(Code::kNotFound, "no catalog at " + config.catalog +
-                                           " (run 'samplectl init' first, or set 'catalog' in the "
-                                           "configuration)");
-      return Status::FromErrno(errno, "cannot open catalog " + config.catalog);
-    }
-    if (::stat(config.store.c_str(), &st) != 0) {
-      if (errno == ENOENT)
-        return Status(Code::kNotFound, "no object store at " + config.store +
-                                           " (run 'samplectl init' first, or set 'store' in the "
-                                           "configuration)");
-      return Status::FromErrno(errno, "cannot open object store " + config.store);
-    }
+        return Status(Code::kNotFound, "no " + what + " at " + path + " (run 'samplectl init' first, or set '" +
+                                           key + "' in the configuration)");
+      return Status::FromErrno(errno, "cannot open " + what + " " + path);
+    };
+    SFS_RETURN_IF_ERROR(exists(config.catalog, "catalog", "catalog"));
+    SFS_RETURN_IF_ERROR(exists(config.store, "object store", "store"));
   }
   if (!postgres && ::stat(config.catalog.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     return Status(Code::kInvalidArgument, "catalog " + config.catalog + " is a directory");

@@ -112,14 +112,16 @@ const std::vector<FieldDef> kEntryFields = {
 
 }  // namespace
 
-std::string LabellingsText(const RecordData& r) {
+std::string JoinLabellings(const std::vector<std::pair<Labelling, std::string>>& labellings) {
   std::string out;
-  for (const auto& [l, dye] : r.labellings) {
+  for (const auto& [l, dye] : labellings) {
     if (!out.empty()) out += ';';
     out += l.structure + ":" + dye;
   }
   return out;
 }
+
+std::string LabellingsText(const RecordData& r) { return JoinLabellings(r.labellings); }
 
 const char* EntityPlural(Entity e) {
   switch (e) {

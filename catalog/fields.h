@@ -78,7 +78,9 @@ Status SaveRecord(Catalog& catalog, const RecordData& record);
 // kInvalidArgument for an unknown field or a bad value. Does not save.
 Status SetField(Catalog& catalog, RecordData& record, std::string_view field, const std::string& value);
 
-// "structure:dye;structure:dye" (a slide's labellings as one text).
+// "structure:dye;structure:dye" (a slide's labellings, with their dyes'
+// short names, as one text).
+std::string JoinLabellings(const std::vector<std::pair<Labelling, std::string>>& labellings);
 std::string LabellingsText(const RecordData& record);
 
 // What a record kind is called in messages: "species", "samples", ...

@@ -243,14 +243,14 @@ struct ObjectWriter::HashState {
   XxhStatePtr state{XXH3_createState()};
 };
 
-ObjectWriter::ObjectWriter(ObjectStore* store, int fd, std::string path)
-    : store_(store), fd_(fd), path_(std::move(path)), state_(std::make_unique<HashState>()) {
+ObjectWriter::ObjectWriter(ObjectStore* store, UniqueFd fd, std::string path)
+    : store_(store), fd_(std::move(fd)), path_(std::move(path)), state_(std::make_unique<HashState>()) {
   // Without a streaming state the writer still works: Publish re-hashes.
   if (!state_->state || XXH3_128bits_reset(state_->state.get()) != XXH_OK) in_order_ = false;
 }
 
 ObjectWriter::~ObjectWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  fd_.reset();
   if (!published_) {
     ::unlink(path_.c_str());
     RemoveSeal();  // a version dropped unpublished must not be recovered
@@ -264,7 +264,7 @@ Status ObjectWriter::Write(const void* data, size_t size, uint64_t offset) {
   if (size == 0) return Status::Ok();
   ++generation_;
   size_t written = 0;
-  Status st = PwriteAll(fd_, data, size, offset, &written);
+  Status st = PwriteAll(fd_.get(), data, size, offset, &written);
   if (written > 0) size_ = std::max(size_, offset + written);
   if (!st.ok()) {
     in_order_ = false;  // part of the range may be on disk; hash from disk
@@ -287,7 +287,7 @@ void ObjectWriter::StartWriteback(uint64_t end) {
   // large file dirty (dirty_background_ratio of a big-memory machine) and
   // all of the I/O happens inside fsync. Best effort: errors surface at fsync.
   if (end < writeback_from_ + kWritebackBatch) return;
-  (void)::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(end - writeback_from_),
+  (void)::sync_file_range(fd_.get(), static_cast<off_t>(writeback_from_), static_cast<off_t>(end - writeback_from_),
                           SYNC_FILE_RANGE_WRITE);
   writeback_from_ = end;
 }
@@ -299,7 +299,7 @@ Status ObjectWriter::Truncate(uint64_t size) {
   // one), so the streaming hash stays valid.
   if (size == size_) return Status::Ok();
   ++generation_;
-  while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+  while (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "truncate staging file");
   }
   size_ = size;
@@ -311,7 +311,7 @@ Status ObjectWriter::Truncate(uint64_t size) {
 Result<size_t> ObjectWriter::Read(void* buf, size_t size, uint64_t offset) const {
   if (offset > kMaxFileOffset) return size_t{0};
   size = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileOffset - offset));
-  return PreadFull(fd_, buf, size, offset, "read staging file");
+  return PreadFull(fd_.get(), buf, size, offset, "read staging file");
 }
 
 Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
@@ -337,7 +337,7 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
       // In-kernel copy: no user-space pass over the data (and a reflink on
       // filesystems that offer one).
       loff_t in_off = static_cast<loff_t>(done), out_off = static_cast<loff_t>(done);
-      ssize_t n = ::copy_file_range(src_fd, &in_off, fd_, &out_off, want, 0);
+      ssize_t n = ::copy_file_range(src_fd, &in_off, fd_.get(), &out_off, want, 0);
       if (n < 0) {
         int err = errno;
         if (err == EINTR) continue;
@@ -352,7 +352,7 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
       if (got > 0 && hashing) {
         // Hash what landed in the staging file; it is in the page cache.
         if (!buf) buf = NewChunk();
-        auto r = PreadFull(fd_, buf.get(), got, done, "read back staging file");
+        auto r = PreadFull(fd_.get(), buf.get(), got, done, "read back staging file");
         if (!r.ok()) return fail(r.status());
         if (*r != got) return fail(Status(Code::kIo, "staging file shorter than just copied", EIO));
         XXH3_128bits_update(state_->state.get(), buf.get(), got);
@@ -363,7 +363,7 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
       if (!r.ok()) return fail(r.status());
       got = *r;
       size_t written = 0;
-      Status st = PwriteAll(fd_, buf.get(), got, done, &written);
+      Status st = PwriteAll(fd_.get(), buf.get(), got, done, &written);
       if (written > 0) size_ = std::max(size_, done + written);
       if (!st.ok()) return fail(st);
       if (hashing) XXH3_128bits_update(state_->state.get(), buf.get(), got);
@@ -380,7 +380,7 @@ Status ObjectWriter::CopyFrom(int src_fd, uint64_t size) {
   return Status::Ok();
 }
 
-Result<ContentHash> ObjectWriter::HashFromDisk() const { return HashFd(fd_, size_); }
+Result<ContentHash> ObjectWriter::HashFromDisk() const { return HashFd(fd_.get(), size_); }
 
 Result<PublishedObject> ObjectWriter::Publish() {
   ObjectWriter* self = this;
@@ -389,12 +389,12 @@ Result<PublishedObject> ObjectWriter::Publish() {
 
 Status ObjectWriter::SyncData(bool synced) {
   // The data must be durable before any name points at it.
-  while (!synced && ::fsync(fd_) != 0) {
+  while (!synced && ::fsync(fd_.get()) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
   CrashPoint("after-staging-fsync");
   struct stat st;
-  if (::fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat staging file " + path_);
+  if (::fstat(fd_.get(), &st) != 0) return Status::FromErrno(errno, "stat staging file " + path_);
   staged_mtime_sec_ = st.st_mtim.tv_sec;
   if (static_cast<uint64_t>(st.st_size) != size_) {
     // Only possible if someone changed the file behind our back (fd() is
@@ -423,7 +423,7 @@ Status ObjectWriter::WriteSeal(Seal seal, bool durable) {
   SFS_ASSIGN_OR_RETURN(seal.hash, Digest());
   seal.size = size_;
   if (durable) {
-    while (::fdatasync(fd_) != 0)
+    while (::fdatasync(fd_.get()) != 0)
       if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
   const std::string path = path_ + ".seal";
@@ -456,7 +456,7 @@ void ObjectWriter::RemoveSeal() {
 Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_sync) {
   SFS_ASSIGN_OR_RETURN(ContentHash hash, Digest());
   SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash, dirs_to_sync));
-  if (::fchmod(fd_, 0400) != 0) return Status::FromErrno(errno, "chmod staging file " + path_);
+  if (::fchmod(fd_.get(), 0400) != 0) return Status::FromErrno(errno, "chmod staging file " + path_);
 
   const std::string final_path = store_->ObjectPath(hash);
   PublishedObject out;
@@ -477,7 +477,7 @@ Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_syn
       return Status::FromErrno(errno, "open existing object " + final_path);
     }
     // Never trust the name alone: a collision must not substitute data.
-    SFS_ASSIGN_OR_RETURN(bool same, SameBytes(fd_, size_, existing.get()));
+    SFS_ASSIGN_OR_RETURN(bool same, SameBytes(fd_.get(), size_, existing.get()));
     if (same) {
       // A fresh mtime keeps gc's grace period from taking the object before
       // the caller's catalog transaction references it.
@@ -513,18 +513,18 @@ void ObjectWriter::DropBehind() {
   // A large file is written once and seldom read right away (raw data
   // copied in): once durable, its pages are clean and can go, instead of
   // pushing out what the machine is working with. Small files stay cached.
-  if (size_ >= kDropBehindBytes) (void)::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
+  if (size_ >= kDropBehindBytes) (void)::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_DONTNEED);
 }
 
 ObjectStore::~ObjectStore() {
   FinishOrphanedSessions(false);
   if (!session_dir_.empty()) EndSession();
-  if (session_lock_fd_ >= 0) ::close(session_lock_fd_);
-  if (root_fd_ >= 0) ::close(root_fd_);
+  session_lock_fd_.reset();
+  root_fd_.reset();
 }
 
 Status ObjectStore::SyncFilesystem() const {
-  if (::syncfs(root_fd_) != 0) return Status::FromErrno(errno, "syncfs of the object store " + root_);
+  if (::syncfs(root_fd_.get()) != 0) return Status::FromErrno(errno, "syncfs of the object store " + root_);
   return Status::Ok();
 }
 
@@ -539,7 +539,7 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   for (ObjectWriter* w : writers) {
     out.emplace_back(Status(Code::kIo, "not published"));
     if (!w->published_ && w->size_ > w->writeback_from_)
-      (void)::sync_file_range(w->fd_, static_cast<off_t>(w->writeback_from_), 0, SYNC_FILE_RANGE_WRITE);
+      (void)::sync_file_range(w->fd_.get(), static_cast<off_t>(w->writeback_from_), 0, SYNC_FILE_RANGE_WRITE);
   }
   // Several files: one syncfs makes all their data durable with one journal
   // commit and one cache flush. An fsync per file would commit once and
@@ -630,9 +630,9 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& root_i
     auto made = MakeDir(root + sub);
     if (!made.ok()) return made.status();
   }
-  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open object store " + root);
-  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root), fd));
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open object store " + root);
+  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root), std::move(fd)));
 }
 
 std::string ObjectStore::ObjectPath(const ContentHash& hash) const {
@@ -674,8 +674,8 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {
   const std::string dir = session_dir_.empty() ? root_ + "/staging" : session_dir_;
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::string path = dir + "/" + RandomHex() + ".tmp";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) return std::unique_ptr<ObjectWriter>(new ObjectWriter(this, fd, std::move(path)));
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.valid()) return std::unique_ptr<ObjectWriter>(new ObjectWriter(this, std::move(fd), std::move(path)));
     if (errno != EEXIST) return Status::FromErrno(errno, "create staging file " + path);
   }
   return Status(Code::kIo, "could not pick an unused staging file name", EEXIST);
@@ -899,15 +899,15 @@ Status ObjectStore::ClaimSession() {
       if (errno == EEXIST) continue;
       return Status::FromErrno(errno, "create staging session " + dir);
     }
-    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    UniqueFd fd(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       Status st = Status::FromErrno(errno, "lock staging session " + dir);
-      if (fd >= 0) ::close(fd);
+      fd.reset();
       RemoveTreeImpl(dir);
       return st;
     }
     session_dir_ = std::move(dir);
-    session_lock_fd_ = fd;
+    session_lock_fd_ = std::move(fd);
     return Status::Ok();
   }
   return Status(Code::kIo, "could not pick an unused staging session name", EEXIST);
@@ -929,8 +929,8 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
   if (unsealed) *unsealed = 0;
   for (const auto& dir : dirs) {
     if (dir == session_dir_) continue;
-    int fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open((dir + "/lock").c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) {
       // A session that died between mkdir and creating its lock holds
       // nothing sealed; one whose lock vanished otherwise is left alone.
       struct stat st;
@@ -938,11 +938,8 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
         RemoveTreeImpl(dir);
       continue;
     }
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // alive: another mount's
-      ::close(fd);
-      continue;
-    }
-    taken_sessions_.emplace_back(dir, fd);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive: another mount's
+    taken_sessions_.emplace_back(dir, std::move(fd));
     std::vector<std::string> names;
     UniqueDir d(::opendir(dir.c_str()));
     if (!d.get()) continue;
@@ -966,11 +963,11 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
       auto text = ReadSmallFile(o.seal_path);
       o.seal = text.ok() ? Seal::Decode(*text) : Result<Seal>(text.status());
       const std::string staging_path = o.seal_path.substr(0, o.seal_path.size() - 5);
-      int sfd = ::open(staging_path.c_str(), O_RDWR | O_CLOEXEC);
-      if (sfd >= 0) {
-        o.writer.reset(new ObjectWriter(this, sfd, staging_path));
+      UniqueFd sfd(::open(staging_path.c_str(), O_RDWR | O_CLOEXEC));
+      if (sfd.valid()) {
+        o.writer.reset(new ObjectWriter(this, std::move(sfd), staging_path));
         struct stat st;
-        uint64_t on_disk = ::fstat(sfd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+        uint64_t on_disk = ::fstat(o.writer->fd(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
         o.writer->size_ = on_disk;
         o.writer->in_order_ = false;  // hashed from disk at Publish
         // Content written after an fsync seal is not part of the sealed version.
@@ -991,7 +988,7 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
 void ObjectStore::FinishOrphanedSessions(bool remove) {
   for (auto& [dir, fd] : taken_sessions_) {
     if (remove) RemoveTreeImpl(dir);
-    ::close(fd);
+    fd.reset();
   }
   taken_sessions_.clear();
 }
@@ -1018,7 +1015,7 @@ bool ObjectStore::WriteBehindRoom() const {
     if (stale(room_checked_ns_.load(std::memory_order_relaxed))) {
       struct statvfs sv;
       uint64_t avail = 0;  // unknown counts as full: write first, then answer
-      if (::fstatvfs(root_fd_, &sv) == 0) avail = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+      if (::fstatvfs(root_fd_.get(), &sv) == 0) avail = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
       room_free_.store(avail, std::memory_order_relaxed);
       room_checked_ns_.store(now, std::memory_order_release);
     }

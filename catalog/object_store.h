@@ -53,6 +53,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/unique_fd.h"
 #include "catalog/hash.h"
 #include "catalog/status.h"
 #include "catalog/unique_fd.h"
@@ -120,7 +121,7 @@ class ObjectWriter {
   bool sealed_at(uint64_t generation) const { return seal_generation_ == generation; }
 
   // The staging file's descriptor, for splice reads of a file being written.
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   const std::string& staging_path() const { return path_; }
 
   // fsync + hash + link into objects/ + directory fsync. After a successful
@@ -138,7 +139,7 @@ class ObjectWriter {
 
  private:
   friend class ObjectStore;
-  ObjectWriter(ObjectStore* store, int fd, std::string path);
+  ObjectWriter(ObjectStore* store, UniqueFd fd, std::string path);
   Result<ContentHash> HashFromDisk() const;
   uint64_t generation_ = 0;
   // Digest() may be asked by a getxattr while the committer hashes.
@@ -154,7 +155,7 @@ class ObjectWriter {
   Result<PublishedObject> Link(std::vector<std::string>* dirs_to_sync);
 
   ObjectStore* store_;
-  int fd_;
+  UniqueFd fd_;
   std::string path_;
   uint64_t size_ = 0;
   uint64_t hashed_upto_ = 0;  // bytes [0, hashed_upto_) fed to state_
@@ -253,7 +254,7 @@ class ObjectStore {
 
  private:
   friend class ObjectWriter;
-  ObjectStore(std::string root, int root_fd) : root_(std::move(root)), root_fd_(root_fd) {}
+  ObjectStore(std::string root, UniqueFd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}
   // Makes objects/xx/yy. A directory made here needs its parent fsynced:
   // done at once, or left to the caller by adding it to `to_sync`.
   Status EnsureObjectDir(const ContentHash& hash, std::vector<std::string>* to_sync = nullptr) const;
@@ -263,10 +264,10 @@ class ObjectStore {
   Status SyncFilesystem() const;
   void EndSession();
   std::string root_;
-  int root_fd_ = -1;
+  UniqueFd root_fd_;
   std::string session_dir_;  // staging/<random>.d once claimed, else empty
-  int session_lock_fd_ = -1;
-  std::vector<std::pair<std::string, int>> taken_sessions_;  // dir, lock fd
+  UniqueFd session_lock_fd_;
+  std::vector<std::pair<std::string, UniqueFd>> taken_sessions_;  // dir, lock fd
   // Serialises creation of objects/xx/yy so that a publisher that finds the
   // directory already present knows its creator has also fsynced the parent,
   // or, for a batch that fsyncs later (PublishAll), finds the parent in

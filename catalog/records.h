@@ -62,6 +62,7 @@ struct Image {
 };
 
 enum class EntryType { kFile, kFolder, kSymlink };
+const char* EntryTypeName(EntryType t);  // "file", "folder", "symlink"
 
 // A file, folder or symlink inside an image's files/.
 struct Entry {

@@ -12,6 +12,7 @@
 
 #include "catalog/database.h"
 #include "catalog/schema.h"
+#include "catalog/unique_fd.h"
 
 namespace samplefs {
 
@@ -268,9 +269,8 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
   bool memory = path == ":memory:" || path.empty();
   if (!memory && options.create && !options.read_only) {
     // Create the file ourselves so that it is 0600 whatever the umask.
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::FromErrno(errno, "cannot create catalog " + path);
-    ::close(fd);
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return Status::FromErrno(errno, "cannot create catalog " + path);
   }
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   // An in-memory catalog is always created read-write (READONLY together

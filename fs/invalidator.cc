@@ -8,6 +8,7 @@ namespace samplefs::fs {
 
 void Invalidator::Start(fuse_session* se, int poll_ms) {
   se_ = se;
+  started_ = true;
   stop_ = false;
   thread_ = std::thread([this, poll_ms] { Run(poll_ms); });
 }
@@ -39,6 +40,16 @@ void Invalidator::Drain(int timeout_ms) {
                     [&] { return stop_ || done_ >= target; });
 }
 
+int Invalidator::InvalEntry(fuse_ino_t parent, const std::string& name) {
+  if (kernel_.inval_entry) return kernel_.inval_entry(parent, name);
+  return fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
+}
+
+int Invalidator::InvalInode(fuse_ino_t ino, off_t off) {
+  if (kernel_.inval_inode) return kernel_.inval_inode(ino, off);
+  return fuse_lowlevel_notify_inval_inode(se_, ino, off, 0);
+}
+
 void Invalidator::PostEntry(fuse_ino_t parent, const std::string& name) {
   Push({What::kEntry, parent, name});
 }
@@ -59,17 +70,36 @@ void Invalidator::PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t 
   }
 }
 
+void Invalidator::PostRenamedRecord(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name,
+                                    fuse_ino_t newparent, int timeout_ms) {
+  const std::vector<Node> nodes = nodes_.ByRecord(kind, record_id);
+  auto renamed = [&](const std::pair<fuse_ino_t, std::string>& link) {
+    return link.first == parent && link.second == name;
+  };
+  auto locked = [&](fuse_ino_t dir) { return dir == parent || dir == newparent; };
+  for (const Node& n : nodes) {
+    for (const auto& link : n.links)
+      if (!locked(link.first)) PostEntry(link.first, link.second);
+    PostInode(n.ino);
+  }
+  if (nodes.empty()) return;
+  Drain(timeout_ms);
+  for (const Node& n : nodes)
+    for (const auto& link : n.links)
+      if (locked(link.first) && !renamed(link)) PostEntry(link.first, link.second);
+}
+
 void Invalidator::PostAttrs(NodeKind kind, int64_t record_id, fuse_ino_t except) {
   for (const Node& n : nodes_.ByRecord(kind, record_id))
     if (n.ino != except) PostInode(n.ino);
 }
 
 bool Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except, const std::string& name) {
-  if (!se_) return false;
+  if (!attached()) return false;
   bool posted = false;
   for (const Node& n : nodes_.ByRecord(NodeKind::kFolder, folder_id)) {
     if (n.ino == except) continue;
-    if (fuse_lowlevel_notify_inval_inode(se_, n.ino, 0, 0) == 0) ++sent_;
+    if (InvalInode(n.ino, 0) == 0) ++sent_;
     // The name may be cached as absent there (a negative lookup reply):
     // queued, because dropping a dentry takes the directory's lock, which
     // another request through that path may hold while it waits for us.
@@ -82,7 +112,7 @@ bool Invalidator::InvalidateListings(int64_t folder_id, fuse_ino_t except, const
 }
 
 void Invalidator::DropListing(fuse_ino_t dir) {
-  if (se_ && fuse_lowlevel_notify_inval_inode(se_, dir, 0, 0) == 0) ++sent_;
+  if (attached() && InvalInode(dir, 0) == 0) ++sent_;
 }
 
 void Invalidator::InvalidateAll() {
@@ -96,12 +126,12 @@ void Invalidator::InvalidateAll() {
   for (const Node& n : all) {
     if (n.ino == FUSE_ROOT_ID) continue;
     for (const auto& [parent, name] : n.links)
-      if (fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size()) == 0) ++sent_;
+      if (InvalEntry(parent, name) == 0) ++sent_;
   }
   for (const Node& n : all) {
     if (n.ino == FUSE_ROOT_ID) continue;
     off_t off = n.spec.kind == NodeKind::kFolder ? 0 : -1;
-    if (fuse_lowlevel_notify_inval_inode(se_, n.ino, off, 0) == 0) ++sent_;
+    if (InvalInode(n.ino, off) == 0) ++sent_;
   }
 }
 
@@ -122,10 +152,10 @@ void Invalidator::Run(int poll_ms) {
       int rc = 0;
       switch (it.what) {
         case What::kEntry:
-          rc = fuse_lowlevel_notify_inval_entry(se_, it.ino, it.name.c_str(), it.name.size());
+          rc = InvalEntry(it.ino, it.name);
           break;
         case What::kAttr:
-          rc = fuse_lowlevel_notify_inval_inode(se_, it.ino, -1, 0);
+          rc = InvalInode(it.ino, -1);
           break;
       }
       if (rc == 0) ++sent_;

@@ -29,6 +29,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -59,6 +60,17 @@ class Invalidator {
   // name), and its attributes if it has such names (the kernel updates the
   // name a request came through itself).
   void PostRecordExcept(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name);
+  // After a rename of a record's directory (parent, name) to a name in
+  // `newparent`: the names and attributes of every node standing for the
+  // record, awaited (Drain, within its bound) before it returns, so no old
+  // path of the record resolves once the rename replies. The renamed name
+  // itself gets no notice: the kernel moves that dentry itself. Its other
+  // names in `parent` and `newparent` (normally none) are queued only after
+  // the wait, and not awaited: the kernel holds those directories' locks
+  // until the rename replies, so such a notice would hold up every notice
+  // behind it (this rename's, and the next request's) until the lock goes.
+  void PostRenamedRecord(NodeKind kind, int64_t record_id, fuse_ino_t parent, const std::string& name,
+                         fuse_ino_t newparent, int timeout_ms = 200);
   // Drops now, from the calling request, the cached listing (and
   // attributes) of every node of the folder entry `folder_id`
   // (NodeKind::kFolder) but `except` (the directory the request came
@@ -84,6 +96,16 @@ class Invalidator {
 
   uint64_t notifications() const { return sent_.load(); }
 
+  // How the notices reach the kernel: by default
+  // fuse_lowlevel_notify_inval_entry and _inval_inode on the session
+  // Start was given. Unit tests put functions here (before Start, with a
+  // null session) that record the notices instead: no mount needed.
+  struct Kernel {
+    std::function<int(fuse_ino_t parent, const std::string& name)> inval_entry;
+    std::function<int(fuse_ino_t ino, off_t off)> inval_inode;
+  };
+  void SetKernelForTesting(Kernel kernel) { kernel_ = std::move(kernel); }
+
  private:
   enum class What : uint8_t {
     kEntry,     // the dentry (ino = parent, name)
@@ -97,10 +119,17 @@ class Invalidator {
   void Push(Item item);
   void Run(int poll_ms);
   void InvalidateAll();
+  // Whether notices can be sent: Start was called, with a session or a
+  // test's Kernel.
+  bool attached() const { return started_ && (se_ != nullptr || kernel_.inval_inode != nullptr); }
+  int InvalEntry(fuse_ino_t parent, const std::string& name);
+  int InvalInode(fuse_ino_t ino, off_t off);
 
   Catalog& catalog_;
   NodeTable& nodes_;
   fuse_session* se_ = nullptr;
+  bool started_ = false;
+  Kernel kernel_;
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -25,6 +25,14 @@ NodeSpec SlideListSpec(const std::string& key, const std::string& value) {
   return Spec(NodeKind::kSlideList, 0, Query{{{key, QueryLiteral(value)}}}.ToString());
 }
 
+// The slides/ of a record looked up as `record`: those whose `key` is its
+// `name` field; the lookup's error if it failed.
+template <class T>
+Result<NodeSpec> SlideListOf(const std::string& key, const Result<T>& record, std::string T::*name) {
+  if (!record.ok()) return record.status();
+  return SlideListSpec(key, (*record).*name);
+}
+
 Status NotFound(const std::string& name) {
   return Status(Code::kNotFound, "'" + name + "' does not exist");
 }
@@ -67,6 +75,7 @@ std::vector<std::string> FixedNames(NodeKind k) {
 
 // Fixed children whose spec needs no catalog access.
 std::optional<NodeSpec> StaticChild(const NodeSpec& n, const std::string& name) {
+  if (auto e = RecordDirEntity(n.kind); e && name == SidecarName(*e)) return SidecarSpec(*e, n.record_id);
   switch (n.kind) {
     case NodeKind::kRoot:
       if (name == "species") return Spec(NodeKind::kSpeciesView);
@@ -82,21 +91,8 @@ std::optional<NodeSpec> StaticChild(const NodeSpec& n, const std::string& name) 
       if (name == "status.json") return Spec(NodeKind::kStatusFile);
       if (name == "errors") return Spec(NodeKind::kErrorsFile);
       break;
-    case NodeKind::kSpecies:
-      if (name == "species.json") return SidecarSpec(Entity::kSpecies, n.record_id);
-      break;
-    case NodeKind::kSample:
-      if (name == "sample.json") return SidecarSpec(Entity::kSample, n.record_id);
-      break;
-    case NodeKind::kDye:
-      if (name == "dye.json") return SidecarSpec(Entity::kDye, n.record_id);
-      break;
     case NodeKind::kSlide:
-      if (name == "slide.json") return SidecarSpec(Entity::kSlide, n.record_id);
       if (name == "images") return Spec(NodeKind::kImages, n.record_id);
-      break;
-    case NodeKind::kImage:
-      if (name == "image.json") return SidecarSpec(Entity::kImage, n.record_id);
       break;
     case NodeKind::kTag:
       if (name == "images") return Spec(NodeKind::kTagImages, n.record_id);
@@ -192,32 +188,21 @@ Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& na
       return Spec(NodeKind::kQuery, 0, name);
     }
     case NodeKind::kSpecies:
-      if (name == "slides") {
-        SFS_ASSIGN_OR_RETURN(Species s, catalog_.SpeciesById(parent.record_id));
-        return SlideListSpec("species", s.name);
-      }
-      return NotFound(name);
     case NodeKind::kSample:
-      if (name == "slides") {
-        SFS_ASSIGN_OR_RETURN(Sample s, catalog_.SampleById(parent.record_id));
-        return SlideListSpec("sample", s.name);
-      }
-      return NotFound(name);
     case NodeKind::kDye:
-      if (name == "slides") {
-        SFS_ASSIGN_OR_RETURN(Dye d, catalog_.DyeById(parent.record_id));
-        return SlideListSpec("dye", d.short_name);
-      }
-      return NotFound(name);
     case NodeKind::kStructure:
-      if (name == "slides") return SlideListSpec("structure", parent.text);
-      return NotFound(name);
-    case NodeKind::kTag:
-      if (name == "slides") {
-        SFS_ASSIGN_OR_RETURN(Tag t, catalog_.TagById(parent.record_id));
-        return SlideListSpec("tag", t.name);
+    case NodeKind::kTag: {
+      // slides/: the query `<kind>=<the record's name>`.
+      if (name != "slides") return NotFound(name);
+      const int64_t id = parent.record_id;
+      switch (parent.kind) {
+        case NodeKind::kSpecies: return SlideListOf("species", catalog_.SpeciesById(id), &Species::name);
+        case NodeKind::kSample: return SlideListOf("sample", catalog_.SampleById(id), &Sample::name);
+        case NodeKind::kDye: return SlideListOf("dye", catalog_.DyeById(id), &Dye::short_name);
+        case NodeKind::kTag: return SlideListOf("tag", catalog_.TagById(id), &Tag::name);
+        default: return SlideListSpec("structure", parent.text);
       }
-      return NotFound(name);
+    }
     case NodeKind::kSlidesView:
       return Found(catalog_.SlideByReference(name), [](const Slide& s) { return Spec(NodeKind::kSlide, s.id); });
     case NodeKind::kSlideList: {
@@ -414,26 +399,22 @@ Result<struct stat> Namespace::Attr(const NodeSpec& n) {
       set_time(ParseIso8601(i.acquired));
       break;
     }
+    // The record's directory (kImages: its slide's images/), while the
+    // record exists.
     case NodeKind::kSpecies:
-      SFS_RETURN_IF_ERROR(catalog_.SpeciesById(n.record_id).status());
-      st.st_mode = S_IFDIR | 0755;
-      break;
     case NodeKind::kSample:
-      SFS_RETURN_IF_ERROR(catalog_.SampleById(n.record_id).status());
-      st.st_mode = S_IFDIR | 0755;
-      break;
     case NodeKind::kDye:
-      SFS_RETURN_IF_ERROR(catalog_.DyeById(n.record_id).status());
-      st.st_mode = S_IFDIR | 0755;
-      break;
     case NodeKind::kTag:
-      SFS_RETURN_IF_ERROR(catalog_.TagById(n.record_id).status());
+    case NodeKind::kImages: {
+      Status exists = n.kind == NodeKind::kSpecies ? catalog_.SpeciesById(n.record_id).status()
+                      : n.kind == NodeKind::kSample ? catalog_.SampleById(n.record_id).status()
+                      : n.kind == NodeKind::kDye    ? catalog_.DyeById(n.record_id).status()
+                      : n.kind == NodeKind::kTag    ? catalog_.TagById(n.record_id).status()
+                                                    : catalog_.SlideById(n.record_id).status();
+      SFS_RETURN_IF_ERROR(exists);
       st.st_mode = S_IFDIR | 0755;
       break;
-    case NodeKind::kImages:
-      SFS_RETURN_IF_ERROR(catalog_.SlideById(n.record_id).status());
-      st.st_mode = S_IFDIR | 0755;
-      break;
+    }
     // Directories where creating something has a meaning are writable.
     case NodeKind::kSpeciesView:
     case NodeKind::kSamplesView:

@@ -29,6 +29,23 @@ std::optional<QueryTerm> CreatingTerm(const NodeSpec& n) {
   return t;
 }
 
+// A new entry of `type` named `name` in folder `parent`, modified now
+// (`what`, "files" or "symlinks", names them when refused).
+Result<Entry> NewEntry(const NodeSpec& parent, const std::string& name, EntryType type, const char* what) {
+  SFS_RETURN_IF_ERROR(ValidateName(name));
+  if (parent.kind != NodeKind::kFolder)
+    return NoMeaning(std::string(what) + " can only be created inside an image's files/, not in " +
+                     NodeKindName(parent.kind));
+  Entry e;
+  e.parent_id = parent.record_id;
+  e.name = name;
+  e.type = type;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  e.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  return e;
+}
+
 }  // namespace
 
 Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& name, mode_t mode,
@@ -159,38 +176,18 @@ Status Namespace::Rmdir(const NodeSpec& parent, const std::string& name) {
 
 Result<Entry> Namespace::CreateFile(const NodeSpec& parent, const std::string& name, mode_t mode,
                                     const std::string& empty_hash) {
-  SFS_RETURN_IF_ERROR(ValidateName(name));
-  if (parent.kind != NodeKind::kFolder)
-    return NoMeaning(std::string("files can only be created inside an image's files/, not in ") +
-                     NodeKindName(parent.kind));
-  Entry e;
-  e.parent_id = parent.record_id;
-  e.name = name;
-  e.type = EntryType::kFile;
+  SFS_ASSIGN_OR_RETURN(Entry e, NewEntry(parent, name, EntryType::kFile, "files"));
   e.hash = empty_hash;
   e.mode = mode & 07777;
   e.kind = KindFromName(name);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  e.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   return catalog_.CreateEntry(e);
 }
 
 Result<Entry> Namespace::Symlink(const NodeSpec& parent, const std::string& name,
                                  const std::string& target) {
-  SFS_RETURN_IF_ERROR(ValidateName(name));
-  if (parent.kind != NodeKind::kFolder)
-    return NoMeaning(std::string("symlinks can only be created inside an image's files/, not in ") +
-                     NodeKindName(parent.kind));
-  Entry e;
-  e.parent_id = parent.record_id;
-  e.name = name;
-  e.type = EntryType::kSymlink;
+  SFS_ASSIGN_OR_RETURN(Entry e, NewEntry(parent, name, EntryType::kSymlink, "symlinks"));
   e.target = target;
   e.mode = 0777;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  e.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   return catalog_.CreateEntry(e);
 }
 

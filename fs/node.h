@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "catalog/query.h"
@@ -73,5 +74,28 @@ inline NodeSpec Spec(NodeKind kind, int64_t id = 0, std::string text = {}) {
 
 // "slide", "files/", ... for messages.
 const char* NodeKindName(NodeKind kind);
+
+// The directory of a record (species/<name>, slides/<reference>, ...) and
+// the record's entity, both ways; other kinds and entities have none.
+inline std::optional<Entity> RecordDirEntity(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::kSpecies: return Entity::kSpecies;
+    case NodeKind::kSample: return Entity::kSample;
+    case NodeKind::kDye: return Entity::kDye;
+    case NodeKind::kSlide: return Entity::kSlide;
+    case NodeKind::kImage: return Entity::kImage;
+    default: return std::nullopt;
+  }
+}
+inline std::optional<NodeKind> RecordDirKind(Entity entity) {
+  switch (entity) {
+    case Entity::kSpecies: return NodeKind::kSpecies;
+    case Entity::kSample: return NodeKind::kSample;
+    case Entity::kDye: return NodeKind::kDye;
+    case Entity::kSlide: return NodeKind::kSlide;
+    case Entity::kImage: return NodeKind::kImage;
+    default: return std::nullopt;
+  }
+}
 
 }  // namespace samplefs::fs

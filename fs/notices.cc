@@ -1,6 +1,5 @@
 #include "fs/notices.h"
 
-#include <utility>
 
 #include "fs/filesystem.h"
 
@@ -24,15 +23,20 @@ void PostChanged(Filesystem& fs, fuse_ino_t parent, const std::string& name) {
     }
 }
 
+void PostRenamed(Filesystem& fs, fuse_ino_t parent, const std::string& name, fuse_ino_t newparent) {
+  auto ino = fs.nodes().Find(parent, name);
+  auto n = ino ? fs.nodes().Get(*ino) : std::nullopt;
+  if (!n || n->spec.kind == NodeKind::kFile || n->spec.kind == NodeKind::kSymlink ||
+      n->spec.kind == NodeKind::kFolder)
+    return PostChanged(fs, parent, name);
+  fs.invalidator().PostRenamedRecord(n->spec.kind, n->spec.record_id, parent, name, newparent);
+  if (n->spec.kind == NodeKind::kSlide) PostStructures(fs);
+}
+
 void PostChangedNode(Filesystem& fs, const NodeSpec& spec, Notices notices) {
   fs.invalidator().PostRecord(spec.kind, spec.record_id);
   if (spec.kind == NodeKind::kSidecar) {
-    static const std::pair<Entity, NodeKind> kDirs[] = {
-        {Entity::kSpecies, NodeKind::kSpecies}, {Entity::kSample, NodeKind::kSample},
-        {Entity::kDye, NodeKind::kDye}, {Entity::kSlide, NodeKind::kSlide},
-        {Entity::kImage, NodeKind::kImage}};
-    for (auto [e, k] : kDirs)
-      if (e == spec.entity) fs.invalidator().PostRecord(k, spec.record_id);
+    if (auto dir = RecordDirKind(spec.entity)) fs.invalidator().PostRecord(*dir, spec.record_id);
     if (spec.entity == Entity::kSlide) PostStructures(fs);
   }
   if (notices == Notices::kAwait && spec.kind != NodeKind::kFile && spec.kind != NodeKind::kSymlink &&

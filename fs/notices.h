@@ -23,6 +23,16 @@ void PostStructures(Filesystem& fs);
 // After a change to the record at (parent, name): every other path of it.
 void PostChanged(Filesystem& fs, fuse_ino_t parent, const std::string& name);
 
+// After a rename of the record at (parent, name) to a name in `newparent`
+// (before NodeTable::Rename): every other path of it. A record's directory
+// (species, sample, slide, image, ...) is gone from its old paths when the
+// rename replies (Invalidator::PostRenamedRecord awaits the notices, within
+// Drain's bound): a slide moved to another sample no longer stats through
+// the old sample (the test of this flaked under load while they were still
+// queued). A file, symlink or folder is as PostChanged: its notices are
+// queued and nothing is awaited (rsync renames every file it writes).
+void PostRenamed(Filesystem& fs, fuse_ino_t parent, const std::string& name, fuse_ino_t newparent);
+
 enum class Notices { kQueue, kAwait };
 
 // After a change to the record a node stands for (tags, fields, sidecar).

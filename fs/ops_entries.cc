@@ -267,6 +267,15 @@ void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t parent, const char* name) {
                                         "(identical contents are stored once) or use a symlink"));
 }
 
+// After a successful unlink or rmdir of (parent, name): the other paths'
+// notices, the listings, the name unbound, and the reply.
+static void ReplyRemoved(fuse_req_t req, Filesystem& fs, const NodeSpec& ps, fuse_ino_t parent, const char* name) {
+  PostChanged(fs, parent, name);
+  DropListings(fs, ps, parent, name);
+  fs.nodes().Unbind(parent, name);
+  fuse_reply_err(req, 0);
+}
+
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   SFS_FUSE_TRY
   Filesystem& fs = Fs(req);
@@ -280,10 +289,7 @@ void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     s = fs.ns().Unlink(ps, name);
   }
   if (!s.ok()) return ReplyStatus(req, "unlink", fs.PathOf(parent, name), s);
-  PostChanged(fs, parent, name);
-  DropListings(fs, ps, parent, name);
-  fs.nodes().Unbind(parent, name);
-  fuse_reply_err(req, 0);
+  ReplyRemoved(req, fs, ps, parent, name);
   SFS_FUSE_CATCH("unlink")
 }
 
@@ -294,10 +300,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!ParentSpec(req, parent, &ps)) return;
   Status s = fs.ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs.PathOf(parent, name), s);
-  PostChanged(fs, parent, name);
-  DropListings(fs, ps, parent, name);
-  fs.nodes().Unbind(parent, name);
-  fuse_reply_err(req, 0);
+  ReplyRemoved(req, fs, ps, parent, name);
   SFS_FUSE_CATCH("rmdir")
 }
 
@@ -353,7 +356,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   KeepOrphanIfOpen(fs, nps, newname);  // replaced by the rename
   auto r = fs.ns().Rename(ps, name, nps, newname, flags);
   if (!r.ok()) return ReplyStatus(req, "rename", fs.PathOf(parent, name), r.status());
-  PostChanged(fs, parent, name);  // also the old name on other paths
+  PostRenamed(fs, parent, name, newparent);  // also the old name on other paths
   if (nps == ps) {
     DropListings(fs, ps, parent, newname);
   } else {

@@ -29,18 +29,33 @@ const char* CommentField(Entity e) {
 }  // namespace
 
 std::optional<std::pair<Entity, int64_t>> XattrRecord(const NodeSpec& n) {
+  if (auto e = RecordDirEntity(n.kind)) return std::make_pair(*e, n.record_id);
   switch (n.kind) {
-    case NodeKind::kSpecies: return std::make_pair(Entity::kSpecies, n.record_id);
-    case NodeKind::kSample: return std::make_pair(Entity::kSample, n.record_id);
-    case NodeKind::kDye: return std::make_pair(Entity::kDye, n.record_id);
-    case NodeKind::kSlide: return std::make_pair(Entity::kSlide, n.record_id);
-    case NodeKind::kImage: return std::make_pair(Entity::kImage, n.record_id);
     case NodeKind::kFolder:
     case NodeKind::kFile:
     case NodeKind::kSymlink: return std::make_pair(Entity::kEntry, n.record_id);
     default: return std::nullopt;
   }
 }
+
+namespace {
+
+// The record whose attribute `name` is asked for; kNotFound (the attribute
+// is absent) for a node that has none.
+Result<std::pair<Entity, int64_t>> RecordWithAttributes(const NodeSpec& node, const std::string& name) {
+  auto rec = XattrRecord(node);
+  if (!rec) return Status(Code::kNotFound, "no attribute " + name);
+  return *rec;
+}
+
+// The record's tags; kNotFound when it has none (user.xdg.tags is absent).
+Result<std::vector<std::string>> PresentTags(Catalog& c, Entity entity, int64_t id) {
+  SFS_ASSIGN_OR_RETURN(auto tags, c.TagsOf(entity, id));
+  if (tags.empty()) return Status(Code::kNotFound, "no tags");
+  return tags;
+}
+
+}  // namespace
 
 std::vector<std::string> SplitTags(const std::string& value) {
   std::vector<std::string> out;
@@ -94,12 +109,10 @@ Result<std::vector<std::string>> ListXattrs(Catalog& c, const NodeSpec& node) {
 }
 
 Result<std::string> GetXattr(Catalog& c, const NodeSpec& node, const std::string& name) {
-  auto rec = XattrRecord(node);
-  if (!rec) return Status(Code::kNotFound, "no attribute " + name);
-  auto [entity, id] = *rec;
+  SFS_ASSIGN_OR_RETURN(auto rec, RecordWithAttributes(node, name));
+  auto [entity, id] = rec;
   if (name == kTags) {
-    SFS_ASSIGN_OR_RETURN(auto tags, c.TagsOf(entity, id));
-    if (tags.empty()) return Status(Code::kNotFound, "no tags");
+    SFS_ASSIGN_OR_RETURN(auto tags, PresentTags(c, entity, id));
     return JoinTags(tags);
   }
   std::string comment_field = CommentField(entity);
@@ -167,12 +180,10 @@ Status SetXattr(Catalog& c, const NodeSpec& node, const std::string& name, const
 }
 
 Status RemoveXattr(Catalog& c, const NodeSpec& node, const std::string& name) {
-  auto rec = XattrRecord(node);
-  if (!rec) return Status(Code::kNotFound, "no attribute " + name);
-  auto [entity, id] = *rec;
+  SFS_ASSIGN_OR_RETURN(auto rec, RecordWithAttributes(node, name));
+  auto [entity, id] = rec;
   if (name == kTags) {
-    SFS_ASSIGN_OR_RETURN(auto tags, c.TagsOf(entity, id));
-    if (tags.empty()) return Status(Code::kNotFound, "no tags");
+    SFS_ASSIGN_OR_RETURN(auto tags, PresentTags(c, entity, id));
     return c.SetTags(entity, id, {});
   }
   std::string comment_field = CommentField(entity);

@@ -40,6 +40,7 @@
 #include "catalog/config.h"
 #include "catalog/object_store.h"
 #include "catalog/recovery.h"
+#include "catalog/unique_fd.h"
 #include "fs/filesystem.h"
 
 namespace {
@@ -241,11 +242,11 @@ bool CheckCatalogExists(const samplefs::Config& cfg, bool create, std::string* e
 }
 
 // Opens the catalog and store, recovers what a dead daemon sealed, mounts
-// and serves until unmounted or signalled. `ready_fd` >= 0: daemonized; the
+// and serves until unmounted or signalled. `ready` valid: daemonized; the
 // parent waits on it for 'm' (mounted) or EOF (failed, reason on stderr).
 int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOptions mopts,
           const std::vector<std::string>& fuse_opts, std::optional<uint64_t> write_behind_min_free,
-          bool create, int ready_fd) {
+          bool create, samplefs::UniqueFd ready) {
   std::unique_ptr<samplefs::Catalog> catalog;
   std::unique_ptr<samplefs::ObjectStore> store;
   // listen: other mounts' and tools' changes come as notifications
@@ -311,22 +312,20 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, args.mountpoint.c_str()) == 0) {
       spdlog::info("mounted {} (catalog {}, store {})", args.mountpoint, samplefs::RedactCatalogUrl(cfg.catalog), cfg.store);
-      if (ready_fd >= 0) {
+      if (ready.valid()) {
         // Mounted: from now on the log goes to its file (or syslog), the
         // terminal is let go, and the parent exits 0.
         spdlog::drop_all();
         SetupLogging(cfg, true);
-        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-          ::dup2(null, 0);
-          ::dup2(null, 1);
-          ::dup2(null, 2);
-          ::close(null);
+        if (samplefs::UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC)); null.valid()) {
+          ::dup2(null.get(), 0);
+          ::dup2(null.get(), 1);
+          ::dup2(null.get(), 2);
         }
         if (::chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
         char verdict = 'm';
-        (void)!::write(ready_fd, &verdict, 1);
-        ::close(ready_fd);
+        (void)!::write(ready.get(), &verdict, 1);
+        ready.reset();
       }
       filesystem.invalidator().Start(se);
       filesystem.committer().Start();
@@ -433,7 +432,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  if (args.foreground) return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, -1);
+  if (args.foreground) return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, samplefs::UniqueFd());
 
   // Daemonize first, then open anything: POSIX locks (SQLite's) and threads
   // do not survive a fork, and a daemon that opened the catalog before
@@ -441,21 +440,22 @@ int main(int argc, char** argv) {
   // took itself for the only connection and deleted the live -wal/-shm.
   // The parent waits until the child has mounted (or failed, having printed
   // why on the inherited stderr) and exits with its verdict.
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) {
     std::perror("samplefs: pipe");
     return 1;
   }
+  samplefs::UniqueFd ready_read(ends[0]), ready_write(ends[1]);
   pid_t child = ::fork();
   if (child < 0) {
     std::perror("samplefs: fork");
     return 1;
   }
   if (child > 0) {
-    ::close(ready[1]);
+    ready_write.reset();
     char verdict = 0;
     ssize_t n;
-    do n = ::read(ready[0], &verdict, 1);
+    do n = ::read(ready_read.get(), &verdict, 1);
     while (n < 0 && errno == EINTR);
     if (n == 1 && verdict == 'm') return 0;  // mounted; the child serves it
     int status = 0;
@@ -463,7 +463,7 @@ int main(int argc, char** argv) {
     if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return WEXITSTATUS(status);
     return 1;
   }
-  ::close(ready[0]);
+  ready_read.reset();
   ::setsid();
-  return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, ready[1]);
+  return Serve(args, *cfg, mopts, fuse_opts, write_behind_min_free, create, std::move(ready_write));
 }

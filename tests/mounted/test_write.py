@@ -1113,6 +1113,27 @@ class NamespaceAndRecords(WriteTestCase):
         self.assertEqual(sorted(os.listdir(m.path("samples"))), ["S8"])
         self.assertEqual(os.listdir(m.path("slides")), [])
 
+    def test_moved_slide_is_gone_from_its_old_sample_when_rename_returns(self):
+        # The rename awaits the notices that drop the slide's other paths
+        # (Invalidator::PostRenamedRecord): the old path through the old
+        # sample, cached by the kernel just before, must not resolve right
+        # after rename() returns (it did under load while they were queued).
+        m = self.m
+        for name in ("P12", "P13"):
+            os.mkdir(m.path("samples", name))
+        os.mkdir(m.path("samples", "P12", "slides", "S7"))
+        os.mkdir(m.path("slides", "S7", "images", "cell01"))
+        src, dst = "P12", "P13"
+        for i in range(50):
+            # Cached through the old sample (and its image below it).
+            self.assertTrue(os.path.isdir(m.path("samples", src, "slides", "S7", "images", "cell01")), i)
+            os.rename(m.path("slides", "S7"), m.path("samples", dst, "slides", "S7"))
+            self.assertFalse(os.path.exists(m.path("samples", src, "slides", "S7")), (i, src))
+            self.assertTrue(os.path.isdir(m.path("samples", dst, "slides", "S7", "images", "cell01")), i)
+            src, dst = dst, src
+        self.assertEqual(m.sql("SELECT sa.name FROM slide s JOIN sample sa ON sa.id = s.sample_id "
+                               "WHERE s.reference = 'S7'"), [(src,)])
+
 
 class KindAfterRename(WriteTestCase):
     """Issue 13 point 7: a file written under a temporary name and renamed

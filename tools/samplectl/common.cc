@@ -240,6 +240,14 @@ Status Output::Close() {
   return Status::Ok();
 }
 
+int CloseOutput(Output& out) {
+  if (Status s = out.Close(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitProblems;
+  }
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------------------
 // Targets
 

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -66,6 +67,19 @@ struct Command {
   bool needs_config = true;
 };
 using Commands = std::vector<Command>;
+
+// Declares subcommand `name` of `app`, run by `run` with an `Options` that
+// lives as long as the command. Returns the subcommand, to which the caller
+// adds the options, and the options they fill.
+template <typename Options>
+std::pair<CLI::App*, std::shared_ptr<Options>> AddCommand(CLI::App& app, Commands& out, const std::string& name,
+                                                         const std::string& description,
+                                                         int (*run)(Context&, const Options&)) {
+  auto options = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand(name, description);
+  out.push_back({sub, [options, run](Context& ctx) { return run(ctx, *options); }});
+  return {sub, options};
+}
 
 void AddInitCommand(CLI::App& app, Commands& out);
 void AddImportCommand(CLI::App& app, Commands& out);
@@ -135,6 +149,10 @@ class Output {
   std::string path_;
   bool owned_ = false;
 };
+
+// Closes `out`: kExitOk, or kExitProblems having logged why (a write
+// failed: disk full, EPIPE).
+int CloseOutput(Output& out);
 
 // Serialises JSON; invalid UTF-8 in catalog text becomes U+FFFD instead of
 // throwing.

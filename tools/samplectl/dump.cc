@@ -228,11 +228,7 @@ int RunDump(Context& ctx, const DumpOptions& o) {
     spdlog::error("dump failed: {}", s.message());
     return kExitProblems;
   }
-  if (Status c = out.Close(); !c.ok()) {
-    spdlog::error("{}", c.message());
-    return kExitProblems;
-  }
-  return kExitOk;
+  return CloseOutput(out);
 }
 
 // ---------------------------------------------------------------------------
@@ -586,22 +582,16 @@ int RunLoad(Context& ctx, const LoadOptions& o) {
 }  // namespace
 
 void AddDumpCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<DumpOptions>();
-  auto* sub = app.add_subcommand(
-      "dump",
+  auto [sub, o] = AddCommand<DumpOptions>(app, out, "dump",
       "Write the whole catalog (records with their natural keys, not the objects) as one JSON\n"
-      "document, in a deterministic order and format.");
+      "document, in a deterministic order and format.", RunDump);
   sub->add_option("-o,--output", o->output, "Write to FILE instead of standard output");
-  out.push_back({sub, [o](Context& ctx) { return RunDump(ctx, *o); }});
 }
 
 void AddLoadCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<LoadOptions>();
-  auto* sub = app.add_subcommand(
-      "load",
-      "Load a document written by 'samplectl dump' into an EMPTY catalog (all or nothing).");
+  auto [sub, o] = AddCommand<LoadOptions>(app, out, "load",
+      "Load a document written by 'samplectl dump' into an EMPTY catalog (all or nothing).", RunLoad);
   sub->add_option("FILE", o->file, "The dump document")->required();
-  out.push_back({sub, [o](Context& ctx) { return RunLoad(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

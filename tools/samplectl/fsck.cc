@@ -360,28 +360,22 @@ int RunGc(Context& ctx, const GcOptions& o) {
 }  // namespace
 
 void AddFsckCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<FsckOptions>();
-  auto* sub = app.add_subcommand(
-      "fsck",
+  auto [sub, o] = AddCommand<FsckOptions>(app, out, "fsck",
       "Check the catalog (integrity_check, foreign keys) and the store: records whose object is\n"
       "missing or has the wrong size, corrupt objects (--verify re-hashes every object),\n"
       "unreferenced objects and stale staging files (reported as info). Exit 1 when problems\n"
-      "are found.");
+      "are found.", RunFsck);
   sub->add_flag("--verify", o->verify, "Re-hash every object (reads the whole store)");
   sub->add_flag("--repair", o->repair, "Apply lossless fixes: record versions a dead daemon sealed, remove staging files older than a day");
-  out.push_back({sub, [o](Context& ctx) { return RunFsck(ctx, *o); }});
 }
 
 void AddGcCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<GcOptions>();
-  auto* sub = app.add_subcommand(
-      "gc",
+  auto [sub, o] = AddCommand<GcOptions>(app, out, "gc",
       "Remove objects that no record references and that are older than the grace period.\n"
-      "Safe while the catalog is mounted.");
+      "Safe while the catalog is mounted.", RunGc);
   sub->add_flag("-n,--dry-run", o->dry_run, "List what would be removed (hash and size); change nothing");
   sub->add_option("--grace", o->grace, "Spare objects younger than this (30s, 10m, 1h, 2d, 0)")
       ->capture_default_str();
-  out.push_back({sub, [o](Context& ctx) { return RunGc(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

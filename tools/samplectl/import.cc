@@ -198,15 +198,6 @@ std::string Iso8601(time_t t) {
   return buf;
 }
 
-const char* TypeName(EntryType t) {
-  switch (t) {
-    case EntryType::kFile: return "file";
-    case EntryType::kFolder: return "folder";
-    case EntryType::kSymlink: return "symlink";
-  }
-  return "file";
-}
-
 struct Counters {
   int64_t species = 0, samples = 0, slides = 0, images = 0;
   int64_t files = 0, folders = 0, symlinks = 0, updated = 0, unchanged = 0;
@@ -491,6 +482,13 @@ class Importer {
       return std::nullopt;
     };
     auto check = [&](const Status& s) { return s.ok() || s.is_not_found(); };
+    // `what` is filed in the catalog under another `owner` (a species or a
+    // sample) than the path's `expected`.
+    auto misfiled = [&](const std::string& what, const char* owner_kind, const auto& owner,
+                        const std::string& expected) {
+      return fail(what + " belongs to " + owner_kind + " '" + (owner.ok() ? owner->name : std::string("?")) +
+                  "' in the catalog, not '" + expected + "'");
+    };
 
     // Look everything up first: nothing is created for an image whose path
     // contradicts the catalog.
@@ -507,10 +505,7 @@ class Importer {
       if (r.ok()) {
         sample = *r;
         if (t_.has(Placeholder::kSpecies) && (!species || species->id != sample->species_id)) {
-          auto owner = cat_.SpeciesById(sample->species_id);
-          return fail("sample '" + m.sample + "' belongs to species '" +
-                      (owner.ok() ? owner->name : std::string("?")) + "' in the catalog, not '" +
-                      m.species + "'");
+          return misfiled("sample '" + m.sample + "'", "species", cat_.SpeciesById(sample->species_id), m.species);
         }
       } else if (!t_.has(Placeholder::kSpecies)) {
         return fail("sample '" + m.sample +
@@ -524,10 +519,7 @@ class Importer {
       if (r.ok()) {
         slide = *r;
         if (t_.has(Placeholder::kSample) && (!sample || sample->id != slide->sample_id)) {
-          auto owner = cat_.SampleById(slide->sample_id);
-          return fail("slide '" + m.slide + "' belongs to sample '" +
-                      (owner.ok() ? owner->name : std::string("?")) + "' in the catalog, not '" +
-                      m.sample + "'");
+          return misfiled("slide '" + m.slide + "'", "sample", cat_.SampleById(slide->sample_id), m.sample);
         }
         if (!t_.has(Placeholder::kSample) && t_.has(Placeholder::kSpecies)) {
           auto owner = cat_.SampleById(slide->sample_id);
@@ -704,8 +696,8 @@ class Importer {
         continue;
       }
       if (old && old->type != type) {
-        Problem(relp, std::string("is a ") + TypeName(type) + " but " + shown + " is recorded as a " +
-                          TypeName(old->type) + "; left as it is");
+        Problem(relp, std::string("is a ") + EntryTypeName(type) + " but " + shown + " is recorded as a " +
+                          EntryTypeName(old->type) + "; left as it is");
         if (type == EntryType::kFile) ProgressAdd(1, static_cast<uint64_t>(st.st_size));
         continue;
       }
@@ -785,7 +777,7 @@ class Importer {
           std::printf("would %s file %s (%llu bytes)\n", update ? "update" : "create", shown.c_str(),
                       static_cast<unsigned long long>(e.size));
         else
-          std::printf("would %s %s %s\n", update ? "update" : "create", TypeName(e.type), shown.c_str());
+          std::printf("would %s %s %s\n", update ? "update" : "create", EntryTypeName(e.type), shown.c_str());
       }
       Count(op, e.size);
       return;
@@ -939,12 +931,10 @@ int RunImport(Context& ctx, const ImportOptions& o) {
 }  // namespace
 
 void AddImportCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<ImportOptions>();
-  auto* sub = app.add_subcommand(
-      "import",
+  auto [sub, o] = AddCommand<ImportOptions>(app, out, "import",
       "Record an existing directory tree. --layout maps its folders onto records, e.g.\n"
       "'{species}/{sample}/{slide}/{image}/'; everything below the image folder becomes that\n"
-      "image's files. Resumable: re-running skips what is already recorded (same size and mtime).");
+      "image's files. Resumable: re-running skips what is already recorded (same size and mtime).", RunImport);
   sub->add_option("SRC", o->src, "Folder to import")->required();
   sub->add_option("--layout", o->layout,
                   "Path template: {species}, {sample}, {slide}, {image} and literal folder names")
@@ -955,7 +945,6 @@ void AddImportCommand(CLI::App& app, Commands& out) {
   sub->add_option("-j,--jobs", o->jobs, "Files stored in parallel")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  out.push_back({sub, [o](Context& ctx) { return RunImport(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

@@ -47,14 +47,11 @@ int RunInit(Context& ctx, const InitOptions& o) {
 }  // namespace
 
 void AddInitCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<InitOptions>();
-  auto* sub = app.add_subcommand(
-      "init",
+  auto [sub, o] = AddCommand<InitOptions>(app, out, "init",
       "Create the catalog (0600) and object store (0700) at the configured place, or where "
-      "--catalog/--store say. An existing catalog and store are kept with their data.");
+      "--catalog/--store say. An existing catalog and store are kept with their data.", RunInit);
   sub->add_option("--catalog", o->catalog, "Catalog file to create (overrides the configuration)");
   sub->add_option("--store", o->store, "Object store directory to create (overrides the configuration)");
-  out.push_back({sub, [o](Context& ctx) { return RunInit(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "catalog/fields.h"
 #include "catalog/query.h"
 #include "tools/samplectl/common.h"
 
@@ -32,15 +33,6 @@ struct SlideRow {
 
 const std::vector<std::string> kQueryColumns = {"reference", "sample",     "species", "creator",
                                                 "created",   "labellings", "tags"};
-
-std::string LabellingsText(const SlideRow& r) {
-  std::string out;
-  for (const auto& [l, dye] : r.labellings) {
-    if (!out.empty()) out += ';';
-    out += l.structure + ":" + dye;
-  }
-  return out;
-}
 
 std::string Join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -132,7 +124,7 @@ int RunQuery(Context& ctx, const QueryOptions& o) {
         return kExitProblems;
       }
       std::vector<std::string> fields = {r->slide.reference, r->sample,       r->species,
-                                         r->slide.creator,   r->slide.created, LabellingsText(*r),
+                                         r->slide.creator,   r->slide.created, JoinLabellings(r->labellings),
                                          Join(r->tags, ",")};
       if (format == Format::kCsv) {
         out.Write(CsvRow(fields));
@@ -178,11 +170,7 @@ int RunQuery(Context& ctx, const QueryOptions& o) {
     if (!ctx.globals.quiet)
       spdlog::info("{} slide{}", count, count == 1 ? "" : "s");
   }
-  if (Status s = out.Close(); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return kExitProblems;
-  }
-  return kExitOk;
+  return CloseOutput(out);
 }
 
 // ---------------------------------------------------------------------------
@@ -282,10 +270,7 @@ int RunExport(Context& ctx, const ExportOptions& o) {
     ++count;
   }
   if (o.json) out.Write(count ? "\n]\n" : "]\n");
-  if (Status s = out.Close(); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return kExitProblems;
-  }
+  if (int closed = CloseOutput(out); closed != kExitOk) return closed;
   spdlog::debug("exported {} rows of {}", count, name);
   return kExitOk;
 }
@@ -293,34 +278,28 @@ int RunExport(Context& ctx, const ExportOptions& o) {
 }  // namespace
 
 void AddQueryCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<QueryOptions>();
-  auto* sub = app.add_subcommand(
-      "query",
+  auto [sub, o] = AddCommand<QueryOptions>(app, out, "query",
       "List the slides matching EXPR, the same key=value[,key=value...] expressions as the\n"
       "mount's query/ folder (keys: species, sample, dye, structure, tag, creator, user, created,\n"
       "modified, acquired, after, before, or any annotation key of a slide). Values: a|b either,\n"
       "* any text; !key=value negates; key<value and key>value compare dates and numbers.\n"
-      "Names match regardless of case when only one name does. No EXPR: every slide.");
+      "Names match regardless of case when only one name does. No EXPR: every slide.", RunQuery);
   sub->add_option("EXPR", o->expression, "Query expression, e.g. species=HeLa,dye=A647,tag=good");
   auto* csv = sub->add_flag("--csv", o->csv, "CSV with a header row");
   auto* json = sub->add_flag("--json", o->json, "A JSON array of objects");
   csv->excludes(json);
   sub->add_option("-o,--output", o->output, "Write to FILE instead of standard output");
-  out.push_back({sub, [o](Context& ctx) { return RunQuery(ctx, *o); }});
 }
 
 void AddExportCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<ExportOptions>();
-  auto* sub = app.add_subcommand(
-      "export",
+  auto [sub, o] = AddCommand<ExportOptions>(app, out, "export",
       "Write a table or view of the catalog (e.g. file_info, slide_info, image_info, species)\n"
-      "as CSV (default) or JSON, readable by pandas.read_csv / pandas.read_json.");
+      "as CSV (default) or JSON, readable by pandas.read_csv / pandas.read_json.", RunExport);
   sub->add_option("TABLE_OR_VIEW", o->name, "Table or view name")->required();
   auto* csv = sub->add_flag("--csv", o->csv, "CSV with a header row (the default)");
   auto* json = sub->add_flag("--json", o->json, "A JSON array of objects");
   csv->excludes(json);
   sub->add_option("-o,--output", o->output, "Write to FILE instead of standard output");
-  out.push_back({sub, [o](Context& ctx) { return RunExport(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

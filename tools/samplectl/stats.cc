@@ -71,13 +71,10 @@ int RunStats(Context& ctx, const StatsOptions& o) {
 }  // namespace
 
 void AddStatsCommand(CLI::App& app, Commands& out) {
-  auto o = std::make_shared<StatsOptions>();
-  auto* sub = app.add_subcommand(
-      "stats",
+  auto [sub, o] = AddCommand<StatsOptions>(app, out, "stats",
       "Counts per entity, bytes recorded (sum of file sizes), bytes stored (distinct objects\n"
-      "the records reference) and bytes saved by deduplication.");
+      "the records reference) and bytes saved by deduplication.", RunStats);
   sub->add_flag("--json", o->json, "JSON output");
-  out.push_back({sub, [o](Context& ctx) { return RunStats(ctx, *o); }});
 }
 
 }  // namespace samplefs::ctl

@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kTrashPrefix = ".Trash-";
 constexpr const char* kInfoSuffix = ".trashinfo";
+constexpr const char* kExpunged = "expunged";
 
 // uid of ".Trash-<uid>", or -1.
 int64_t TrashUid(const std::string& name) {
@@ -113,8 +114,11 @@ std::optional<Result<NodeSpec>> Namespace::LookupTrash(const NodeSpec& parent, c
       return Result<NodeSpec>(Spec(NodeKind::kTrashDir, uid));
     }
     case NodeKind::kTrashDir:
-      if (name == "files") return Result<NodeSpec>(Spec(NodeKind::kTrashFiles, parent.record_id));
-      if (name == "info") return Result<NodeSpec>(Spec(NodeKind::kTrashInfoDir, parent.record_id));
+      // expunged/ (text "expunged"): where GVfs moves what it empties
+      // before deleting it; always empty here, a move into it deletes.
+      if (parent.text.empty() && name == "files") return Result<NodeSpec>(Spec(NodeKind::kTrashFiles, parent.record_id));
+      if (parent.text.empty() && name == "info") return Result<NodeSpec>(Spec(NodeKind::kTrashInfoDir, parent.record_id));
+      if (parent.text.empty() && name == kExpunged) return Result<NodeSpec>(Spec(NodeKind::kTrashDir, parent.record_id, kExpunged));
       return Result<NodeSpec>(Status(Code::kNotFound, "'" + name + "' does not exist"));
     case NodeKind::kTrashFiles: {
       auto t = catalog_.TrashItemByName(parent.record_id, name);
@@ -143,7 +147,7 @@ std::optional<Status> Namespace::ListTrash(const NodeSpec& dir, uint64_t cookie,
   };
   switch (dir.kind) {
     case NodeKind::kTrashDir:
-      if (cookie >= kRecordCookieBase) return Status::Ok();
+      if (cookie >= kRecordCookieBase || !dir.text.empty()) return Status::Ok();
       return fixed({{"files", Spec(NodeKind::kTrashFiles, dir.record_id)},
                     {"info", Spec(NodeKind::kTrashInfoDir, dir.record_id)}});
     case NodeKind::kTrashFiles:
@@ -235,6 +239,16 @@ std::optional<Result<NodeSpec>> Namespace::RenameTrash(const NodeSpec& parent, c
                                                        const NodeSpec& new_parent, const std::string& new_name) {
   const bool from_trash = parent.kind == NodeKind::kTrashFiles, to_trash = new_parent.kind == NodeKind::kTrashFiles;
   if (!from_trash && !to_trash) return std::nullopt;
+  if (from_trash && new_parent.kind == NodeKind::kTrashDir && new_parent.text == kExpunged) {
+    // GVfs empties the trash by moving entries to expunged/ first.
+    auto t = catalog_.TrashItemByName(parent.record_id, name);
+    if (!t.ok()) return Result<NodeSpec>(t.status());
+    auto e = catalog_.EntryById(t->entry_id);
+    if (!e.ok()) return Result<NodeSpec>(e.status());
+    Status s = catalog_.DeleteTrashItem(t->id);
+    if (!s.ok()) return Result<NodeSpec>(s);
+    return Result<NodeSpec>(EntrySpecOf(*e));
+  }
   if (from_trash && to_trash)
     return Result<NodeSpec>(Status(Code::kPermission, "entries cannot be renamed inside the trash"));
   if (to_trash) {

@@ -156,19 +156,40 @@ class TrashTest(MountedTestCase):
         self.assertEqual(self.m.sql("SELECT count(*) FROM trash"), [(0,)])
         self.assertEqual(self.m.sql("SELECT count(*) FROM entry WHERE type = 'file'"), [(0,)])
 
-    def test_gio_trash_list_and_empty(self):
-        """--list/--empty/--restore go through trash:///, GVfs's trash backend."""
-        a = os.path.join(self.files, "a.bin")
-        write_random(a, 1000)
-        self.gio("trash", a)
-        r = subprocess.run(["dbus-run-session", "--", GIO, "trash", "--list"], capture_output=True, text=True,
-                           env=self.env)
+    def gvfs(self, *args):
+        """gio with trash:/// (GVfs's trash backend) in a D-Bus session of its own."""
+        return subprocess.run(["dbus-run-session", "--", GIO, *args], capture_output=True, text=True,
+                              env=self.env)
+
+    def test_gio_trash_list_restore_empty(self):
+        """--list/--restore/--empty go through trash:///, GVfs's trash backend."""
+        a, b = os.path.join(self.files, "a.bin"), os.path.join(self.files, "b.bin")
+        write_random(a, 300000, seed=1)
+        write_random(b, 200000, seed=2)
+        with open(a, "rb") as f:
+            data = f.read()
+        self.gio("trash", a, b)
+        r = self.gvfs("trash", "--list")
         if r.returncode != 0 or "not supported" in r.stderr.lower():
             self.skipTest("gio trash --list needs GVfs (gvfs-daemons) and a D-Bus session: " + r.stderr.strip())
-        self.assertIn("slides/S1/images/cell01/files/a.bin", r.stdout)
-        subprocess.run(["dbus-run-session", "--", GIO, "trash", "--empty"], check=True, env=self.env)
+        listed = dict(line.split("\t", 1) for line in r.stdout.splitlines() if "\t" in line)
+        self.assertEqual(sorted(listed.values()), [a, b])
+        before = self.store_bytes()
+        uri_a = next(u for u, p in listed.items() if p == a)
+        r = self.gvfs("trash", "--restore", uri_a)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(a, "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertEqual(os.listdir(os.path.join(self.trash, "files")), ["b.bin"])
+        r = self.gvfs("trash", "--empty")
+        self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(os.listdir(os.path.join(self.trash, "files")), [])
-
+        self.assertEqual(os.listdir(os.path.join(self.trash, "info")), [])
+        self.assertEqual(self.samplectl("trash", "list").stdout, "")
+        self.assertEqual(self.store_bytes(), before)  # until gc
+        self.samplectl("gc", "--grace", "0")
+        self.assertLess(self.store_bytes(), before)
+        self.assertHomeTrashEmpty()
 
 if __name__ == "__main__":
     unittest.main()

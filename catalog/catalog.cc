@@ -846,8 +846,15 @@ Status Catalog::DeleteImage(int64_t id) {
     SFS_ASSIGN_OR_RETURN(Image im, ImageById(id));
     SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM entry WHERE image_id = ? "
                                                 "AND parent_id IS NOT NULL", {id}));
-    if (n) return Status(Code::kNotEmpty, "image " + Quoted(im.name) + " still has " +
-                                              std::to_string(n) + " file(s) or folder(s)");
+    if (n) {
+      SFS_ASSIGN_OR_RETURN(int64_t trashed, Count(*db_, "SELECT count(*) FROM trash_info WHERE image_id = ?", {id}));
+      if (trashed)
+        return Status(Code::kNotEmpty, "image " + Quoted(im.name) + " has " + std::to_string(trashed) +
+                                           " entr" + (trashed == 1 ? "y" : "ies") +
+                                           " in the trash; restore or empty them first (samplectl trash)");
+      return Status(Code::kNotEmpty, "image " + Quoted(im.name) + " still has " +
+                                         std::to_string(n) + " file(s) or folder(s)");
+    }
     return Exec(*db_, "DELETE FROM image WHERE id = ?", {id});
   });
 }
@@ -1039,21 +1046,128 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
 Result<std::vector<Entry>> Catalog::ListEntries(int64_t parent_id, int64_t after_id, int limit) {
   std::lock_guard lock(mu_);
   return Rows<Entry>(*db_, std::string("SELECT ") + kEntryCols +
-                               " FROM entry WHERE parent_id = ? AND id > ? ORDER BY id LIMIT ?",
+                               " FROM entry WHERE parent_id = ? AND id > ? AND name NOT LIKE '/%' ORDER BY id LIMIT ?",
                      {parent_id, after_id, int64_t{limit}}, ReadEntry);
 }
 
 Result<int64_t> Catalog::CountEntries(int64_t parent_id) {
   std::lock_guard lock(mu_);
-  return Count(*db_, "SELECT count(*) FROM entry WHERE parent_id = ?", {parent_id});
+  return Count(*db_, "SELECT count(*) FROM entry WHERE parent_id = ? AND name NOT LIKE '/%'", {parent_id});
 }
 
 Result<std::vector<Entry>> Catalog::ListTaggedEntries(int64_t tag_id, int64_t after_id, int limit) {
   std::lock_guard lock(mu_);
   return Rows<Entry>(*db_, std::string("SELECT ") + kEntryCols +
                                " FROM entry WHERE id IN (SELECT record_id FROM tagging WHERE "
-                               "tag_id = ? AND entity = 'entry' AND record_id > ?) ORDER BY id LIMIT ?",
+                               "tag_id = ? AND entity = 'entry' AND record_id > ?) AND NOT EXISTS (SELECT 1 FROM "
+                               "entry_path ep WHERE ep.id = entry.id AND ep.path LIKE '/%') ORDER BY id LIMIT ?",
                      {tag_id, after_id, int64_t{limit}}, ReadEntry);
+}
+
+// ---------------------------------------------------------------------------
+// Trash (docs/DECISIONS.md "Trash"). A trashed entry moves to its image's
+// root under the name '/' || trash.id, which no file tool can create.
+
+namespace {
+constexpr const char* kTrashCols =
+    "t.id, t.entry_id, t.uid, t.name, t.original_parent_id, t.original_name, t.original_path, "
+    "t.deleted_at, e.type, e.size FROM trash t JOIN entry e ON e.id = t.entry_id";
+TrashItem ReadTrashItem(const Statement& st) {
+  TrashItem t;
+  t.id = st.Int(0);
+  t.entry_id = st.Int(1);
+  t.uid = st.Int(2);
+  t.name = st.Text(3);
+  t.original_parent_id = st.IsNull(4) ? 0 : st.Int(4);
+  t.original_name = st.Text(5);
+  t.original_path = st.Text(6);
+  t.deleted_at = st.Text(7);
+  t.type = EntryTypeFromName(st.Text(8));
+  t.size = static_cast<uint64_t>(st.Int(9));
+  return t;
+}
+}  // namespace
+
+Result<TrashItem> Catalog::TrashEntry(int64_t entry_id, int64_t uid, const std::string& trash_name,
+                                      const std::string& original_path, const std::string& deleted_at) {
+  SFS_RETURN_IF_ERROR(ValidateName(trash_name, "trash name"));
+  SFS_RETURN_IF_ERROR(ValidateText(original_path, "original path"));
+  return InTxn(*this, [&]() -> Result<TrashItem> {
+    SFS_ASSIGN_OR_RETURN(Entry e, EntryById(entry_id));
+    if (e.parent_id == 0) return Status(Code::kPermission, "files/ of an image cannot be trashed");
+    if (e.name.rfind('/', 0) == 0) return Status(Code::kAlreadyExists, "entry " + std::to_string(entry_id) + " is in the trash already");
+    if (TrashItemByName(uid, trash_name).ok())
+      return Status(Code::kAlreadyExists, Quoted(trash_name) + " is in the trash already");
+    SFS_ASSIGN_OR_RETURN(Entry root, FilesRoot(e.image_id));
+    SFS_ASSIGN_OR_RETURN(
+        int64_t id,
+        OneRow<int64_t>(*db_,
+                        "INSERT INTO trash(entry_id, uid, name, original_parent_id, original_name, "
+                        "original_path, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        {entry_id, uid, trash_name, e.parent_id, e.name, original_path, deleted_at},
+                        [](const Statement& st) { return st.Int(0); }, ""));
+    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ? WHERE id = ?",
+                             {root.id, "/" + std::to_string(id), entry_id}));
+    return TrashItemById(id);
+  });
+}
+
+Result<std::vector<TrashItem>> Catalog::ListTrash(int64_t uid) {
+  std::lock_guard lock(mu_);
+  if (uid < 0) return Rows<TrashItem>(*db_, std::string("SELECT ") + kTrashCols + " ORDER BY t.id", {}, ReadTrashItem);
+  return Rows<TrashItem>(*db_, std::string("SELECT ") + kTrashCols + " WHERE t.uid = ? ORDER BY t.id", {uid},
+                         ReadTrashItem);
+}
+
+Result<TrashItem> Catalog::TrashItemByName(int64_t uid, const std::string& trash_name) {
+  std::lock_guard lock(mu_);
+  return OneRow<TrashItem>(*db_, std::string("SELECT ") + kTrashCols + " WHERE t.uid = ? AND t.name = ?",
+                           {uid, trash_name}, ReadTrashItem, Quoted(trash_name) + " is not in the trash");
+}
+
+Result<TrashItem> Catalog::TrashItemById(int64_t id) {
+  std::lock_guard lock(mu_);
+  return OneRow<TrashItem>(*db_, std::string("SELECT ") + kTrashCols + " WHERE t.id = ?", {id}, ReadTrashItem,
+                           "trash item " + std::to_string(id) + " does not exist");
+}
+
+Result<Entry> Catalog::RestoreTrash(int64_t trash_id, int64_t parent_id, const std::string& name) {
+  return InTxn(*this, [&]() -> Result<Entry> {
+    SFS_ASSIGN_OR_RETURN(TrashItem t, TrashItemById(trash_id));
+    int64_t to = parent_id ? parent_id : t.original_parent_id;
+    std::string as = name.empty() ? t.original_name : name;
+    if (to == 0)
+      return Status(Code::kReferenceMissing, "the folder of " + Quoted(t.original_path) +
+                                                 " no longer exists; restore it to another folder");
+    if (EntryByName(to, as).ok())
+      return Status(Code::kAlreadyExists, Quoted(t.original_path) + " exists again; restore it under another name");
+    SFS_ASSIGN_OR_RETURN(int64_t hidden, Count(*db_, "SELECT count(*) FROM entry_path WHERE id = ? AND path LIKE '/%'", {to}));
+    if (hidden) return Status(Code::kReferenceMissing, "the folder of " + Quoted(t.original_path) + " is in the trash");
+    SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM trash WHERE id = ?", {trash_id}));
+    SFS_RETURN_IF_ERROR(MoveEntry(t.entry_id, to, as, false).status());
+    return EntryById(t.entry_id);
+  });
+}
+
+Status Catalog::DeleteTrashItem(int64_t trash_id) {
+  return InTxn(*this, [&]() -> Status {
+    SFS_ASSIGN_OR_RETURN(TrashItem t, TrashItemById(trash_id));
+    // The subtree goes with it (ON DELETE CASCADE), and the trash row.
+    return Exec(*db_, "DELETE FROM entry WHERE id = ?", {t.entry_id});
+  });
+}
+
+Result<int64_t> Catalog::EmptyTrash(int64_t uid, const std::string& before) {
+  return InTxn(*this, [&]() -> Result<int64_t> {
+    SFS_ASSIGN_OR_RETURN(std::vector<TrashItem> items, ListTrash(uid));
+    int64_t n = 0;
+    for (const TrashItem& t : items) {
+      if (!before.empty() && !(t.deleted_at < before)) continue;
+      SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM entry WHERE id = ?", {t.entry_id}));
+      ++n;
+    }
+    return n;
+  });
 }
 
 // ---------------------------------------------------------------------------

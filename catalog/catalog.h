@@ -191,6 +191,27 @@ class Catalog {
   // Files tagged with `tag_id` (for tags/<tag>/files/).
   Result<std::vector<Entry>> ListTaggedEntries(int64_t tag_id, int64_t after_id, int limit);
 
+  // --- trash (docs/DECISIONS.md "Trash") ---------------------------------
+  // Moves an entry (and a folder's subtree) into uid's trash under
+  // `trash_name` (unique per uid: kAlreadyExists). It leaves its folder,
+  // every listing and file_info; its row and object stay until the trash
+  // is emptied. kPermission for an image's files/ itself.
+  Result<TrashItem> TrashEntry(int64_t entry_id, int64_t uid, const std::string& trash_name,
+                               const std::string& original_path, const std::string& deleted_at);
+  // uid < 0: every uid's. Ordered by id.
+  Result<std::vector<TrashItem>> ListTrash(int64_t uid);
+  Result<TrashItem> TrashItemByName(int64_t uid, const std::string& trash_name);
+  Result<TrashItem> TrashItemById(int64_t id);
+  // Puts a trashed entry back: into `parent_id` as `name`, or (parent_id 0)
+  // where it was. kReferenceMissing if its folder is gone, kAlreadyExists if
+  // the name is taken there. Returns the entry.
+  Result<Entry> RestoreTrash(int64_t trash_id, int64_t parent_id, const std::string& name);
+  // Deletes one trashed entry and its subtree for good (objects: gc).
+  Status DeleteTrashItem(int64_t trash_id);
+  // Deletes uid's (uid < 0: all) trashed entries deleted before
+  // `before` (empty: all). Returns how many.
+  Result<int64_t> EmptyTrash(int64_t uid, const std::string& before);
+
   // --- tags --------------------------------------------------------------
   // Tagging or annotating a record that does not exist is kReferenceMissing.
   Result<Tag> CreateTag(const std::string& name);

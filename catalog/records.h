@@ -79,6 +79,20 @@ struct Entry {
   std::string target;          // symlink target
 };
 
+// An entry in the desktop trash (docs/DECISIONS.md "Trash").
+struct TrashItem {
+  int64_t id = 0;
+  int64_t entry_id = 0;
+  int64_t uid = 0;
+  std::string name;              // its name in .Trash-<uid>/files/
+  int64_t original_parent_id = 0;  // 0 once that folder is gone
+  std::string original_name;
+  std::string original_path;     // relative to the mount's root, as trashed
+  std::string deleted_at;        // YYYY-MM-DDThh:mm:ss
+  EntryType type = EntryType::kFile;
+  uint64_t size = 0;
+};
+
 struct Tag {
   int64_t id = 0;
   std::string name;

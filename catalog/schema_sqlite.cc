@@ -239,6 +239,44 @@ std::string ViewsV3() {
   return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
 }
 
+
+// ---- Schema v4 (trash; issue 17.2). A block of its own so that it can be
+// renumbered when merged with other v4 work. ----
+// The desktop trash (docs/DECISIONS.md "Trash"): a trashed entry keeps its
+// row (and so its object: gc keeps every hash an entry names) but leaves the
+// namespace: it moves to its image's files/ root under the name
+// '/' || trash.id, which no file tool can create (names never hold '/').
+// file_info leaves out every path that starts with '/'; trash_info lists the
+// trash.
+const char* kV4Additions = R"SQL(
+CREATE TABLE trash (
+  id                 INTEGER PRIMARY KEY,
+  entry_id           INTEGER NOT NULL UNIQUE REFERENCES entry(id) ON DELETE CASCADE,
+  uid                INTEGER NOT NULL,
+  name               TEXT NOT NULL,
+  original_parent_id INTEGER REFERENCES entry(id) ON DELETE SET NULL,
+  original_name      TEXT NOT NULL,
+  original_path      TEXT NOT NULL,
+  deleted_at         TEXT NOT NULL,
+  UNIQUE (uid, name)
+);
+CREATE INDEX trash_deleted ON trash(deleted_at);
+CREATE VIEW trash_info AS
+  SELECT t.id AS trash_id, t.uid AS uid, t.name AS trash_name, t.original_path AS original_path,
+         t.deleted_at AS deleted_at, e.id AS entry_id, e.type AS type, e.size AS size,
+         e.hash AS hash, e.image_id AS image_id
+    FROM trash t JOIN entry e ON e.id = t.entry_id;
+)SQL";
+
+// file_info of v4: v3's, without trashed entries and what is below them.
+std::string FileInfoV4() {
+  std::string v = FileInfoV3();
+  const std::string from = "WHERE e.type = 'file';";
+  size_t at = v.find(from);
+  return v.substr(0, at) + "WHERE e.type = 'file' AND ep.path NOT LIKE '/%';" + v.substr(at + from.size());
+}
+// ---- end of schema v4 ----
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -250,8 +288,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '3');\n";
+         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '4');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -287,6 +325,9 @@ std::string SqliteMigrationSql(int from_version) {
     case 2:
       return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
+    case 3:  // schema v4: trash (renumber with other v4 work)
+      return "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
+             "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

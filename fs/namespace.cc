@@ -163,6 +163,7 @@ NodeSpec Namespace::SpecOf(const Entry& e) { return EntrySpec(e); }
 Result<NodeSpec> Namespace::Lookup(const NodeSpec& parent, const std::string& name) {
   SFS_RETURN_IF_ERROR(NameFits(name));
   if (auto spec = StaticChild(parent, name)) return *spec;
+  if (auto trash = LookupTrash(parent, name)) return std::move(*trash);
 
   switch (parent.kind) {
     case NodeKind::kSpeciesView:
@@ -370,6 +371,7 @@ Result<struct stat> Namespace::Attr(const NodeSpec& n) {
     st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = nsec;
   };
   set_time(t);
+  if (auto trash = TrashAttr(n)) return std::move(*trash);
   switch (n.kind) {
     case NodeKind::kFile:
     case NodeKind::kSymlink:
@@ -442,6 +444,7 @@ Result<struct stat> Namespace::Attr(const NodeSpec& n) {
 
 Result<std::string> Namespace::Render(const NodeSpec& n) {
   if (n.kind == NodeKind::kSidecar) return RenderSidecar(catalog_, n.entity, n.record_id);
+  if (n.kind == NodeKind::kTrashInfo) return RenderTrashInfo(n.record_id);
   if (n.kind == NodeKind::kStatusFile) {
     SFS_ASSIGN_OR_RETURN(CatalogStats s, catalog_.Stats());
     nlohmann::ordered_json j = {
@@ -467,6 +470,7 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
   // 256-row page read 11 times the rows used; the 6.18 kernel here asks
   // for 128 KiB (~750 entries) and gets full pages either way.
   const int limit = fits > 0 ? std::min(fits, kPage) : kPage;
+  if (auto trash = ListTrash(dir, cookie, emit)) return *trash;
   if (cookie < kRecordCookieBase) {
     auto fixed = FixedNames(dir.kind);
     for (size_t i = cookie - kFirstCookie; i < fixed.size(); ++i) {

@@ -111,6 +111,17 @@ class Namespace {
   const MountIdentity& identity() const { return id_; }
 
  private:
+  // The desktop trash (fs/trash.cc, docs/DECISIONS.md "Trash"). Each
+  // returns std::nullopt where the trash has nothing to say.
+  std::optional<Result<NodeSpec>> LookupTrash(const NodeSpec& parent, const std::string& name);
+  std::optional<Status> ListTrash(const NodeSpec& dir, uint64_t cookie,
+                                  const std::function<bool(const DirEntry&)>& emit);
+  std::optional<Result<struct stat>> TrashAttr(const NodeSpec& n);
+  Result<std::string> RenderTrashInfo(int64_t trash_id);
+  std::optional<Status> UnlinkTrash(const NodeSpec& parent, const std::string& name, bool dir);
+  std::optional<Result<NodeSpec>> RenameTrash(const NodeSpec& parent, const std::string& name,
+                                              const NodeSpec& new_parent, const std::string& new_name);
+
   Result<Query> FilterOf(const NodeSpec& slide_list);
   Result<NodeSpec> LookupTaggedImage(int64_t tag_id, const std::string& name);
   Result<NodeSpec> LookupQueryImage(const std::string& expr, const std::string& name);

@@ -148,6 +148,7 @@ Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& nam
 }
 
 Status Namespace::Rmdir(const NodeSpec& parent, const std::string& name) {
+  if (auto trash = UnlinkTrash(parent, name, true)) return *trash;
   SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
   if (!child.is_dir()) return Status(Code::kNotADirectory, "'" + name + "' is not a directory");
   switch (child.kind) {
@@ -192,6 +193,7 @@ Result<Entry> Namespace::Symlink(const NodeSpec& parent, const std::string& name
 }
 
 Status Namespace::Unlink(const NodeSpec& parent, const std::string& name) {
+  if (auto trash = UnlinkTrash(parent, name, false)) return *trash;
   // The lookup inside the deletion's transaction: one round of catalog
   // locks per file instead of two (rm -rf of thousands of files).
   Transaction txn(catalog_);
@@ -211,6 +213,7 @@ Result<NodeSpec> Namespace::Rename(const NodeSpec& parent, const std::string& na
   if (flags & kExchange) return Status(Code::kInvalidArgument, "RENAME_EXCHANGE is not supported");
   bool replace = !(flags & kNoReplace);
   SFS_RETURN_IF_ERROR(ValidateName(new_name));
+  if (auto trash = RenameTrash(parent, name, new_parent, new_name)) return std::move(*trash);
   SFS_ASSIGN_OR_RETURN(NodeSpec child, Lookup(parent, name));
   auto exists = [&]() -> Status {
     auto target = Lookup(new_parent, new_name);

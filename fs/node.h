@@ -45,6 +45,10 @@ enum class NodeKind : uint8_t {
   kErrorsFile,      // /.samplefs/errors
   kScratch,         // an editor's temporary file in a record directory:
                     // entity + record_id = the directory, text = name
+  kTrashDir,        // /.Trash-<uid> (freedesktop trash)   record_id = uid
+  kTrashFiles,      // /.Trash-<uid>/files                 record_id = uid
+  kTrashInfoDir,    // /.Trash-<uid>/info                  record_id = uid
+  kTrashInfo,       // /.Trash-<uid>/info/<n>.trashinfo    record_id = trash id
 };
 
 struct NodeSpec {
@@ -56,7 +60,7 @@ struct NodeSpec {
   bool is_dir() const {
     return kind != NodeKind::kFile && kind != NodeKind::kSymlink && kind != NodeKind::kSidecar &&
            kind != NodeKind::kStatusFile && kind != NodeKind::kErrorsFile &&
-           kind != NodeKind::kScratch;
+           kind != NodeKind::kScratch && kind != NodeKind::kTrashInfo;
   }
   bool operator==(const NodeSpec& o) const {
     return kind == o.kind && record_id == o.record_id && entity == o.entity && text == o.text;

@@ -33,6 +33,10 @@ const char* NodeKindName(NodeKind kind) {
     case NodeKind::kStatusFile: return "status.json";
     case NodeKind::kErrorsFile: return "errors";
     case NodeKind::kScratch: return "a temporary file";
+    case NodeKind::kTrashDir: return "the trash";
+    case NodeKind::kTrashFiles: return "the trash's files/";
+    case NodeKind::kTrashInfoDir: return "the trash's info/";
+    case NodeKind::kTrashInfo: return "a .trashinfo file";
   }
   return "a node";
 }

@@ -364,6 +364,19 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
     DropListings(fs, nps, newparent, newname);
   }
   fs.nodes().Rename(parent, name, newparent, newname);
+  if (ps.kind == NodeKind::kTrashFiles || nps.kind == NodeKind::kTrashFiles) {
+    // Into or out of the trash: its .trashinfo appears or goes (it was a
+    // scratch file while gio wrote it).
+    const NodeSpec& trash = ps.kind == NodeKind::kTrashFiles ? ps : nps;
+    const std::string info = std::string(ps.kind == NodeKind::kTrashFiles ? name : newname) + ".trashinfo";
+    auto info_dirs = fs.nodes().Select([&](const Node& candidate) {
+      return candidate.spec.kind == NodeKind::kTrashInfoDir && candidate.spec.record_id == trash.record_id;
+    });
+    for (const Node& info_dir : info_dirs) {
+      fs.invalidator().PostEntry(info_dir.ino, info);
+      fs.invalidator().DropListing(info_dir.ino);
+    }
+  }
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rename")
 }

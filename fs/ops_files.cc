@@ -107,6 +107,7 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
     }
     case NodeKind::kSidecar:
     case NodeKind::kStatusFile:
+    case NodeKind::kTrashInfo:
     case NodeKind::kErrorsFile: {
       // Generated text may change size between stat and read.
       fi->direct_io = 1;

@@ -58,6 +58,9 @@ std::optional<ScratchDir> Namespace::ScratchDirOf(const NodeSpec& s) {
     case NodeKind::kDye: return ScratchDir{Entity::kDye, s.record_id};
     case NodeKind::kSlide: return ScratchDir{Entity::kSlide, s.record_id};
     case NodeKind::kImage: return ScratchDir{Entity::kImage, s.record_id};
+    // A .trashinfo being written before its file is moved to the trash
+    // (fs/trash.cc); keyed by -1 - uid, which no entry id is.
+    case NodeKind::kTrashInfoDir: return ScratchDir{Entity::kEntry, -1 - s.record_id};
     default: return std::nullopt;
   }
 }

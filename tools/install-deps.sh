@@ -7,7 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       libspdlog-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       attr rsync tar bindfs python3 python3-pandas valgrind clang libclang-rt-14-dev util-linux procps
-      help2man man-db)
+      help2man man-db libglib2.0-bin gvfs-daemons dbus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1578,6 +1578,86 @@ TEST_P(CatalogTest, PagingWhileDeleting) {
 // ---------------------------------------------------------------------------
 // MoveEntry.
 
+// The desktop trash (docs/DECISIONS.md "Trash"): a trashed entry leaves its
+// folder, listings, tags and file_info but keeps its object; it restores to
+// its place or is emptied for good.
+TEST_P(CatalogTest, TrashMovesRestoresAndEmpties) {
+  World w = NewWorld();
+  Entry dir = NewFolder(w.root.id, "dir");
+  Entry f = NewFile(dir.id, "a.tif", 7);
+  Entry sub = NewFolder(w.root.id, "sub");
+  Entry g = NewFile(sub.id, "b.tif", 8);
+  ASSERT_OK(c_->AddTag(Entity::kEntry, f.id, "good"));
+  ASSERT_OK(c_->AddTag(Entity::kEntry, g.id, "good"));
+  const int64_t files_before = Scalar("SELECT count(*) FROM file_info");
+
+  TrashItem t = MUST(c_->TrashEntry(f.id, 1000, "a.tif", "slides/S1/images/cell01/files/dir/a.tif",
+                                    "2026-01-02T03:04:05"));
+  EXPECT_EQ(t.entry_id, f.id);
+  EXPECT_EQ(t.original_parent_id, dir.id);
+  EXPECT_EQ(t.original_name, "a.tif");
+  EXPECT_EQ(MUST(c_->CountEntries(dir.id)), 0);
+  EXPECT_TRUE(MUST(c_->ListEntries(dir.id, 0, 100)).empty());
+  EXPECT_CODE(c_->EntryByName(dir.id, "a.tif"), Code::kNotFound);
+  // The name is free again, and the trashed entry is not listed at the root.
+  Entry again = NewFile(dir.id, "a.tif", 9);
+  for (const Entry& e : MUST(c_->ListEntries(w.root.id, 0, 100))) EXPECT_NE(e.id, f.id);
+  // A folder goes with its subtree.
+  MUST(c_->TrashEntry(sub.id, 1000, "sub", "slides/S1/images/cell01/files/sub", "2026-03-01T00:00:00"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM file_info"), files_before - 2 + 1);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM file_info WHERE file_id = " + std::to_string(g.id)), 0);
+  EXPECT_TRUE(MUST(c_->ListTaggedEntries(MUST(c_->TagByName("good")).id, 0, 100)).empty());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM trash_info WHERE uid = 1000"), 2);
+  // Objects stay referenced while in the trash.
+  std::set<std::string> hashes;
+  ASSERT_OK(c_->ForEachReferencedHash([&](const std::string& h) { hashes.insert(h); return Status::Ok(); }));
+  EXPECT_TRUE(hashes.count(f.hash));
+  EXPECT_TRUE(hashes.count(g.hash));
+
+  EXPECT_CODE(c_->TrashEntry(again.id, 1000, "a.tif", "x", "2026-01-02T03:04:05"), Code::kAlreadyExists);
+  EXPECT_CODE(c_->TrashEntry(w.root.id, 1000, "root", "x", "2026-01-02T03:04:05"), Code::kPermission);
+  EXPECT_EQ(MUST(c_->ListTrash(1000)).size(), 2u);
+  EXPECT_TRUE(MUST(c_->ListTrash(1001)).empty());
+  EXPECT_EQ(MUST(c_->ListTrash(-1)).size(), 2u);
+
+  // Restore says why not while the name is taken, then puts it back.
+  auto r = c_->RestoreTrash(t.id, 0, "");
+  EXPECT_CODE(r, Code::kAlreadyExists);
+  ASSERT_OK(c_->DeleteEntry(again.id));
+  Entry back = MUST(c_->RestoreTrash(t.id, 0, ""));
+  EXPECT_EQ(back.id, f.id);
+  EXPECT_EQ(MUST(c_->EntryByName(dir.id, "a.tif")).id, f.id);
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), ElementsAre("good"));
+  EXPECT_EQ(MUST(c_->ListTrash(1000)).size(), 1u);
+
+  // Emptying: --older-than keeps newer ones; then everything goes.
+  MUST(c_->TrashEntry(f.id, 1000, "a.tif", "slides/S1/images/cell01/files/dir/a.tif", "2026-04-01T00:00:00"));
+  EXPECT_EQ(MUST(c_->EmptyTrash(1000, "2026-03-15T00:00:00")), 1);
+  EXPECT_CODE(c_->EntryById(g.id), Code::kNotFound);
+  EXPECT_CODE(c_->EntryById(sub.id), Code::kNotFound);
+  EXPECT_EQ(MUST(c_->EmptyTrash(1000, "")), 1);
+  EXPECT_CODE(c_->EntryById(f.id), Code::kNotFound);
+  EXPECT_TRUE(MUST(c_->ListTrash(-1)).empty());
+
+  // A trashed entry whose folder is gone restores elsewhere only.
+  Entry h = NewFile(dir.id, "c.tif", 10);
+  TrashItem th = MUST(c_->TrashEntry(h.id, 1000, "c.tif", "p/c.tif", "2026-05-01T00:00:00"));
+  ASSERT_OK(c_->DeleteEntry(dir.id));
+  EXPECT_CODE(c_->RestoreTrash(th.id, 0, ""), Code::kReferenceMissing);
+  EXPECT_EQ(MUST(c_->RestoreTrash(th.id, w.root.id, "c2.tif")).parent_id, w.root.id);
+
+  // An image whose only entries are in the trash says so instead of
+  // deleting them with it.
+  ASSERT_OK(c_->DeleteEntry(h.id));
+  Entry last = NewFile(w.root.id, "d.tif", 11);
+  MUST(c_->TrashEntry(last.id, 1000, "d.tif", "p/d.tif", "2026-05-01T00:00:00"));
+  auto del = c_->DeleteImage(w.image.id);
+  EXPECT_CODE(del, Code::kNotEmpty);
+  EXPECT_THAT(del.message(), HasSubstr("in the trash"));
+  EXPECT_EQ(MUST(c_->EmptyTrash(-1, "")), 1);
+  EXPECT_OK(c_->DeleteImage(w.image.id));
+}
+
 TEST_P(CatalogTest, MoveEntryRenamesAndMoves) {
   World w = NewWorld();
   Entry a = NewFolder(w.root.id, "a");

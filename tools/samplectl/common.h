@@ -91,6 +91,7 @@ void AddGcCommand(CLI::App& app, Commands& out);
 void AddStatsCommand(CLI::App& app, Commands& out);
 void AddDumpCommand(CLI::App& app, Commands& out);
 void AddLoadCommand(CLI::App& app, Commands& out);
+void AddTrashCommand(CLI::App& app, Commands& out);
 
 // A one-line progress bar on stderr, redrawn at most ~10 times a second.
 // Disabled (every call a no-op) unless `enabled`.

@@ -133,7 +133,7 @@ Result<Json> DumpSlide(Catalog& cat, int64_t slide_id) {
         "  SELECT id, name FROM entry WHERE image_id = ? AND parent_id IS NULL"
         "  UNION ALL"
         "  SELECT e.id, CASE p.path WHEN '' THEN e.name ELSE p.path || '/' || e.name END"
-        "    FROM entry e JOIN p ON e.parent_id = p.id)"
+        "    FROM entry e JOIN p ON e.parent_id = p.id WHERE e.name NOT LIKE '/%')"  // not the trash
         " SELECT e.id, p.path, e.type, e.size, e.hash, e.mode, e.mtime_ns, e.target, e.kind"
         " FROM p JOIN entry e ON e.id = p.id ORDER BY p.path",
         {image_id}, [&](const Statement& st) {

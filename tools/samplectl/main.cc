@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   AddStatsCommand(app, commands);
   AddDumpCommand(app, commands);
   AddLoadCommand(app, commands);
+  AddTrashCommand(app, commands);
 
   try {
     app.parse(argc, argv);

@@ -239,6 +239,24 @@ std::string ViewsV3() {
   return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
 }
 
+
+// ---- v4: live mounts (catalog/mount_session.h) ----------------------------
+// Self-contained: one table, no trigger (a heartbeat must not look like a
+// change of the catalog to the other mounts), shared by the fresh schema
+// and the 3 -> 4 migration. Renumber here, in SchemaSql and in the
+// migration ladder together.
+const char* kV4MountSessions = R"SQL(
+CREATE TABLE mount_session (
+  id         INTEGER PRIMARY KEY,
+  host       TEXT NOT NULL,
+  pid        INTEGER NOT NULL,
+  mountpoint TEXT NOT NULL,
+  started    INTEGER NOT NULL,
+  heartbeat  INTEGER NOT NULL
+);
+)SQL";
+// ---- end of v4 ---------------------------------------------------------------
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -250,8 +268,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '3');\n";
+         kTriggers + ViewsV3() + kV3Additions + kV4MountSessions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '4');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -287,6 +305,8 @@ std::string SqliteMigrationSql(int from_version) {
     case 2:
       return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
+    case 3:
+      return std::string(kV4MountSessions) + "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -169,14 +169,14 @@ class CatalogFileTest : public ::testing::Test {
 TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   auto c = Must(Catalog::OpenSqlite(path_));
   EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(kSchemaVersion, 4);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(again->schema_version(), 3);
+  EXPECT_EQ(again->schema_version(), 4);
   EXPECT_EQ(SchemaOf(path_), before);
 }
 
@@ -265,7 +265,7 @@ TEST_F(CatalogFileTest, MigratesVersion2WithItsData) {
     ASSERT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE name = 'labelling_info'"), "0");
   }
   auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), 3);
+  EXPECT_EQ(c->schema_version(), kSchemaVersion);
   Slide s = Must(c->SlideByReference("S-001"));
   EXPECT_EQ(Must(c->LabellingsOfSlide(s.id)).size(), 2u);
   // Names ignore case in queries (the indexes serve that).
@@ -592,7 +592,7 @@ TEST(SchemaSqlTest, LadderIsComplete) {
   EXPECT_TRUE(SqliteMigrationSql(kSchemaVersion).empty());
   EXPECT_TRUE(SqliteMigrationSql(0).empty());
   EXPECT_THAT(SqliteSchemaV1Sql(), HasSubstr("'schema_version', '1'"));
-  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '3'"));
+  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '4'"));
 }
 
 }  // namespace

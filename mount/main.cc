@@ -353,6 +353,24 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
   }
   samplefs::fs::Filesystem filesystem(*catalog, *store, mopts);
   for (const auto& p : recovery_problems) filesystem.errors().Add("recover", "", p);
+  // PostgreSQL going away and coming back: once per outage in the log and
+  // in .samplefs/errors (the failing operations say ECONNREFUSED; closed
+  // files wait in the committer and are recorded once it is back).
+  catalog->db().SetConnectionObserver([&filesystem](bool up, const std::string& message) {
+    if (up) {
+      spdlog::warn("the catalog database is reachable again ({}): waiting commits go on", message);
+      filesystem.errors().Add("catalog", "", "reachable again: " + message);
+    } else {
+      spdlog::error("the catalog database is unreachable: {}; operations that need it fail with "
+                    "ECONNREFUSED, closed files wait to be committed, reconnecting by itself",
+                    message);
+      filesystem.errors().Add("catalog", "", "unreachable (" + message + "); closed files wait to be committed");
+    }
+  });
+  struct ObserverReset {
+    samplefs::Catalog& catalog;
+    ~ObserverReset() { catalog.db().SetConnectionObserver(nullptr); }
+  } observer_reset{*catalog};
   s = filesystem.Prepare();
   if (!s.ok()) {
     spdlog::critical("cannot prepare the store: {}", s.message());

@@ -224,6 +224,89 @@ class FacilityMounts(MountedTestCase):
         self.assertTrue(os.path.exists(self.m.object_path(rows[0][0])))
 
 
+class DatabaseOutage(MountedTestCase):
+    """PostgreSQL stopped and started again while mounted (SPEC section 6,
+    docs/DECISIONS.md "Faults"): operations that need the catalog fail
+    with ECONNREFUSED, data already open keeps being read, a file closed
+    during the outage closes OK and is recorded once the server is back;
+    the mount reconnects by itself; the log and .samplefs/errors say it
+    once when the database went away and once when it came back."""
+
+    SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "pg-test-cluster.sh")
+
+    def setUp(self):
+        if ENGINE != "postgresql" or not os.environ.get("SAMPLEFS_TEST_PG_DIR"):
+            self.skipTest("needs SAMPLEFS_TEST_CATALOG=postgres and the cluster of tools/pg-test-cluster.sh "
+                          "(SAMPLEFS_TEST_PG_DIR)")
+        super().setUp()
+
+    def server(self, cmd):
+        import subprocess
+        subprocess.run(["bash", self.SCRIPT, cmd, os.environ["SAMPLEFS_TEST_PG_DIR"]], check=True)
+
+    def test_database_restart_while_mounted(self):
+        files = self.make_image("HeLa", "S1", "cell01")
+        with open(os.path.join(files, "old.tif"), "wb") as f:
+            f.write(b"recorded before" * 1000)
+        self.m.settle()
+        reader = open(os.path.join(files, "old.tif"), "rb")
+        writer = open(os.path.join(files, "during.tif"), "wb")
+        writer.write(b"begun before the outage;")
+        writer.flush()
+
+        self.server("pause")
+        paused = True
+
+        def resume():
+            if paused:
+                self.server("resume")
+        self.addCleanup(resume)
+
+        # Needs the catalog: a clear "try again later" errno, not EIO.
+        self.assertErrno(errno.ECONNREFUSED, os.mkdir, os.path.join(files, "newdir"))
+        # Open data keeps working.
+        self.assertEqual(reader.read(), b"recorded before" * 1000)
+        reader.close()  # (before tearDown's unmount)
+        # A file being written is finished and closed during the outage:
+        # close() succeeds (the version is sealed), the commit waits.
+        writer.write(b" finished during it" * 5000)
+        writer.close()
+        time.sleep(1)
+        content = b"begun before the outage;" + b" finished during it" * 5000
+
+        self.server("resume")
+        paused = False
+        # Reconnects by itself: no remount.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                os.mkdir(os.path.join(files, "after"))
+                break
+            except OSError as e:
+                if e.errno != errno.ECONNREFUSED or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        # The version closed during the outage is recorded (the committer's
+        # retries: at most ~30 s apart).
+        deadline = time.monotonic() + 60
+        while True:
+            rows = self.m.sql("SELECT size FROM entry WHERE name = 'during.tif'")
+            if rows and rows[0][0] == len(content):
+                break
+            self.assertLess(time.monotonic(), deadline, f"during.tif not recorded: {rows}")
+            time.sleep(0.5)
+        with open(os.path.join(files, "during.tif"), "rb") as f:
+            self.assertEqual(f.read(), content)
+        # Once when it went away, once when it came back.
+        log = self.m.read_log()
+        self.assertEqual(log.count("the catalog database is unreachable"), 1, log[-3000:])
+        self.assertEqual(log.count("the catalog database is reachable again"), 1, log[-3000:])
+        with open(self.m.path(".samplefs", "errors")) as f:
+            errors = f.read()
+        self.assertIn("unreachable", errors)
+        self.assertIn("reachable again", errors)
+
+
 class MovingACatalog(unittest.TestCase):
     """samplectl dump of an SQLite catalog, load into PostgreSQL, dump, load
     into SQLite again: the three documents are byte for byte the same."""

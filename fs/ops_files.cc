@@ -47,9 +47,20 @@ Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& s
       auto has_content = non_empty();
       s = has_content.status();
       if (s.ok()) {
+        const bool changes = *has_content || of->writer;
         s = fs.files().EnsureWriterLocked(*of, true);
         if (s.ok()) s = of->writer->Truncate(0);
-        of->mtime_ns = NowNs();  // as Linux: O_TRUNC updates the mtime even of an empty file
+        if (changes) {
+          of->mtime_ns = NowNs();
+        } else if (s.ok()) {
+          // Truncating an empty file changes nothing: the pending version
+          // keeps the record's time, so a close without writes records the
+          // same record again (and the empty object exists: no new one).
+          auto e = fs.catalog().EntryById(spec.record_id);
+          s = e.status();
+          if (s.ok()) of->mtime_ns = e->mtime_ns;
+          else fs.files().DropVersionLocked(*of);
+        }
       }
     } else if (mtime_ns) {
       of->mtime_ns = mtime_ns;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -113,6 +114,13 @@ class Database {
   // Run on every connection once the schema is current: what the engine
   // needs so that no id is ever reused (see NewIdSql in catalog.cc).
   virtual std::string SessionSql() const = 0;
+
+  // Called when the connection to a database server is lost (`up` false,
+  // with the reason) and when it is made again: once each per outage, from
+  // the thread that noticed (holding the catalog). Engines without a
+  // server (SQLite) never call it.
+  using ConnectionObserver = std::function<void(bool up, const std::string& message)>;
+  virtual void SetConnectionObserver(ConnectionObserver observer) { (void)observer; }
 };
 
 struct DatabaseOptions {

@@ -55,8 +55,9 @@ std::string OneLine(const char* msg) {
 // The errno a lost or refused connection reaches the kernel with: the
 // committer retries kIo later (as with a locked catalog), and `ls` prints
 // "Connection refused", which says what is wrong.
+constexpr const char* kUnreachablePrefix = "catalog database unreachable: ";
 Status Unreachable(const std::string& msg) {
-  return Status(Code::kIo, "catalog database unreachable: " + msg, ECONNREFUSED);
+  return Status(Code::kIo, kUnreachablePrefix + msg, ECONNREFUSED);
 }
 
 Status PgStatus(PGconn* conn, const PGresult* res, const std::string& context) {
@@ -200,10 +201,27 @@ class PostgresDatabase final : public Database {
     if (conn_) PQfinish(conn_);
   }
 
+  void SetConnectionObserver(ConnectionObserver observer) override { observer_ = std::move(observer); }
+
+  // An outage begins with the first failure that says the server is gone
+  // (reported once), and ends with the next connection made.
+  Status Watch(Status s) {
+    if (!down_ && s.code() == Code::kIo && s.message().rfind(kUnreachablePrefix, 0) == 0 &&
+        (!conn_ || PQstatus(conn_) != CONNECTION_OK)) {
+      down_ = true;
+      if (observer_) observer_(false, s.message().substr(std::strlen(kUnreachablePrefix)));
+    }
+    return s;
+  }
+
   Status Connect() {
     if (conn_) PQfinish(conn_);
     conn_ = ConnectNew(url_, options_);
-    if (PQstatus(conn_) != CONNECTION_OK) return Unreachable(OneLine(PQerrorMessage(conn_)));
+    if (PQstatus(conn_) != CONNECTION_OK) return Watch(Unreachable(OneLine(PQerrorMessage(conn_))));
+    if (down_) {
+      down_ = false;
+      if (observer_) observer_(true, "connected again to " + RedactCatalogUrl(url_));
+    }
     ++generation_;
     backend_pid_.store(PQbackendPID(conn_));
     // The busy timeout's counterpart: how long a statement waits for a
@@ -228,6 +246,9 @@ class PostgresDatabase final : public Database {
   // was open on it (then the caller must roll back first).
   Status Ready() {
     if (conn_ && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
+    return Watch(Reconnect());
+  }
+  Status Reconnect() {
     if (txn_open_) return Unreachable("the connection was lost during a transaction");
     auto now = std::chrono::steady_clock::now();
     if (conn_ && now < next_reconnect_)
@@ -236,7 +257,8 @@ class PostgresDatabase final : public Database {
     return Connect();
   }
 
-  Status ExecRaw(const std::string& sql) {
+  Status ExecRaw(const std::string& sql) { return Watch(ExecRawOnce(sql)); }
+  Status ExecRawOnce(const std::string& sql) {
     PgResult r(PQexec(conn_, sql.c_str()));
     auto st = PQresultStatus(r.get());
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) return Status::Ok();
@@ -275,7 +297,8 @@ class PostgresDatabase final : public Database {
   }
 
   // Runs a statement (the Step of a fresh execution).
-  Status Execute(PostgresStatement& st) {
+  Status Execute(PostgresStatement& st) { return Watch(ExecuteOnce(st)); }
+  Status ExecuteOnce(PostgresStatement& st) {
     SFS_RETURN_IF_ERROR(Ready());
     const int n = static_cast<int>(st.params_.size());
     std::vector<const char*> values(n);
@@ -513,6 +536,8 @@ class PostgresDatabase final : public Database {
   std::atomic<int64_t> changes_{0};
   std::atomic<int> backend_pid_{0};
   std::thread listener_;
+  ConnectionObserver observer_;  // GUARDED_BY(the catalog's mutex)
+  bool down_ = false;            // GUARDED_BY(the catalog's mutex) an outage was reported
   std::atomic<bool> stop_{false};
   int wake_[2] = {-1, -1};
 };

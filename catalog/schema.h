@@ -7,13 +7,14 @@
 //   2  entry.kind (raw/analysis/other), annotation table, analysis views
 //   3  view labelling_info, file_info.mount_path, lower(name) indexes
 //   4  trash table, trash_info view; file_info leaves out trashed entries
+//   5  mount_session (live mounts, for gc; catalog/mount_session.h)
 #pragma once
 
 #include <string>
 
 namespace samplefs {
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // The DDL of the current schema for SQLite (tables, indexes, triggers, views).
 std::string SqliteSchemaSql();

@@ -277,6 +277,23 @@ std::string FileInfoV4() {
 }
 // ---- end of schema v4 ----
 
+// ---- v5: live mounts (catalog/mount_session.h) ----------------------------
+// Self-contained: one table, no trigger (a heartbeat must not look like a
+// change of the catalog to the other mounts), shared by the fresh schema
+// and the 4 -> 5 migration. Renumber here, in SchemaSql and in the
+// migration ladder together.
+const char* kV5MountSessions = R"SQL(
+CREATE TABLE mount_session (
+  id         INTEGER PRIMARY KEY,
+  host       TEXT NOT NULL,
+  pid        INTEGER NOT NULL,
+  mountpoint TEXT NOT NULL,
+  started    INTEGER NOT NULL,
+  heartbeat  INTEGER NOT NULL
+);
+)SQL";
+// ---- end of v5 ---------------------------------------------------------------
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -288,8 +305,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '4');\n";
+         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '5');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -325,9 +342,11 @@ std::string SqliteMigrationSql(int from_version) {
     case 2:
       return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
-    case 3:  // schema v4: trash (renumber with other v4 work)
+    case 3:  // schema v4: trash
       return "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
+    case 4:  // schema v5: live mounts
+      return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -24,8 +24,16 @@ namespace {
 unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
 
 // A writable handle on file `entry_id`: one more writer of its versions;
-// `truncate` empties it first (unless it is empty and nothing is pending:
-// no new version), `mtime_ns` seeds the pending version's time (0: keep).
+// `truncate` empties it first, `mtime_ns` seeds the pending version's time
+// (0: keep).
+//
+// O_TRUNC starts a pending version even when the record is empty now: the
+// handle's file is empty from here on. Without one, the first write copied
+// whatever the record held by then, and another mount (or samplectl) may
+// have recorded content meanwhile: mount B's `open(O_TRUNC)`, mount A's
+// close of 200 kB, B's 150 kB written at its close (Python buffers up to
+// st_blksize) recorded B's bytes over A's tail, a mix of two versions
+// (test_facility.test_last_close_wins_whole).
 Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& spec, fuse_ino_t ino,
                                                 bool truncate, const std::function<Result<bool>()>& non_empty,
                                                 int64_t mtime_ns) {
@@ -38,11 +46,21 @@ Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& s
     if (truncate) {
       auto has_content = non_empty();
       s = has_content.status();
-      // Truncating an empty file changes nothing: no new version.
-      if (s.ok() && (*has_content || of->writer)) {
+      if (s.ok()) {
+        const bool changes = *has_content || of->writer;
         s = fs.files().EnsureWriterLocked(*of, true);
         if (s.ok()) s = of->writer->Truncate(0);
-        of->mtime_ns = NowNs();
+        if (changes) {
+          of->mtime_ns = NowNs();
+        } else if (s.ok()) {
+          // Truncating an empty file changes nothing: the pending version
+          // keeps the record's time, so a close without writes records the
+          // same record again (and the empty object exists: no new one).
+          auto e = fs.catalog().EntryById(spec.record_id);
+          s = e.status();
+          if (s.ok()) of->mtime_ns = e->mtime_ns;
+          else fs.files().DropVersionLocked(*of);
+        }
       }
     } else if (mtime_ns) {
       of->mtime_ns = mtime_ns;

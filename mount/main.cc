@@ -24,6 +24,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <mutex>
+#include <thread>
 #include <cctype>
 #include <cstdint>
 #include <climits>
@@ -39,6 +44,7 @@
 #include "catalog/catalog.h"
 #include "catalog/config.h"
 #include "catalog/object_store.h"
+#include "catalog/mount_session.h"
 #include "catalog/recovery.h"
 #include "catalog/unique_fd.h"
 #include "fs/filesystem.h"
@@ -241,6 +247,61 @@ bool CheckCatalogExists(const samplefs::Config& cfg, bool create, std::string* e
   return false;
 }
 
+// This mount's row in mount_session (catalog/mount_session.h): registered
+// before anything is published to the store, a heartbeat every
+// kHeartbeatSec from its own thread, removed at a clean exit. A catalog
+// that cannot be written at the moment only delays a beat (logged at debug:
+// the outage itself is reported by the commits that wait for it).
+class SessionKeeper {
+ public:
+  explicit SessionKeeper(samplefs::Catalog& catalog) : catalog_(catalog) {}
+  ~SessionKeeper() { Stop(); }
+
+  samplefs::Status Start(const std::string& mountpoint) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "unknown");
+    session_.host = host;
+    session_.pid = ::getpid();
+    session_.mountpoint = mountpoint;
+    session_.started = session_.heartbeat = std::time(nullptr);
+    auto id = samplefs::RegisterMountSession(catalog_, session_.host, session_.pid, mountpoint, session_.started);
+    if (!id.ok()) return id.status();
+    session_.id = *id;
+    thread_ = std::thread([this] { Run(); });
+    return samplefs::Status::Ok();
+  }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    samplefs::Status s = samplefs::EndMountSession(catalog_, session_.id);
+    if (!s.ok()) spdlog::warn("cannot remove this mount's session row {}: {}", session_.id, s.message());
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(samplefs::kHeartbeatSec), [&] { return stop_; })) {
+      lock.unlock();
+      samplefs::Status s = samplefs::HeartbeatMountSession(catalog_, session_, std::time(nullptr));
+      if (!s.ok()) spdlog::debug("heartbeat of mount session {}: {}", session_.id, s.message());
+      lock.lock();
+    }
+  }
+
+  samplefs::Catalog& catalog_;
+  samplefs::MountSession session_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // Opens the catalog and store, recovers what a dead daemon sealed, mounts
 // and serves until unmounted or signalled. `ready` valid: daemonized; the
 // parent waits on it for 'm' (mounted) or EOF (failed, reason on stderr).
@@ -259,7 +320,15 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
   }
   if (write_behind_min_free) store->SetWriteBehindMinFree(*write_behind_min_free);
   std::vector<std::string> recovery_problems;
+  SessionKeeper session(*catalog);
   if (!mopts.read_only) {
+    // Before anything is published: gc spares what this mount may still
+    // commit (samplectl gc, catalog/mount_session.h).
+    s = session.Start(args.mountpoint);
+    if (!s.ok()) {
+      spdlog::critical("cannot register this mount in the catalog: {}", s.message());
+      return 1;
+    }
     // Versions a dead daemon sealed (closed, not yet recorded) first, so
     // that the mount shows them from its first answer.
     auto recovered = samplefs::RecoverSealedVersions(*catalog, *store);
@@ -285,6 +354,24 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
   }
   samplefs::fs::Filesystem filesystem(*catalog, *store, mopts);
   for (const auto& p : recovery_problems) filesystem.errors().Add("recover", "", p);
+  // PostgreSQL going away and coming back: once per outage in the log and
+  // in .samplefs/errors (the failing operations say ECONNREFUSED; closed
+  // files wait in the committer and are recorded once it is back).
+  catalog->db().SetConnectionObserver([&filesystem](bool up, const std::string& message) {
+    if (up) {
+      spdlog::warn("the catalog database is reachable again ({}): waiting commits go on", message);
+      filesystem.errors().Add("catalog", "", "reachable again: " + message);
+    } else {
+      spdlog::error("the catalog database is unreachable: {}; operations that need it fail with "
+                    "ECONNREFUSED, closed files wait to be committed, reconnecting by itself",
+                    message);
+      filesystem.errors().Add("catalog", "", "unreachable (" + message + "); closed files wait to be committed");
+    }
+  });
+  struct ObserverReset {
+    samplefs::Catalog& catalog;
+    ~ObserverReset() { catalog.db().SetConnectionObserver(nullptr); }
+  } observer_reset{*catalog};
   s = filesystem.Prepare();
   if (!s.ok()) {
     spdlog::critical("cannot prepare the store: {}", s.message());
@@ -345,6 +432,7 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
       // files then fail, and their versions are dropped, never committed).
       fuse_session_unmount(se);
       auto report = filesystem.Shutdown();
+      session.Stop();  // after the last commits
       spdlog::info("unmounted {}: {} file version(s) committed, {} still open for writing dropped, "
                    "{} not recorded (kept for the next mount)",
                    args.mountpoint, report.committed, report.dropped_open,

@@ -25,6 +25,13 @@ as_owner() {
   fi
 }
 
+# Starts the server of the cluster in $1 (as its owner, $PGOWNER).
+server_start() {
+  as_owner "$bindir/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 30 \
+    -o "-c listen_addresses='' -c unix_socket_directories='$1' -c fsync=off \
+        -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+}
+
 case "$cmd" in
   start)
     if [ -z "$bindir" ]; then
@@ -43,9 +50,7 @@ case "$cmd" in
     as_owner "$bindir/initdb" -D "$dir/data" -U samplefs_test --auth=trust -E UTF8 --locale=C.UTF-8 \
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     # Tuned for throwaway test data: no fsync, small WAL; a socket only.
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off \
-          -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+    server_start "$dir"
     as_owner "$bindir/createdb" -h "$dir" -U samplefs_test samplefs_test
     # The database must be usable by the (root) test processes too: it is,
     # through the socket with trust authentication as role samplefs_test.
@@ -60,8 +65,21 @@ case "$cmd" in
     as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir"
     ;;
+  pause|resume)
+    # The database going away while mounted (test_faults): the server is
+    # stopped (-m fast: sessions are disconnected) or started again, with
+    # the same data and socket.
+    dir=${2:-${SAMPLEFS_TEST_PG_DIR:-}}
+    [ -n "$dir" ] && [ -d "$dir/data" ] || { echo "no cluster at '$dir'" >&2; exit 1; }
+    PGOWNER=$(stat -c %U "$dir/data")
+    if [ "$cmd" = pause ]; then
+      as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null
+    else
+      server_start "$dir"
+    fi
+    ;;
   *)
-    echo "usage: $0 start | stop [DIR]" >&2
+    echo "usage: $0 start | stop [DIR] | pause [DIR] | resume [DIR]" >&2
     exit 2
     ;;
 esac

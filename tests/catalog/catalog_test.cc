@@ -7,6 +7,7 @@
 // Catalog::db(); the few that need SQLite itself (pragma_table_info, temp
 // triggers for fault injection) would need an engine's equivalent.
 #include "catalog/catalog.h"
+#include "catalog/mount_session.h"
 #include "catalog/schema.h"
 
 #include <gmock/gmock.h>
@@ -2399,6 +2400,62 @@ TEST(CatalogUrlTest, UnreachableServerSaysSoWithoutThePassword) {
   EXPECT_EQ(r.status().to_errno(), ECONNREFUSED);
   EXPECT_THAT(r.status().message(), HasSubstr("unreachable"));
   EXPECT_THAT(r.status().message(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+// Live mounts (schema v4): register, heartbeat, list, end; a row removed
+// behind the mount's back comes back at its next heartbeat.
+TEST_P(CatalogTest, MountSessions) {
+  int64_t a = MUST(RegisterMountSession(*c_, "lab-pc", 101, "/mnt/a", 1000));
+  int64_t b = MUST(RegisterMountSession(*c_, "scope-2", 202, "/mnt/b", 1005));
+  EXPECT_NE(a, b);
+  auto all = MUST(ListMountSessions(*c_));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].host, "lab-pc");
+  EXPECT_EQ(all[0].pid, 101);
+  EXPECT_EQ(all[0].mountpoint, "/mnt/a");
+  EXPECT_EQ(all[0].started, 1000);
+  EXPECT_EQ(all[0].heartbeat, 1000);
+  ASSERT_TRUE(HeartbeatMountSession(*c_, all[0], 1010).ok());
+  EXPECT_EQ(MUST(ListMountSessions(*c_))[0].heartbeat, 1010);
+  ASSERT_TRUE(DeleteMountSession(*c_, a).ok());
+  ASSERT_TRUE(HeartbeatMountSession(*c_, all[0], 1020).ok());
+  all = MUST(ListMountSessions(*c_));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, a);
+  EXPECT_EQ(all[0].started, 1000);
+  EXPECT_EQ(all[0].heartbeat, 1020);
+  ASSERT_TRUE(EndMountSession(*c_, a).ok());
+  ASSERT_TRUE(EndMountSession(*c_, b).ok());
+  EXPECT_TRUE(MUST(ListMountSessions(*c_)).empty());
+}
+
+// gc's rule: now - grace, or a live mount's start - grace - 1 if earlier;
+// sessions without a heartbeat for kLiveSessionSec do not count.
+TEST(GcCutoff, LiveMountsMoveItBack) {
+  const int64_t now = 100000;
+  EXPECT_EQ(GcCutoff({}, now, 3600), now - 3600);
+  EXPECT_EQ(GcCutoff({}, now, 0), now);
+  MountSession live;
+  live.started = now - 7200;
+  live.heartbeat = now - 5;
+  EXPECT_EQ(GcCutoff({live}, now, 3600), now - 7200 - 3600 - 1);
+  EXPECT_EQ(GcCutoff({live}, now, 0), now - 7200 - 1);
+  // Started after now - grace: the grace period is the tighter bound.
+  MountSession recent = live;
+  recent.started = now - 60;
+  EXPECT_EQ(GcCutoff({recent}, now, 3600), now - 3600 - 60 - 1);
+  EXPECT_EQ(GcCutoff({recent}, now, 0), now - 61);
+  // The oldest live start wins.
+  EXPECT_EQ(GcCutoff({recent, live}, now, 0), now - 7201);
+  // No heartbeat for a minute: not live, ignored; stale after 5 minutes.
+  MountSession dead = live;
+  dead.heartbeat = now - kLiveSessionSec;
+  EXPECT_FALSE(SessionIsLive(dead, now));
+  EXPECT_FALSE(SessionIsStale(dead, now));
+  EXPECT_EQ(GcCutoff({dead}, now, 0), now);
+  dead.heartbeat = now - kStaleSessionSec - 1;
+  EXPECT_TRUE(SessionIsStale(dead, now));
+  EXPECT_TRUE(SessionIsLive(live, now));
 }
 
 }  // namespace

@@ -169,10 +169,10 @@ class CatalogFileTest : public ::testing::Test {
 TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   auto c = Must(Catalog::OpenSqlite(path_));
   EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 4);
+  EXPECT_EQ(kSchemaVersion, 5);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "5");
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));
@@ -592,7 +592,7 @@ TEST(SchemaSqlTest, LadderIsComplete) {
   EXPECT_TRUE(SqliteMigrationSql(kSchemaVersion).empty());
   EXPECT_TRUE(SqliteMigrationSql(0).empty());
   EXPECT_THAT(SqliteSchemaV1Sql(), HasSubstr("'schema_version', '1'"));
-  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '4'"));
+  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '5'"));
 }
 
 }  // namespace

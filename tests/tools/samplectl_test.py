@@ -558,6 +558,53 @@ class SmallStoreTest(unittest.TestCase):
         self.e.run("gc", "--grace", "2h", check=0)
         self.assertNotIn(orphan, self.e.objects())
 
+    def add_session(self, started, heartbeat):
+        self.e.sql("INSERT INTO mount_session(host, pid, mountpoint, started, heartbeat) "
+                   "VALUES ('lab-pc', 4242, '/mnt/samplefs', ?, ?)", (int(started), int(heartbeat)))
+
+    def test_gc_spares_what_a_live_mount_may_still_commit(self):
+        # An unreferenced object an hour old: gc --grace 10m removes it,
+        # unless a live mount (heartbeat 5 s ago) started before it was
+        # published: its record may be a commit that mount still makes.
+        orphan = self.make_orphan()
+        now = time.time()
+        os.utime(self.e.object_path(orphan), (now - 3600, now - 3600))
+        self.add_session(started=now - 7200, heartbeat=now - 5)
+        p = self.e.run("gc", "--grace", "10m", check=0)
+        self.assertIn(orphan, self.e.objects())
+        self.assertIn("1 live mount", p.stdout)
+        # --dry-run agrees.
+        p = self.e.run("gc", "--dry-run", "--grace", "10m", check=0)
+        self.assertNotIn(orphan, p.stdout)
+        # A stale session (no heartbeat for 10 min: a dead mount) is ignored
+        # by gc, reported by fsck, and removed by fsck --repair.
+        self.e.sql("UPDATE mount_session SET heartbeat = ?", (int(now - 600),))
+        p = self.e.run("fsck", check=0)
+        self.assertIn("mount session 1 (lab-pc pid 4242 on /mnt/samplefs) has no heartbeat", p.stdout)
+        self.e.run("gc", "--grace", "10m", check=0)
+        self.assertNotIn(orphan, self.e.objects())
+        self.e.run("fsck", "--repair", check=0)
+        self.assertEqual(self.e.sql("SELECT count(*) FROM mount_session"), [(0,)])
+
+    def test_gc_live_mount_started_after_the_object(self):
+        # A mount that started after the object was published cannot
+        # commit it (it was published by someone else): removed.
+        orphan = self.make_orphan()
+        now = time.time()
+        os.utime(self.e.object_path(orphan), (now - 3600, now - 3600))
+        self.add_session(started=now - 60, heartbeat=now - 1)
+        self.e.run("gc", "--grace", "10m", check=0)
+        self.assertNotIn(orphan, self.e.objects())
+
+    def test_gc_ignore_live_mounts(self):
+        orphan = self.make_orphan()
+        now = time.time()
+        self.add_session(started=now - 7200, heartbeat=now)
+        self.e.run("gc", "--grace", "0", check=0)
+        self.assertIn(orphan, self.e.objects())
+        self.e.run("gc", "--grace", "0", "--ignore-live-mounts", check=0)
+        self.assertNotIn(orphan, self.e.objects())
+
     # --- init ------------------------------------------------------------------
 
     def test_init_twice_keeps_data_and_modes(self):

@@ -43,7 +43,7 @@ def entry(path, size, h, kind="raw"):
 
 ROOT = {"path": "", "type": "folder", "mode": 493, "mtime_ns": 1772446800000000000, "kind": "other"}
 DOCUMENT = {
-    "format": "samplefs-dump", "version": 1, "schema_version": 4,
+    "format": "samplefs-dump", "version": 1, "schema_version": 5,
     "species": [{"name": "HeLa", "species": "Human", "strain": "HeLa", "notes": ""},
                 {"name": "Rat-Wistar", "species": "Rat", "strain": "Wistar", "notes": ""}],
     "samples": [{"name": "P12", "species": "HeLa", "patient_id": "", "sample_type": "Cell Culture", "notes": ""},

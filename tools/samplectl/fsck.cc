@@ -9,6 +9,7 @@
 
 #include "catalog/crash_point.h"
 #include "catalog/hash.h"
+#include "catalog/mount_session.h"
 #include "catalog/recovery.h"
 #include "tools/samplectl/common.h"
 
@@ -69,6 +70,7 @@ class Fsck {
     CheckCatalog();
     CheckObjects();
     CheckStaging();
+    CheckSessions();
     Print("");
     std::string summary = std::to_string(problems_) + " problem" + (problems_ == 1 ? "" : "s");
     if (problems_) summary += " (" + Join(problem_kinds_) + ")";
@@ -240,6 +242,28 @@ class Fsck {
     }
   }
 
+  // Rows of mounts whose heartbeat stopped (killed, or the machine died):
+  // gc ignores them; reported, and removed with --repair.
+  void CheckSessions() {
+    auto sessions = ListMountSessions(*ctx_.catalog);
+    if (!sessions.ok()) {
+      Problem("catalog integrity failure", "catalog: cannot read mount_session: " + sessions.status().message());
+      return;
+    }
+    const int64_t now = std::time(nullptr);
+    for (const auto& m : *sessions) {
+      if (!SessionIsStale(m, now)) continue;
+      Info("mount session " + std::to_string(m.id) + " (" + m.host + " pid " + std::to_string(m.pid) + " on " +
+           m.mountpoint + ") has no heartbeat for " + std::to_string(now - m.heartbeat) +
+           " s: a mount that died; gc ignores it" + (o_.repair ? "" : " (--repair removes it)"));
+      if (o_.repair) {
+        Status s = DeleteMountSession(*ctx_.catalog, m.id);
+        if (!s.ok()) Problem("repair failure", "cannot remove mount session " + std::to_string(m.id) + ": " + s.message());
+        else ++repaired_;
+      }
+    }
+  }
+
   Context& ctx_;
   const FsckOptions& o_;
   Database& db_;
@@ -261,6 +285,7 @@ int RunFsck(Context& ctx, const FsckOptions& o) {
 
 struct GcOptions {
   bool dry_run = false;
+  bool ignore_live_mounts = false;
   std::string grace = "1h";
 };
 
@@ -274,7 +299,22 @@ int RunGc(Context& ctx, const GcOptions& o) {
   if (rc != kExitOk) return rc;
   Catalog& cat = *ctx.catalog;
   ObjectStore& store = *ctx.store;
-  auto old_enough = [&](int64_t mtime) { return std::time(nullptr) - mtime >= *grace; };
+  // Live mounts (catalog/mount_session.h): what one published since it
+  // started may be referenced only by a commit it has still to make (a
+  // closed file waiting for a locked or unreachable catalog), so it is
+  // spared as if the grace period ran from that mount's start.
+  std::vector<MountSession> sessions;
+  if (!o.ignore_live_mounts) {
+    auto listed = ListMountSessions(cat);
+    if (!listed.ok()) {
+      spdlog::error("cannot read the live mounts (mount_session): {}", listed.status().message());
+      return kExitProblems;
+    }
+    sessions = std::move(*listed);
+  }
+  int64_t live = 0;
+  for (const auto& m : sessions) live += SessionIsLive(m, std::time(nullptr));
+  auto old_enough = [&](int64_t mtime) { return mtime <= GcCutoff(sessions, std::time(nullptr), *grace); };
 
   // Order matters while a mount is running: candidates are listed before
   // the referenced set is read, so an object published and recorded
@@ -353,7 +393,9 @@ int RunGc(Context& ctx, const GcOptions& o) {
                 o.dry_run ? "would remove" : "removed", static_cast<long long>(removed),
                 removed == 1 ? "" : "s", HumanBytes(removed_bytes).c_str(),
                 static_cast<long long>(young + kept_young), young + kept_young == 1 ? "" : "s",
-                o.grace.c_str());
+                (o.grace + (live ? " from the start of " + std::to_string(live) + " live mount" +
+                                       (live == 1 ? "" : "s")
+                                 : "")).c_str());
   return failures ? kExitProblems : kExitOk;
 }
 
@@ -374,8 +416,13 @@ void AddGcCommand(CLI::App& app, Commands& out) {
       "Remove objects that no record references and that are older than the grace period.\n"
       "Safe while the catalog is mounted.", RunGc);
   sub->add_flag("-n,--dry-run", o->dry_run, "List what would be removed (hash and size); change nothing");
-  sub->add_option("--grace", o->grace, "Spare objects younger than this (30s, 10m, 1h, 2d, 0)")
+  sub->add_option("--grace", o->grace,
+                  "Spare objects younger than this (30s, 10m, 1h, 2d, 0); while a mount is live\n"
+                  "(heartbeat in the last minute), objects younger than its start minus this")
       ->capture_default_str();
+  sub->add_flag("--ignore-live-mounts", o->ignore_live_mounts,
+                "Apply only --grace, as if no mount were live (a full disk with idle mounts: a version\n"
+                "closed but not yet recorded that is older than the grace period may be lost)");
 }
 
 }  // namespace samplefs::ctl

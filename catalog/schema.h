@@ -6,13 +6,14 @@
 //   1  species, sample, dye, slide, labelling, image, entry, tag, tagging
 //   2  entry.kind (raw/analysis/other), annotation table, analysis views
 //   3  view labelling_info, file_info.mount_path, lower(name) indexes
+//   4  entry.ctime_ns, entry.subfolders (POSIX times and folder link counts)
 #pragma once
 
 #include <string>
 
 namespace samplefs {
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // The DDL of the current schema for SQLite (tables, indexes, triggers, views).
 std::string SqliteSchemaSql();

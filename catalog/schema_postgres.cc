@@ -245,6 +245,18 @@ std::string ViewsV3() {
   return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
 }
 
+// Additions of v4 (issue 18, as in schema_sqlite.cc), a block of its own so
+// that it can be renumbered on merging with another v4: entry.ctime_ns
+// (an existing entry's is its mtime) and entry.subfolders (a folder's
+// child folders, kept by Catalog; nlink = 2 + subfolders).
+const char* kV4Additions = R"SQL(
+ALTER TABLE entry ADD COLUMN ctime_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE entry ADD COLUMN subfolders BIGINT NOT NULL DEFAULT 0 CHECK (subfolders >= 0);
+UPDATE entry SET ctime_ns = mtime_ns;
+UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = entry.id AND c.type = 'folder')
+ WHERE type = 'folder';
+)SQL";
+
 }  // namespace
 
 std::string PostgresSchemaV1Sql() {
@@ -252,8 +264,8 @@ std::string PostgresSchemaV1Sql() {
 }
 
 std::string PostgresSchemaSql() {
-  return std::string(kTablesV1) + kV2Additions + kTriggers + NotifyTriggers() + ViewsV3() + kV3Additions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '3');\n";
+  return std::string(kTablesV1) + kV2Additions + kTriggers + NotifyTriggers() + ViewsV3() + kV3Additions + kV4Additions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '4');\n";
 }
 
 std::string PostgresMigrationSql(int from_version) {
@@ -264,6 +276,8 @@ std::string PostgresMigrationSql(int from_version) {
     case 2:
       return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
+    case 3:  // issue 18: entry.ctime_ns, entry.subfolders
+      return std::string(kV4Additions) + "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

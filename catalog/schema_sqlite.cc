@@ -239,6 +239,20 @@ std::string ViewsV3() {
   return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
 }
 
+// Additions of v4 (issue 18), shared by the fresh schema and the 3 -> 4
+// migration; a block of its own so that it can be renumbered on merging
+// with another v4. entry.ctime_ns is the status-change time (an existing
+// entry's is its mtime: the best guess there is); entry.subfolders counts
+// a folder's child folders, kept by Catalog in the transaction of every
+// mkdir/rmdir/move, so that a folder's nlink costs no COUNT.
+const char* kV4Additions = R"SQL(
+ALTER TABLE entry ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entry ADD COLUMN subfolders INTEGER NOT NULL DEFAULT 0 CHECK (subfolders >= 0);
+UPDATE entry SET ctime_ns = mtime_ns;
+UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = entry.id AND c.type = 'folder')
+ WHERE type = 'folder';
+)SQL";
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -250,8 +264,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '3');\n";
+         kTriggers + ViewsV3() + kV3Additions + kV4Additions +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '4');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -287,6 +301,8 @@ std::string SqliteMigrationSql(int from_version) {
     case 2:
       return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
+    case 3:  // issue 18: entry.ctime_ns, entry.subfolders
+      return std::string(kV4Additions) + "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -151,7 +151,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
         std::lock_guard lock(of->mu);
         s = fs.files().EnsureWriterLocked(*of, attr->st_size == 0);
         if (s.ok()) s = of->writer->Truncate(static_cast<uint64_t>(attr->st_size));
-        if (s.ok()) of->mtime_ns = NowNs();
+        if (s.ok()) of->ctime_ns = of->mtime_ns = NowNs();
         // truncate(1) with no open handle commits at once, and says if it failed.
         if (s.ok() && of->writers == 0) job = fs.files().SealLocked(of, false, path);
         if (!s.ok() && of->writers == 0 && !of->sealed) fs.files().DropVersionLocked(*of);
@@ -170,7 +170,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     } else if (to_set & FUSE_SET_ATTR_SIZE) {
       return ReplyStatus(req, "truncate", path, Status(Code::kInvalidArgument, "not a file"));
     }
-    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+    // chmod, utimensat and a chown to the owner (the only one accepted
+    // above) are status changes: the record's ctime becomes now (issue 18).
+    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW |
+                  FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
       int64_t mtime = -1;
       if (to_set & FUSE_SET_ATTR_MTIME_NOW) mtime = NowNs();
       else if (to_set & FUSE_SET_ATTR_MTIME)
@@ -185,6 +188,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
           if (of->writer) {
             if (mtime >= 0) of->mtime_ns = mtime;
             if (to_set & FUSE_SET_ATTR_MODE) of->pending_mode = attr->st_mode & 07777;
+            of->ctime_ns = NowNs();
             pending = true;
           }
         }

@@ -42,7 +42,7 @@ Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& s
       if (s.ok() && (*has_content || of->writer)) {
         s = fs.files().EnsureWriterLocked(*of, true);
         if (s.ok()) s = of->writer->Truncate(0);
-        of->mtime_ns = NowNs();
+        of->ctime_ns = of->mtime_ns = NowNs();
       }
     } else if (mtime_ns) {
       of->mtime_ns = mtime_ns;

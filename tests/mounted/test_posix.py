@@ -242,5 +242,20 @@ class FolderLinks(PosixTestCase):
         self.assertEqual(len(self.assertSameAsLocal(scenario)), 3)
 
 
+
+class SetgidFolders(PosixTestCase):
+    """Point 7: a folder made in a setgid folder is setgid too."""
+
+    def test_new_folder_inherits_setgid(self):
+        def scenario(root):
+            g = os.path.join(root, "g")
+            os.mkdir(g)
+            os.chmod(g, 0o2775)
+            os.mkdir(os.path.join(g, "sub"), 0o755)
+            open(os.path.join(g, "f"), "w").close()
+            return (oct(os.stat(os.path.join(g, "sub")).st_mode & 0o7777),
+                    bool(os.stat(os.path.join(g, "f")).st_mode & 0o2000))
+        self.assertEqual(self.assertSameAsLocal(scenario), (oct(0o2755), False))
+
 if __name__ == "__main__":
     unittest.main()

@@ -232,6 +232,15 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   SFS_FUSE_CATCH("readlink")
 }
 
+// A folder's link count moved (a folder made, removed or moved in it): the
+// kernel drops the attributes of the folder's inodes itself, but a
+// readdirplus of its own folder that read them before the change may
+// answer after it and cache the old count for attr_timeout. The notices
+// arrive after that answer (difftest --workers found it).
+static void PostFolderLinks(Filesystem& fs, const NodeSpec& folder) {
+  if (folder.kind == NodeKind::kFolder) fs.invalidator().PostAttrs(NodeKind::kFolder, folder.record_id);
+}
+
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   SFS_FUSE_TRY
   Filesystem& fs = Fs(req);
@@ -240,6 +249,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   auto spec = fs.ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs.PathOf(parent, name), spec.status());
   DropListings(fs, ps, parent, name);
+  PostFolderLinks(fs, ps);
   ReplyNewEntry(req, parent, name, *spec, "mkdir");
   SFS_FUSE_CATCH("mkdir")
 }
@@ -300,6 +310,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs.PathOf(parent, name), s);
   PostChanged(fs, parent, name);
   DropListings(fs, ps, parent, name);
+  PostFolderLinks(fs, ps);
   fs.nodes().Unbind(parent, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("rmdir")
@@ -363,6 +374,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   } else {
     DropListings(fs, ps, parent, {});
     DropListings(fs, nps, newparent, newname);
+    PostFolderLinks(fs, ps);
+    PostFolderLinks(fs, nps);
   }
   fs.nodes().Rename(parent, name, newparent, newname);
   fuse_reply_err(req, 0);

@@ -127,6 +127,8 @@ Entry ReadEntry(const Statement& st) {
   e.mtime_ns = st.Int(8);
   e.target = st.Text(9);
   e.kind = st.Text(10);
+  e.ctime_ns = st.Int(11);
+  e.subfolders = st.Int(12);
   return e;
 }
 Tag ReadTag(const Statement& st) { return Tag{st.Int(0), st.Text(1)}; }
@@ -138,7 +140,17 @@ constexpr const char* kSlideCols = "id, reference, sample_id, creator, notes, cr
 constexpr const char* kLabellingCols = "id, slide_id, structure, isotype, antibody, dye_id";
 constexpr const char* kImageCols = "id, slide_id, name, \"user\", acquired, comments";
 constexpr const char* kEntryCols =
-    "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind";
+    "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind, ctime_ns, subfolders";
+
+// Wall-clock time in nanoseconds: an entry's ctime, a folder's times when
+// its entries change.
+int64_t NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+
 
 }  // namespace
 
@@ -179,6 +191,22 @@ static Status Exec(Database& db, const std::string& sql, const Params& ps) {
   StatementScope scope(*st);
   BindAll(*st, ps);
   return st->Run();
+}
+
+// A folder whose entries changed (created, removed, renamed in or out):
+// its mtime and ctime become `now`, as a local filesystem's (issue 18), and
+// its count of subfolders moves by `subfolders`. One UPDATE in the
+// transaction of the change, so the mount and imports agree.
+static Status FolderChanged(Database& db, int64_t folder_id, int64_t now, int64_t subfolders) {
+  return Exec(db, "UPDATE entry SET mtime_ns = ?, ctime_ns = ?, subfolders = subfolders + ? WHERE id = ?",
+              {now, now, subfolders, folder_id});
+}
+
+// A change of an entry's tags or annotations (its extended attributes) is a
+// status change: its ctime becomes now. Other records have no ctime.
+static Status EntryXattrsChanged(Database& db, Entity entity, int64_t record_id) {
+  if (entity != Entity::kEntry) return Status::Ok();
+  return Exec(db, "UPDATE entry SET ctime_ns = ? WHERE id = ?", {NowNs(), record_id});
 }
 
 static Result<int64_t> Count(Database& db, const std::string& sql, const Params& ps) {
@@ -922,17 +950,21 @@ Result<Entry> Catalog::CreateEntry(const Entry& e) {
     SFS_ASSIGN_OR_RETURN(Entry parent, std::move(found));
     if (parent.type != EntryType::kFolder)
       return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
+    // A new entry's ctime is now, whatever mtime it is given (cp -a); its
+    // folder's times become now too.
+    const int64_t now = NowNs();
     auto r = OneRow<Entry>(
         *db_, std::string("INSERT INTO entry(id, image_id, parent_id, name, type, size, hash, mode, "
-                          "mtime_ns, target, kind) VALUES (") +
-                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
+                          "mtime_ns, target, kind, ctime_ns) VALUES (") +
+                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
                   kEntryCols,
         {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
          static_cast<int64_t>(e.size),
          e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr), int64_t{e.mode & 07777},
-         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind},
+         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, now},
         ReadEntry, "");
     if (!r.ok()) return Explain(r.status(), Quoted(e.name) + " already exists", "");
+    SFS_RETURN_IF_ERROR(FolderChanged(*db_, e.parent_id, now, e.type == EntryType::kFolder ? 1 : 0));
     return r;
   });
 }
@@ -950,7 +982,7 @@ Result<Entry> Catalog::EntryByName(int64_t parent_id, const std::string& name) {
                        {parent_id, name}, ReadEntry, Quoted(name) + " does not exist");
 }
 
-Status Catalog::UpdateEntry(const Entry& e) {
+Status Catalog::UpdateEntry(const Entry& e, int64_t ctime_ns) {
   // Only the content fields are written, so only they are checked (the
   // caller's name and parent_id are ignored); this applies to an image's
   // root folder as to any other entry.
@@ -958,11 +990,11 @@ Status Catalog::UpdateEntry(const Entry& e) {
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(
       *db_,
-      "UPDATE entry SET size = ?, hash = ?, mode = ?, mtime_ns = ?, target = ?, kind = ? "
+      "UPDATE entry SET size = ?, hash = ?, mode = ?, mtime_ns = ?, target = ?, kind = ?, ctime_ns = ? "
       "WHERE id = ? AND type = ? RETURNING id",
       {static_cast<int64_t>(e.size), e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr),
        int64_t{e.mode & 07777}, e.mtime_ns,
-       e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, e.id,
+       e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, ctime_ns ? ctime_ns : NowNs(), e.id,
        std::string(EntryTypeName(e.type))},
       [](const Statement& st) { return st.Int(0); },
       "entry " + std::to_string(e.id) + " does not exist");
@@ -984,7 +1016,8 @@ Status Catalog::DeleteEntry(int64_t id) {
       SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM entry WHERE parent_id = ?", {id}));
       if (n) return Status(Code::kNotEmpty, "folder " + Quoted(e.name) + " is not empty");
     }
-    return Exec(*db_, "DELETE FROM entry WHERE id = ?", {id});
+    SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM entry WHERE id = ?", {id}));
+    return FolderChanged(*db_, e.parent_id, NowNs(), e.type == EntryType::kFolder ? -1 : 0);
   });
 }
 
@@ -1030,8 +1063,14 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
     std::string kind = e.kind;
     if (e.type == EntryType::kFile && e.kind == KindFromName(e.name)) kind = KindFromName(new_name);
     // Entries below a moved folder change image too.
-    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ?, image_id = ?, kind = ? WHERE id = ?",
-                             {new_parent_id, new_name, parent.image_id, kind, id}));
+    // A rename changes the entry's ctime and both folders' mtime and ctime;
+    // a folder moves from one folder's count of subfolders to the other's.
+    const int64_t now = NowNs();
+    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET parent_id = ?, name = ?, image_id = ?, kind = ?, ctime_ns = ? WHERE id = ?",
+                             {new_parent_id, new_name, parent.image_id, kind, now, id}));
+    const int64_t moved_folders = e.type == EntryType::kFolder && e.parent_id != new_parent_id ? 1 : 0;
+    SFS_RETURN_IF_ERROR(FolderChanged(*db_, e.parent_id, now, -moved_folders));
+    if (new_parent_id != e.parent_id) SFS_RETURN_IF_ERROR(FolderChanged(*db_, new_parent_id, now, moved_folders));
     if (e.type == EntryType::kFolder && parent.image_id != e.image_id) {
       SFS_RETURN_IF_ERROR(Exec(*db_,
                                "WITH RECURSIVE sub(id) AS (SELECT id FROM entry WHERE parent_id = ? "
@@ -1235,9 +1274,10 @@ Status Catalog::AddTag(Entity entity, int64_t record_id, const std::string& name
     auto t = TagByName(name);
     if (!t.ok() && t.status().is_not_found()) t = CreateTag(name);
     if (!t.ok()) return t.status();
-    return Exec(*db_, "INSERT INTO tagging(tag_id, entity, record_id) VALUES (?, ?, ?) "
-                      "ON CONFLICT DO NOTHING",
-                {t->id, std::string(EntityName(entity)), record_id});
+    SFS_RETURN_IF_ERROR(Exec(*db_, "INSERT INTO tagging(tag_id, entity, record_id) VALUES (?, ?, ?) "
+                                   "ON CONFLICT DO NOTHING",
+                             {t->id, std::string(EntityName(entity)), record_id}));
+    return EntryXattrsChanged(*db_, entity, record_id);
   });
 }
 
@@ -1250,7 +1290,8 @@ Status Catalog::RemoveTag(Entity entity, int64_t record_id, const std::string& n
                              {t.id, std::string(EntityName(entity)), record_id},
                              [](const Statement& st) { return st.Int(0); },
                              "the record does not carry tag " + Quoted(name));
-    return r.status();
+    SFS_RETURN_IF_ERROR(r.status());
+    return EntryXattrsChanged(*db_, entity, record_id);
   });
 }
 
@@ -1265,7 +1306,7 @@ Status Catalog::SetTags(Entity entity, int64_t record_id, const std::vector<std:
     SFS_RETURN_IF_ERROR(Exec(*db_, "DELETE FROM tagging WHERE entity = ? AND record_id = ?",
                              {std::string(EntityName(entity)), record_id}));
     for (const auto& n : names) SFS_RETURN_IF_ERROR(AddTag(entity, record_id, n));
-    return Status::Ok();
+    return EntryXattrsChanged(*db_, entity, record_id);
   });
 }
 
@@ -1323,22 +1364,25 @@ Status Catalog::SetAnnotation(Entity entity, int64_t record_id, const std::strin
   SFS_RETURN_IF_ERROR(ValidateText(value, "annotation value"));
   return InTxn(*this, [&]() -> Status {
     SFS_RETURN_IF_ERROR(CheckEntityExists(*db_, entity, record_id));
-    return Exec(*db_,
-                "INSERT INTO annotation(entity, record_id, key, value) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (entity, record_id, key) DO UPDATE SET value = excluded.value",
-                {std::string(EntityName(entity)), record_id, key, value});
+    SFS_RETURN_IF_ERROR(Exec(*db_,
+                             "INSERT INTO annotation(entity, record_id, key, value) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (entity, record_id, key) DO UPDATE SET value = excluded.value",
+                             {std::string(EntityName(entity)), record_id, key, value}));
+    return EntryXattrsChanged(*db_, entity, record_id);
   });
 }
 
 Status Catalog::RemoveAnnotation(Entity entity, int64_t record_id, const std::string& key) {
-  std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "DELETE FROM annotation WHERE entity = ? AND record_id = ? AND key = ? "
-                           "RETURNING record_id",
-                           {std::string(EntityName(entity)), record_id, key},
-                           [](const Statement& st) { return st.Int(0); },
-                           "no annotation " + Quoted(key));
-  return r.status();
+  return InTxn(*this, [&]() -> Status {
+    auto r = OneRow<int64_t>(*db_,
+                             "DELETE FROM annotation WHERE entity = ? AND record_id = ? AND key = ? "
+                             "RETURNING record_id",
+                             {std::string(EntityName(entity)), record_id, key},
+                             [](const Statement& st) { return st.Int(0); },
+                             "no annotation " + Quoted(key));
+    SFS_RETURN_IF_ERROR(r.status());
+    return EntryXattrsChanged(*db_, entity, record_id);
+  });
 }
 
 // ---------------------------------------------------------------------------

@@ -171,7 +171,9 @@ class Catalog {
   Result<Entry> EntryByName(int64_t parent_id, const std::string& name);
   // Updates size/hash/mode/mtime_ns/kind/target of an entry (by id; name
   // and parent_id are ignored). kInvalidArgument if e.type is not its type.
-  Status UpdateEntry(const Entry& e);
+  // Its ctime becomes `ctime_ns`, 0: now (a version recorded after it was
+  // written keeps the ctime the mount showed while it was pending).
+  Status UpdateEntry(const Entry& e, int64_t ctime_ns = 0);
   // kNotEmpty for a folder with children; kPermission for a root folder.
   Status DeleteEntry(int64_t id);
   // Moves/renames an entry, possibly into another image. If the target

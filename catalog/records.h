@@ -77,6 +77,12 @@ struct Entry {
   int64_t mtime_ns = 0;
   std::string kind = "other";  // raw, analysis, other
   std::string target;          // symlink target
+  // Kept by the catalog (schema v4), never written from these fields:
+  // ctime_ns is set to now by every change of the entry (content, mode,
+  // mtime, name or parent, tags and annotations) and, for a folder, of its
+  // entries; subfolders counts a folder's child folders (nlink = 2 + it).
+  int64_t ctime_ns = 0;
+  int64_t subfolders = 0;
 };
 
 // An entry in the desktop trash (docs/DECISIONS.md "Trash").

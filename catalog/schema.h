@@ -8,13 +8,14 @@
 //   3  view labelling_info, file_info.mount_path, lower(name) indexes
 //   4  trash table, trash_info view; file_info leaves out trashed entries
 //   5  mount_session (live mounts, for gc; catalog/mount_session.h)
+//   6  entry.ctime_ns, entry.subfolders (POSIX times and folder link counts)
 #pragma once
 
 #include <string>
 
 namespace samplefs {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // The DDL of the current schema for SQLite (tables, indexes, triggers, views).
 std::string SqliteSchemaSql();

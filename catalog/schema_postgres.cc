@@ -301,6 +301,18 @@ CREATE TABLE mount_session (
 )SQL";
 // ---- end of v5 ---------------------------------------------------------------
 
+// Additions of v6 (issue 18, as in schema_sqlite.cc), a block of its own so
+// that it can be renumbered on merging with another v4: entry.ctime_ns
+// (an existing entry's is its mtime) and entry.subfolders (a folder's
+// child folders, kept by Catalog; nlink = 2 + subfolders).
+const char* kV6PosixTimes = R"SQL(
+ALTER TABLE entry ADD COLUMN ctime_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE entry ADD COLUMN subfolders BIGINT NOT NULL DEFAULT 0 CHECK (subfolders >= 0);
+UPDATE entry SET ctime_ns = mtime_ns;
+UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = entry.id AND c.type = 'folder')
+ WHERE type = 'folder';
+)SQL";
+
 }  // namespace
 
 std::string PostgresSchemaV1Sql() {
@@ -308,8 +320,8 @@ std::string PostgresSchemaV1Sql() {
 }
 
 std::string PostgresSchemaSql() {
-  return std::string(kTablesV1) + kV2Additions + kTriggers + NotifyTriggers() + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '5');\n";
+  return std::string(kTablesV1) + kV2Additions + kTriggers + NotifyTriggers() + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions + kV6PosixTimes +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '6');\n";
 }
 
 std::string PostgresMigrationSql(int from_version) {
@@ -325,6 +337,8 @@ std::string PostgresMigrationSql(int from_version) {
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     case 4:  // schema v5: live mounts
       return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
+    case 5:  // schema v6: entry.ctime_ns, entry.subfolders (issue 18)
+      return std::string(kV6PosixTimes) + "UPDATE meta SET value = '6' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -294,6 +294,20 @@ CREATE TABLE mount_session (
 )SQL";
 // ---- end of v5 ---------------------------------------------------------------
 
+// Additions of v6 (issue 18), shared by the fresh schema and the 5 -> 6
+// migration; a block of its own so that it can be renumbered on merging
+// with another v4. entry.ctime_ns is the status-change time (an existing
+// entry's is its mtime: the best guess there is); entry.subfolders counts
+// a folder's child folders, kept by Catalog in the transaction of every
+// mkdir/rmdir/move, so that a folder's nlink costs no COUNT.
+const char* kV6PosixTimes = R"SQL(
+ALTER TABLE entry ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entry ADD COLUMN subfolders INTEGER NOT NULL DEFAULT 0 CHECK (subfolders >= 0);
+UPDATE entry SET ctime_ns = mtime_ns;
+UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = entry.id AND c.type = 'folder')
+ WHERE type = 'folder';
+)SQL";
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -305,8 +319,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '5');\n";
+         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions + kV6PosixTimes +
+         "INSERT INTO meta(key, value) VALUES ('schema_version', '6');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -347,6 +361,8 @@ std::string SqliteMigrationSql(int from_version) {
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     case 4:  // schema v5: live mounts
       return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
+    case 5:  // schema v6: entry.ctime_ns, entry.subfolders (issue 18)
+      return std::string(kV6PosixTimes) + "UPDATE meta SET value = '6' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

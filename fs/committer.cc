@@ -46,7 +46,8 @@ Result<bool> RecordVersionLocked(Catalog& catalog, CommitJob& job, const Publish
   e->size = obj.size;
   e->mtime_ns = mtime;
   if (of.pending_mode) e->mode = *of.pending_mode;
-  SFS_RETURN_IF_ERROR(catalog.UpdateEntry(*e));
+  // The ctime stat showed while the version was pending (OverlayPendingLocked).
+  SFS_RETURN_IF_ERROR(catalog.UpdateEntry(*e, std::max(e->ctime_ns, of.ctime_ns)));
   return true;
 }
 

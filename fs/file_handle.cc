@@ -190,7 +190,7 @@ Status VersionHandle::Write(Filesystem& fs, const char* buf, size_t size, off_t 
     fs.NoteWriteBehind();
   }
   if (s.ok()) s = of_->writer->Write(buf, size, static_cast<uint64_t>(off));
-  if (s.ok()) of_->mtime_ns = NowNs();
+  if (s.ok()) of_->ctime_ns = of_->mtime_ns = NowNs();
   // A failed write makes the pending version incomplete: it is never
   // published, and close() reports the error again (also the next write
   // and fsync, for a write that was answered before it failed).

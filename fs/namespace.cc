@@ -114,7 +114,9 @@ struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   struct stat st {};
   st.st_uid = id.uid;
   st.st_gid = id.gid;
-  st.st_nlink = 1;
+  // A folder has the links of a local filesystem's: its name, its "." and
+  // each subfolder's ".." (the catalog keeps the count; issue 18).
+  st.st_nlink = e.type == EntryType::kFolder ? static_cast<nlink_t>(2 + e.subfolders) : 1;
   // The size tools use for their buffers: cp then writes 1 MiB at a time
   // (FUSE's largest write). A folder says 4 KiB, so that readdir(3) reads
   // 32 KiB of names per getdents (glibc takes max(st_blksize, 32 KiB)):
@@ -126,9 +128,15 @@ struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   st.st_size = e.type == EntryType::kSymlink ? static_cast<off_t>(e.target.size())
                : e.type == EntryType::kFile ? static_cast<off_t>(e.size) : 0;
   st.st_blocks = (st.st_size + 511) / 512;
-  int64_t ns = e.parent_id != 0 ? e.mtime_ns : static_cast<int64_t>(id.mount_time) * 1000000000;
-  st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = ns / 1000000000;
-  st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = ns % 1000000000;
+  // files/ of an image is created with no time (0): it shows the mount's
+  // until an entry is created, removed or renamed in it.
+  int64_t ns = e.parent_id != 0 || e.mtime_ns != 0 ? e.mtime_ns : static_cast<int64_t>(id.mount_time) * 1000000000;
+  // ctime is its own (schema v4): 0 only in a record no change has touched.
+  int64_t cns = e.ctime_ns != 0 ? e.ctime_ns : ns;
+  st.st_mtim.tv_sec = st.st_atim.tv_sec = ns / 1000000000;
+  st.st_mtim.tv_nsec = st.st_atim.tv_nsec = ns % 1000000000;
+  st.st_ctim.tv_sec = cns / 1000000000;
+  st.st_ctim.tv_nsec = cns % 1000000000;
   return st;
 }
 

@@ -138,6 +138,11 @@ Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& nam
       e.name = name;
       e.type = EntryType::kFolder;
       e.mode = mode & 07777;
+      // A folder made in a setgid folder is setgid too, as on a local
+      // filesystem (shared group folders; issue 18 point 7). Only the
+      // mount does this: an import records the source's own mode.
+      SFS_ASSIGN_OR_RETURN(Entry in, catalog_.EntryById(parent.record_id));
+      if (in.mode & S_ISGID) e.mode |= S_ISGID;
       e.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
       SFS_ASSIGN_OR_RETURN(e, catalog_.CreateEntry(e));
       return Spec(NodeKind::kFolder, e.id);

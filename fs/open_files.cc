@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <algorithm>
+
 #include "catalog/hash.h"
 
 namespace samplefs::fs {
@@ -217,8 +219,15 @@ void OpenFiles::OverlayPendingLocked(const OpenFile& of, struct stat* st) {
   if (of.writer) {
     st->st_size = static_cast<off_t>(of.writer->size());
     st->st_blocks = (st->st_size + 511) / 512;
-    st->st_mtim.tv_sec = st->st_ctim.tv_sec = of.mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = of.mtime_ns % 1000000000;
+    st->st_mtim.tv_sec = of.mtime_ns / 1000000000;
+    st->st_mtim.tv_nsec = of.mtime_ns % 1000000000;
+    // The ctime is the latest change: the record's (its creation), or the
+    // last write, truncate, chmod or utimens of the pending version (cp -a's
+    // old mtime does not take it back). The commit records the same.
+    int64_t ctime = std::max(static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec,
+                             of.ctime_ns);
+    st->st_ctim.tv_sec = ctime / 1000000000;
+    st->st_ctim.tv_nsec = ctime % 1000000000;
   }
 }
 

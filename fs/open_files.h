@@ -58,6 +58,7 @@ struct OpenFile {
   uint64_t committed_version = 0;         // GUARDED_BY(mu) the last one recorded
   int jobs = 0;                           // GUARDED_BY(mu) handed over, not finished
   int64_t mtime_ns = 0;                   // GUARDED_BY(mu) mtime of the pending version
+  int64_t ctime_ns = 0;                   // GUARDED_BY(mu) last write/truncate/chmod/utimens of it (0: none)
   std::optional<mode_t> pending_mode;     // GUARDED_BY(mu) a chmod it carries to its commit
   Status error;                           // GUARDED_BY(mu) sticky write error for flush/fsync
   std::string published_hash;             // GUARDED_BY(mu) last version published here

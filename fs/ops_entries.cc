@@ -151,7 +151,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
         std::lock_guard lock(of->mu);
         s = fs.files().EnsureWriterLocked(*of, attr->st_size == 0);
         if (s.ok()) s = of->writer->Truncate(static_cast<uint64_t>(attr->st_size));
-        if (s.ok()) of->mtime_ns = NowNs();
+        if (s.ok()) of->ctime_ns = of->mtime_ns = NowNs();
         // truncate(1) with no open handle commits at once, and says if it failed.
         if (s.ok() && of->writers == 0) job = fs.files().SealLocked(of, false, path);
         if (!s.ok() && of->writers == 0 && !of->sealed) fs.files().DropVersionLocked(*of);
@@ -170,7 +170,10 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     } else if (to_set & FUSE_SET_ATTR_SIZE) {
       return ReplyStatus(req, "truncate", path, Status(Code::kInvalidArgument, "not a file"));
     }
-    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+    // chmod, utimensat and a chown to the owner (the only one accepted
+    // above) are status changes: the record's ctime becomes now (issue 18).
+    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW |
+                  FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
       int64_t mtime = -1;
       if (to_set & FUSE_SET_ATTR_MTIME_NOW) mtime = NowNs();
       else if (to_set & FUSE_SET_ATTR_MTIME)
@@ -185,6 +188,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
           if (of->writer) {
             if (mtime >= 0) of->mtime_ns = mtime;
             if (to_set & FUSE_SET_ATTR_MODE) of->pending_mode = attr->st_mode & 07777;
+            of->ctime_ns = NowNs();
             pending = true;
           }
         }
@@ -228,6 +232,15 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   SFS_FUSE_CATCH("readlink")
 }
 
+// A folder's link count moved (a folder made, removed or moved in it): the
+// kernel drops the attributes of the folder's inodes itself, but a
+// readdirplus of its own folder that read them before the change may
+// answer after it and cache the old count for attr_timeout. The notices
+// arrive after that answer (difftest --workers found it).
+static void PostFolderLinks(Filesystem& fs, const NodeSpec& folder) {
+  if (folder.kind == NodeKind::kFolder) fs.invalidator().PostAttrs(NodeKind::kFolder, folder.record_id);
+}
+
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   SFS_FUSE_TRY
   Filesystem& fs = Fs(req);
@@ -236,6 +249,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   auto spec = fs.ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs.PathOf(parent, name), spec.status());
   DropListings(fs, ps, parent, name);
+  PostFolderLinks(fs, ps);
   ReplyNewEntry(req, parent, name, *spec, "mkdir");
   SFS_FUSE_CATCH("mkdir")
 }
@@ -300,6 +314,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!ParentSpec(req, parent, &ps)) return;
   Status s = fs.ns().Rmdir(ps, name);
   if (!s.ok()) return ReplyStatus(req, "rmdir", fs.PathOf(parent, name), s);
+  PostFolderLinks(fs, ps);
   ReplyRemoved(req, fs, ps, parent, name);
   SFS_FUSE_CATCH("rmdir")
 }
@@ -362,6 +377,8 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   } else {
     DropListings(fs, ps, parent, {});
     DropListings(fs, nps, newparent, newname);
+    PostFolderLinks(fs, ps);
+    PostFolderLinks(fs, nps);
   }
   fs.nodes().Rename(parent, name, newparent, newname);
   if (ps.kind == NodeKind::kTrashFiles || nps.kind == NodeKind::kTrashFiles) {

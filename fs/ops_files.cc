@@ -51,14 +51,17 @@ Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& s
         s = fs.files().EnsureWriterLocked(*of, true);
         if (s.ok()) s = of->writer->Truncate(0);
         if (changes) {
-          of->mtime_ns = NowNs();
+          of->ctime_ns = of->mtime_ns = NowNs();
         } else if (s.ok()) {
           // Truncating an empty file changes nothing: the pending version
           // keeps the record's time, so a close without writes records the
           // same record again (and the empty object exists: no new one).
           auto e = fs.catalog().EntryById(spec.record_id);
           s = e.status();
-          if (s.ok()) of->mtime_ns = e->mtime_ns;
+          if (s.ok()) {
+            of->mtime_ns = e->mtime_ns;
+            of->ctime_ns = e->ctime_ns;
+          }
           else fs.files().DropVersionLocked(*of);
         }
       }

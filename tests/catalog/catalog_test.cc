@@ -1689,6 +1689,79 @@ TEST_P(CatalogTest, MoveEntryRenamesAndMoves) {
   EXPECT_EQ(MUST(c_->EntryByName(a.id, "b-moved")).id, b.id);
 }
 
+// Issue 18: a folder's times follow its entries (create, delete, rename in
+// and out), its subfolder count follows mkdir/rmdir/move of folders, and
+// an entry's ctime follows every change of it but not its mtime.
+TEST_P(CatalogTest, FolderTimesCtimeAndSubfolders) {
+  World w = NewWorld();
+  auto now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  };
+  Entry a = NewFolder(w.root.id, "a");
+  Entry b = NewFolder(w.root.id, "b");
+  EXPECT_EQ(MUST(c_->FilesRoot(w.image.id)).subfolders, 2);
+  auto age = [&](int64_t id) {
+    ASSERT_OK(c_->db().Exec("UPDATE entry SET mtime_ns = 1000, ctime_ns = 1000 WHERE id = " + std::to_string(id)));
+  };
+  age(a.id);
+  age(b.id);
+  int64_t t0 = now();
+  Entry f = NewFile(a.id, "f.tif");
+  Entry back = MUST(c_->EntryById(a.id));
+  EXPECT_GE(back.mtime_ns, t0);
+  EXPECT_EQ(back.ctime_ns, back.mtime_ns);
+  EXPECT_EQ(back.subfolders, 0);
+  EXPECT_GE(f.ctime_ns, t0);  // a new entry's ctime is now, whatever its mtime
+
+  // A rename touches both folders and the entry's ctime, not its mtime.
+  age(a.id);
+  age(f.id);
+  ASSERT_OK(c_->MoveEntry(f.id, b.id, "g.tif", false).status());
+  EXPECT_GE(MUST(c_->EntryById(a.id)).mtime_ns, t0);
+  EXPECT_GE(MUST(c_->EntryById(b.id)).mtime_ns, t0);
+  back = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(back.mtime_ns, 1000);
+  EXPECT_GE(back.ctime_ns, t0);
+
+  // chmod/utimens (UpdateEntry), tags and annotations change the ctime.
+  age(f.id);
+  back = MUST(c_->EntryById(f.id));
+  back.mtime_ns = 5;
+  ASSERT_OK(c_->UpdateEntry(back));
+  back = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(back.mtime_ns, 5);
+  EXPECT_GE(back.ctime_ns, t0);
+  for (int i = 0; i < 4; ++i) {
+    age(f.id);
+    if (i == 0) ASSERT_OK(c_->AddTag(Entity::kEntry, f.id, "t"));
+    if (i == 1) ASSERT_OK(c_->RemoveTag(Entity::kEntry, f.id, "t"));
+    if (i == 2) ASSERT_OK(c_->SetAnnotation(Entity::kEntry, f.id, "k", "v"));
+    if (i == 3) ASSERT_OK(c_->RemoveAnnotation(Entity::kEntry, f.id, "k"));
+    EXPECT_GE(MUST(c_->EntryById(f.id)).ctime_ns, t0) << i;
+  }
+
+  // Folders move between counts; a delete touches its folder.
+  Entry sub = NewFolder(a.id, "sub");
+  EXPECT_EQ(MUST(c_->EntryById(a.id)).subfolders, 1);
+  ASSERT_OK(c_->MoveEntry(sub.id, b.id, "sub", false).status());
+  EXPECT_EQ(MUST(c_->EntryById(a.id)).subfolders, 0);
+  EXPECT_EQ(MUST(c_->EntryById(b.id)).subfolders, 1);
+  ASSERT_OK(c_->MoveEntry(sub.id, b.id, "sub2", false).status());
+  EXPECT_EQ(MUST(c_->EntryById(b.id)).subfolders, 1);
+  Entry other = NewFolder(a.id, "other");
+  ASSERT_OK(c_->MoveEntry(other.id, b.id, "sub2", true).status());  // replaces an empty folder
+  EXPECT_EQ(MUST(c_->EntryById(a.id)).subfolders, 0);
+  EXPECT_EQ(MUST(c_->EntryById(b.id)).subfolders, 1);
+  age(b.id);
+  ASSERT_OK(c_->DeleteEntry(other.id));
+  back = MUST(c_->EntryById(b.id));
+  EXPECT_EQ(back.subfolders, 0);
+  EXPECT_GE(back.mtime_ns, t0);
+  EXPECT_GE(back.ctime_ns, t0);
+}
+
 // Issue 13: rsync, editors and tempfile+os.replace write under a
 // temporary name; the record must take the kind of the final name.
 TEST_P(CatalogTest, MoveEntryTakesTheKindOfTheNewName) {

@@ -169,10 +169,10 @@ class CatalogFileTest : public ::testing::Test {
 TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   auto c = Must(Catalog::OpenSqlite(path_));
   EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 5);
+  EXPECT_EQ(kSchemaVersion, 6);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));
@@ -285,6 +285,37 @@ TEST_F(CatalogFileTest, MigratesVersion2WithItsData) {
     EXPECT_EQ(db.One("SELECT name FROM pragma_table_info('file_info') ORDER BY cid DESC LIMIT 1"), "mount_path");
     EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%lower%'"), "5");
   }
+  const std::string fresh = dir_ + "/fresh.db";
+  Must(Catalog::OpenSqlite(fresh)).reset();
+  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+}
+
+// A version 3 catalog gains entry.ctime_ns (its mtime) and
+// entry.subfolders (counted from the tree), keeps its data, and ends with
+// the fresh schema (issue 18).
+TEST_F(CatalogFileTest, MigratesVersion3WithItsData) {
+  {
+    RawDb db(path_);
+    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + SqliteMigrationSql(1) +
+                SqliteMigrationSql(2) +
+                "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns) "
+                "VALUES (15, 1, 2, 'sub', 'folder', 493, 77);"
+                "COMMIT;");
+    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  }
+  auto c = Must(Catalog::OpenSqlite(path_));
+  EXPECT_EQ(c->schema_version(), kSchemaVersion);
+  Entry root = Must(c->FilesRoot(1));
+  EXPECT_EQ(root.subfolders, 2);  // Pos0, x.zarr
+  Entry pos0 = Must(c->EntryByName(root.id, "Pos0"));
+  EXPECT_EQ(pos0.subfolders, 1);
+  Entry sub = Must(c->EntryByName(pos0.id, "sub"));
+  EXPECT_EQ(sub.subfolders, 0);
+  EXPECT_EQ(sub.ctime_ns, 77);
+  Entry a = Must(c->EntryByName(pos0.id, "a.tif"));
+  EXPECT_EQ(a.ctime_ns, 1700000000000000001);
+  EXPECT_EQ(a.subfolders, 0);
+  c.reset();
   const std::string fresh = dir_ + "/fresh.db";
   Must(Catalog::OpenSqlite(fresh)).reset();
   EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
@@ -592,7 +623,7 @@ TEST(SchemaSqlTest, LadderIsComplete) {
   EXPECT_TRUE(SqliteMigrationSql(kSchemaVersion).empty());
   EXPECT_TRUE(SqliteMigrationSql(0).empty());
   EXPECT_THAT(SqliteSchemaV1Sql(), HasSubstr("'schema_version', '1'"));
-  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '5'"));
+  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '6'"));
 }
 
 }  // namespace

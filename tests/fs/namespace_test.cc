@@ -718,15 +718,23 @@ TEST_F(NamespaceTest, EntryAttrComesFromTheRecord) {
   EXPECT_EQ(st.st_blocks, 2);
   EXPECT_EQ(st.st_ino, 0u);
 
+  // A folder's times moved when its entries were created (issue 18); its
+  // links are 2 + its subfolders.
   auto dir = MUST(ns().Attr(SpecOf(NodeKind::kFolder, sub.id)));
+  Entry sub_now = MUST(cat().EntryById(sub.id));
   EXPECT_EQ(dir.st_mode, S_IFDIR | 0750);
-  EXPECT_EQ(dir.st_mtim.tv_sec, 1600000000);
+  EXPECT_EQ(dir.st_mtim.tv_sec, sub_now.mtime_ns / 1000000000);
+  EXPECT_EQ(dir.st_ctim.tv_sec, sub_now.ctime_ns / 1000000000);
+  EXPECT_EQ(dir.st_nlink, static_cast<nlink_t>(2 + sub_now.subfolders));
+  EXPECT_EQ(st.st_nlink, 1u);
 
   auto ln = MUST(ns().Attr(SpecOf(NodeKind::kSymlink, link.id)));
   EXPECT_EQ(ln.st_mode, S_IFLNK | 0777);
   EXPECT_EQ(ln.st_size, static_cast<off_t>(std::string("sub/a.tif").size()));
 
-  // files/ itself has no mtime of its own: the mount time.
+  // files/ with no time of its own (0: nothing changed in it yet) shows
+  // the mount time.
+  ASSERT_OK(cat().db().Exec("UPDATE entry SET mtime_ns = 0, ctime_ns = 0 WHERE id = " + std::to_string(files1.id)));
   auto root = MUST(ns().Attr(SpecOf(NodeKind::kFolder, files1.id)));
   EXPECT_TRUE(S_ISDIR(root.st_mode));
   EXPECT_EQ(root.st_mtim.tv_sec, kMountTime);

@@ -23,8 +23,8 @@ Where samplefs legitimately differs from a plain directory, the operation
 is left out or the attribute is not compared (tests/README.md keeps the
 list): hard links (EPERM), mknod of FIFOs, sockets and devices (EPERM),
 names that are not UTF-8 or longer than 255 bytes (EINVAL/ENAMETOOLONG),
-directory sizes, link counts, inode numbers, st_blocks, timestamps (they
-depend on when each side ran the step), and the user.samplefs.* and
+directory sizes, inode numbers, st_blocks, timestamps (they depend on
+when each side ran the step), and the user.samplefs.* and
 user.xdg.* attributes samplefs lists on every record.
 
 Concurrent mode (--workers N) runs N workers, each on its own subtree and
@@ -299,12 +299,13 @@ class Side:
                     xattrs = {n: os.getxattr(full, n).decode() for n in sorted(os.listxattr(full))
                               if n.startswith("user.t.")}
                     if stat.S_ISDIR(st.st_mode):
-                        out[rel] = ("dir", oct(stat.S_IMODE(st.st_mode)), xattrs)
+                        # Link counts: 2 + subfolders, as a local filesystem's (issue 18).
+                        out[rel] = ("dir", oct(stat.S_IMODE(st.st_mode)), st.st_nlink, xattrs)
                     else:
                         with open(full, "rb") as f:
                             data = f.read()
                         out[rel] = ("file", st.st_size, len(data), digest(data), oct(stat.S_IMODE(st.st_mode)),
-                                    xattrs)
+                                    st.st_nlink, xattrs)
                 except OSError as e:
                     out[rel] = ("error", err_name(e))
         return out

@@ -451,6 +451,10 @@ class Loader {
     auto entries = j.find("entries");
     if (entries == j.end()) return;
     if (!entries->is_array()) Fail(where, "entries must be an array");
+    // Creating an entry sets its folder's mtime to now (a local
+    // filesystem's rule): the folders' own times are set again at the end,
+    // as cp -a and tar do, so that a dump loads back to the same document.
+    std::vector<Entry> folder_times;
     for (const auto& ej : *entries) {
       std::string path = Str(ej, "path", where + " entry");
       std::string ew = where + " entry '" + path + "'";
@@ -494,8 +498,14 @@ class Loader {
         id = created->id;
         if (e.type == EntryType::kFolder) folders[path] = id;
       }
+      if (e.type == EntryType::kFolder) {
+        e.id = id;
+        folder_times.push_back(e);
+      }
       TagsAndAnnotations(ej, Entity::kEntry, id, ew);
     }
+    for (auto it = folder_times.rbegin(); it != folder_times.rend(); ++it)
+      Check(cat_.UpdateEntry(*it), where + " folder '" + it->name + "'");
   }
 
   Catalog& cat_;

@@ -642,6 +642,23 @@ class Importer {
     WalkEntries(dir, rel, "", root);
     // One image, at least one batch: a kill loses at most this image's tail.
     FlushOrFail();
+    RestoreFolderTimes();
+  }
+
+  // Recording an entry sets its folder's mtime to now (a local
+  // filesystem's rule, kept by the catalog): the folders this image's
+  // batches recorded take their source times again, deepest first, as
+  // cp -a and tar do after filling a folder.
+  void RestoreFolderTimes() {
+    if (!fatal_ && !folder_times_.empty()) {
+      Transaction txn(cat_);
+      Status s = txn.status();
+      for (auto it = folder_times_.rbegin(); s.ok() && it != folder_times_.rend(); ++it)
+        s = cat_.UpdateEntry(*it);
+      if (s.ok()) s = txn.Commit();
+      if (!s.ok()) Fatal("cannot set the times of the image's folders: " + s.message());
+    }
+    folder_times_.clear();
   }
 
   // Existing children of a recorded folder, by name.
@@ -857,7 +874,9 @@ class Importer {
         if (!created.ok())
           return Status(created.status().code(), op.shown + ": " + created.status().message());
         if (op.self) op.self->id = created->id;
+        e.id = created->id;
       }
+      if (e.type == EntryType::kFolder) folder_times_.push_back(e);
       done.emplace_back(&op, content);
       return Status::Ok();
     };
@@ -908,6 +927,7 @@ class Importer {
   std::vector<std::string> problems_;
   Counters counters_;
   std::vector<PendingOp> pending_;
+  std::vector<Entry> folder_times_;  // folders recorded for the current image
   uint64_t pending_bytes_ = 0;
   bool fatal_ = false;
   std::string display_prefix_;

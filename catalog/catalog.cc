@@ -1164,6 +1164,12 @@ Result<TrashItem> Catalog::TrashItemByName(int64_t uid, const std::string& trash
                            {uid, trash_name}, ReadTrashItem, Quoted(trash_name) + " is not in the trash");
 }
 
+Result<std::vector<int64_t>> Catalog::TrashUids() {
+  std::lock_guard lock(mu_);
+  return Rows<int64_t>(*db_, "SELECT DISTINCT uid FROM trash ORDER BY uid", {},
+                       [](const Statement& st) { return st.Int(0); });
+}
+
 Result<TrashItem> Catalog::TrashItemById(int64_t id) {
   std::lock_guard lock(mu_);
   return OneRow<TrashItem>(*db_, std::string("SELECT ") + kTrashCols + " WHERE t.id = ?", {id}, ReadTrashItem,
@@ -1410,6 +1416,25 @@ Result<CatalogStats> Catalog::Stats() {
   };
   for (auto& q : qs) {
     SFS_ASSIGN_OR_RETURN(*q.out, Count(*db_, q.sql, {}));
+  }
+  // The trash: each trashed entry and its subtree (a handful of rows,
+  // walked from the trash table down entry_parent), taken out of the
+  // counts above.
+  const std::string trashed =
+      "WITH RECURSIVE t(id) AS (SELECT entry_id FROM trash UNION ALL "
+      "SELECT e.id FROM entry e JOIN t ON e.parent_id = t.id) "
+      "SELECT ";
+  const std::string from = " FROM entry e JOIN t ON e.id = t.id";
+  struct { std::string sql; int64_t* out; int64_t* live; } ts[] = {
+      {"SELECT count(*) FROM trash", &s.trash_items, nullptr},
+      {trashed + "count(*)" + from + " WHERE e.type = 'file'", &s.trashed_files, &s.files},
+      {trashed + "count(*)" + from + " WHERE e.type = 'folder'", &s.trashed_folders, &s.folders},
+      {trashed + "count(*)" + from + " WHERE e.type = 'symlink'", &s.trashed_symlinks, &s.symlinks},
+      {trashed + "coalesce(sum(e.size), 0)" + from + " WHERE e.type = 'file'", &s.trashed_bytes, &s.file_bytes},
+  };
+  for (auto& q : ts) {
+    SFS_ASSIGN_OR_RETURN(*q.out, Count(*db_, q.sql, {}));
+    if (q.live) *q.live -= *q.out;
   }
   return s;
 }

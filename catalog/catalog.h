@@ -64,8 +64,13 @@ class Transaction {
 
 struct CatalogStats {
   int64_t species = 0, samples = 0, dyes = 0, slides = 0, labellings = 0, images = 0;
+  // files, folders, symlinks and file_bytes count what is in files/; what
+  // is in the trash (docs/DECISIONS.md "Trash") is counted apart.
   int64_t files = 0, folders = 0, symlinks = 0, tags = 0, annotations = 0;
   int64_t file_bytes = 0;      // sum of file sizes as recorded
+  int64_t trash_items = 0;     // what .Trash-<uid>/files/ lists, all uids
+  int64_t trashed_files = 0, trashed_folders = 0, trashed_symlinks = 0;
+  int64_t trashed_bytes = 0;   // sum of the trashed files' sizes
   int64_t distinct_objects = 0;
   int64_t distinct_bytes = 0;  // bytes of distinct objects referenced
 };
@@ -204,6 +209,8 @@ class Catalog {
   Result<std::vector<TrashItem>> ListTrash(int64_t uid);
   Result<TrashItem> TrashItemByName(int64_t uid, const std::string& trash_name);
   Result<TrashItem> TrashItemById(int64_t id);
+  // The uids with something in their trash, ascending (the root's listing).
+  Result<std::vector<int64_t>> TrashUids();
   // Puts a trashed entry back: into `parent_id` as `name`, or (parent_id 0)
   // where it was. kReferenceMissing if its folder is gone, kAlreadyExists if
   // the name is taken there. Returns the entry.

@@ -464,7 +464,11 @@ Result<std::string> Namespace::Render(const NodeSpec& n) {
         {"species", s.species}, {"samples", s.samples}, {"dyes", s.dyes},
         {"slides", s.slides}, {"images", s.images}, {"files", s.files},
         {"folders", s.folders}, {"tags", s.tags}, {"file_bytes", s.file_bytes},
-        {"stored_bytes", s.distinct_bytes}};
+        {"stored_bytes", s.distinct_bytes},
+        // The trash, apart from the live counts above (stored_bytes
+        // includes it until the trash is emptied and gc runs).
+        {"trash", {{"items", s.trash_items}, {"files", s.trashed_files}, {"folders", s.trashed_folders},
+                   {"file_bytes", s.trashed_bytes}}}};
     if (status_hook_) status_hook_(j);
     return j.dump(2) + "\n";
   }
@@ -507,6 +511,16 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
   };
 
   switch (dir.kind) {
+    case NodeKind::kRoot: {
+      // .Trash-<uid> of every uid with something in its trash, as a disk
+      // shows each user's (each 0700, its owner's); docs/DECISIONS.md
+      // "Trash". The key is uid + 1 (cookies are "after this key").
+      SFS_ASSIGN_OR_RETURN(auto uids, catalog_.TrashUids());
+      for (int64_t uid : uids)
+        if (uid + 1 > after && !emit({".Trash-" + std::to_string(uid), Spec(NodeKind::kTrashDir, uid), next(uid + 1)}))
+          return Status::Ok();
+      return Status::Ok();
+    }
     case NodeKind::kSpeciesView:
       return run([&](int64_t a) { return catalog_.ListSpecies(a, limit); },
                  [&](const Species& s) -> Result<DirEntry> { return DirEntry{s.name, Spec(NodeKind::kSpecies, s.id), next(s.id)}; });

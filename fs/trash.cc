@@ -4,12 +4,15 @@
 //   /.Trash-<uid>/files/<name>             the trashed entry (a folder keeps its subtree)
 //   /.Trash-<uid>/info/<name>.trashinfo    rendered from the catalog's trash table
 //
-// Only what gio (GLib), Dolphin (KIO) and Nautilus do is supported: they
-// write info/<name>.trashinfo (O_CREAT|O_EXCL; kept in memory as a scratch
+// Only what gio (GLib), Nautilus and GVfs do is supported (KDE's KIO would
+// do the same, but never picks a FUSE mount's trash: docs/DECISIONS.md
+// "Trash"): they write info/<name>.trashinfo (O_CREAT|O_EXCL; kept in memory as a scratch
 // file until the move) and rename the file to files/<name>, which moves the
 // record into the catalog's trash (no byte copied). Renaming files/<name>
 // back into an image's files/ restores it; unlinking (rm -r) files/<name>
 // or its .trashinfo deletes it for good (the objects then go with gc).
+// The root lists .Trash-<uid> of each uid with something in its trash
+// (Namespace::List).
 #include <cctype>
 #include <ctime>
 

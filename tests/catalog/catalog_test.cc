@@ -2241,6 +2241,26 @@ TEST_P(CatalogTest, StatsCountEverything) {
   CatalogUsage u = MUST(c_->Usage());
   EXPECT_EQ(u.object_bytes, s.distinct_bytes);
   EXPECT_EQ(u.records, 20);
+  EXPECT_EQ(s.trash_items, 0);
+  EXPECT_TRUE(MUST(c_->TrashUids()).empty());
+
+  // The trash is counted apart (issue 17): dir (a-copy and l) and b, for
+  // two uids; the objects stay stored.
+  MUST(c_->TrashEntry(dir.id, 1000, "dir", "slides/x/images/y/files/dir", "2026-01-01T00:00:00"));
+  Entry b = MUST(c_->EntryByName(w2.root.id, "b"));
+  MUST(c_->TrashEntry(b.id, 7, "b", "slides/x/images/y/files/b", "2026-01-01T00:00:00"));
+  CatalogStats t = MUST(c_->Stats());
+  EXPECT_EQ(t.files, 2);
+  EXPECT_EQ(t.folders, 0);
+  EXPECT_EQ(t.symlinks, 0);
+  EXPECT_EQ(t.file_bytes, 1000);
+  EXPECT_EQ(t.trash_items, 2);
+  EXPECT_EQ(t.trashed_files, 2);
+  EXPECT_EQ(t.trashed_folders, 1);
+  EXPECT_EQ(t.trashed_symlinks, 1);
+  EXPECT_EQ(t.trashed_bytes, 1024);
+  EXPECT_EQ(t.distinct_bytes, s.distinct_bytes);
+  EXPECT_EQ(MUST(c_->TrashUids()), (std::vector<int64_t>{7, 1000}));
 }
 
 // Ids are node ids, open-file keys and export keys: the id of a deleted

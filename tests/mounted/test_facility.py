@@ -309,7 +309,8 @@ class DatabaseOutage(MountedTestCase):
 
 class MovingACatalog(unittest.TestCase):
     """samplectl dump of an SQLite catalog, load into PostgreSQL, dump, load
-    into SQLite again: the three documents are byte for byte the same."""
+    into SQLite again: the three documents are byte for byte the same,
+    desktop trash included."""
 
     def test_dump_load_round_trip(self):
         from mountlib import PG_URL, SAMPLECTL, pg_url_with_schema, psql
@@ -338,6 +339,19 @@ class MovingACatalog(unittest.TestCase):
                                                  check=True, capture_output=True)
         ctl("a", "import", "--layout", "{species}/{sample}/{slide}/{image}/", src)
         ctl("a", "tag", "add", "slides/S1", "good")
+        # A trash (as a mount's rename into .Trash-<uid>/files/ leaves it:
+        # the entry under its image's files/ root as '/<trash id>'): a
+        # folder of one image, a file of the other, two uids.
+        import sqlite3
+        with sqlite3.connect(f"{tmp}/a.db") as db:
+            for name, uid, path in (("sub", 1000, "slides/S1/images/img1/files/sub"),
+                                    ("c.nd2", 0, "slides/S2/images/img2/files/c.nd2")):
+                db.execute("INSERT INTO trash(entry_id, uid, name, original_parent_id, original_name, "
+                           "original_path, deleted_at) SELECT id, ?, name, parent_id, name, ?, "
+                           "'2026-01-02T03:04:05' FROM entry WHERE name = ?", (uid, path, name))
+            db.execute("UPDATE entry SET parent_id = (SELECT r.id FROM entry r WHERE r.image_id = entry.image_id "
+                       "AND r.parent_id IS NULL), name = '/' || (SELECT t.id FROM trash t WHERE t.entry_id = "
+                       "entry.id) WHERE id IN (SELECT entry_id FROM trash)")
         ctl("a", "dump", "-o", f"{tmp}/a.json")
         ctl("b", "load", f"{tmp}/a.json")
         ctl("b", "dump", "-o", f"{tmp}/b.json")
@@ -345,6 +359,9 @@ class MovingACatalog(unittest.TestCase):
         ctl("c", "dump", "-o", f"{tmp}/c.json")
         docs = [open(f"{tmp}/{n}.json", "rb").read() for n in "abc"]
         self.assertIn(b'"good"', docs[0])
+        self.assertIn(b'"original_path": "slides/S1/images/img1/files/sub"', docs[0])
+        self.assertIn(b'"path": "b.csv"', docs[0])  # the trashed folder's file
+        self.assertIn(b'"original_path": "slides/S2/images/img2/files/c.nd2"', docs[0])
         self.assertEqual(docs[0], docs[1], "SQLite -> PostgreSQL")
         self.assertEqual(docs[0], docs[2], "PostgreSQL -> SQLite")
 

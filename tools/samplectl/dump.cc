@@ -11,10 +11,16 @@
 //
 // Memory stays bounded by one slide: dump writes slide by slide, and load
 // parses with a callback that applies each slide and discards it.
+//
+// Version 2 adds each image's desktop trash ("trash": the trashed entries
+// with their subtrees, their .trashinfo data and the folder they came
+// from); load reads versions 1 and 2.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include "catalog/fields.h"
 #include "tools/samplectl/common.h"
@@ -24,7 +30,8 @@ namespace samplefs::ctl {
 namespace {
 
 constexpr const char* kFormat = "samplefs-dump";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
+constexpr int kOldestVersion = 1;
 
 // Runs `sql` with text/int parameters, calling `fn` per row. Rows are read
 // completely before the caller issues nested queries (see callers).
@@ -93,6 +100,108 @@ Result<Json> StoredFields(Catalog& cat, Entity entity, int64_t id) {
 // ---------------------------------------------------------------------------
 // dump
 
+// The columns every entry query below selects, and their JSON.
+constexpr const char* kEntryCols = "e.id, p.path, e.type, e.size, e.hash, e.mode, e.mtime_ns, e.target, e.kind";
+Json EntryJson(const Statement& st, const std::string& path) {
+  Json e;
+  e["path"] = path;
+  std::string type = st.Text(2);
+  e["type"] = type;
+  e["mode"] = st.Int(5);
+  e["mtime_ns"] = st.Int(6);
+  e["kind"] = st.Text(8);
+  if (type == "file") {
+    e["size"] = st.Int(3);
+    e["hash"] = st.Text(4);
+  } else if (type == "symlink") {
+    e["target"] = st.Text(7);
+  }
+  return e;
+}
+
+// Adds tags and annotations to each entry and returns them as an array.
+Result<Json> EntryArray(Catalog& cat, std::vector<std::pair<int64_t, Json>>& entries) {
+  Json arr = Json::array();
+  for (auto& [entry_id, e] : entries) {
+    SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kEntry, entry_id, &e));
+    arr.push_back(std::move(e));
+  }
+  return arr;
+}
+
+// An image's trash (docs/DECISIONS.md "Trash"): each trashed entry with its
+// subtree (paths relative to it, "" for itself), sorted by uid and trash
+// name; "original_folder" is the path within files/ of the folder it came
+// from, left out once that folder is gone or in the trash itself. Ids never
+// appear, so the document loads into any catalog.
+Result<Json> DumpTrash(Catalog& cat, int64_t image_id) {
+  Database& db = cat.db();
+  struct Item {
+    TrashItem t;
+    Json j;
+  };
+  std::vector<Item> items;
+  SFS_RETURN_IF_ERROR(Rows(db,
+                           "SELECT t.id FROM trash t JOIN entry e ON e.id = t.entry_id WHERE e.image_id = ?",
+                           {image_id}, [&](const Statement& st) { items.push_back({TrashItem{st.Int(0)}, Json()}); }));
+  for (Item& item : items) {
+    SFS_ASSIGN_OR_RETURN(item.t, cat.TrashItemById(item.t.id));
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return std::tie(a.t.uid, a.t.name) < std::tie(b.t.uid, b.t.name);
+  });
+  Json arr = Json::array();
+  for (Item& item : items) {
+    const TrashItem& t = item.t;
+    Json j;
+    j["uid"] = t.uid;
+    j["name"] = t.name;
+    j["original_name"] = t.original_name;
+    j["original_path"] = t.original_path;
+    j["deleted_at"] = t.deleted_at;
+    // The original folder's path, walking up to files/.
+    if (t.original_parent_id) {
+      std::string path;
+      bool live = true;
+      for (int64_t cur = t.original_parent_id;;) {
+        SFS_ASSIGN_OR_RETURN(Entry e, cat.EntryById(cur));
+        if (e.parent_id == 0) break;
+        if (e.name.rfind('/', 0) == 0) live = false;  // in the trash itself
+        path = path.empty() ? e.name : e.name + "/" + path;
+        cur = e.parent_id;
+      }
+      if (live) j["original_folder"] = path;
+    }
+    // The subtree; the trashed entry's own name ('/<trash id>') is the
+    // prefix of every path, taken off here.
+    std::vector<std::pair<int64_t, Json>> entries;
+    std::string top;
+    SFS_RETURN_IF_ERROR(Rows(
+        db,
+        "WITH RECURSIVE p(id, path) AS ("
+        "  SELECT id, name FROM entry WHERE id = ?"
+        "  UNION ALL"
+        "  SELECT e.id, p.path || '/' || e.name FROM entry e JOIN p ON e.parent_id = p.id)"
+        " SELECT " + std::string(kEntryCols) + " FROM p JOIN entry e ON e.id = p.id",
+        {t.entry_id}, [&](const Statement& st) {
+          std::string path = st.Text(1);
+          if (st.Int(0) == t.entry_id) top = path;
+          entries.emplace_back(st.Int(0), EntryJson(st, path));
+        }));
+    for (auto& [id, e] : entries) {
+      std::string path = e["path"].get<std::string>();
+      e["path"] = path == top ? "" : path.substr(top.size() + 1);
+    }
+    // Bytewise by path (a folder before what it holds), on every engine.
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+      return a.second["path"].template get<std::string>() < b.second["path"].template get<std::string>();
+    });
+    SFS_ASSIGN_OR_RETURN(j["entries"], EntryArray(cat, entries));
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
 struct DumpOptions {
   std::string output;
 };
@@ -134,30 +243,11 @@ Result<Json> DumpSlide(Catalog& cat, int64_t slide_id) {
         "  UNION ALL"
         "  SELECT e.id, CASE p.path WHEN '' THEN e.name ELSE p.path || '/' || e.name END"
         "    FROM entry e JOIN p ON e.parent_id = p.id WHERE e.name NOT LIKE '/%')"  // not the trash
-        " SELECT e.id, p.path, e.type, e.size, e.hash, e.mode, e.mtime_ns, e.target, e.kind"
-        " FROM p JOIN entry e ON e.id = p.id ORDER BY p.path",
-        {image_id}, [&](const Statement& st) {
-          Json e;
-          e["path"] = st.Text(1);
-          std::string type = st.Text(2);
-          e["type"] = type;
-          e["mode"] = st.Int(5);
-          e["mtime_ns"] = st.Int(6);
-          e["kind"] = st.Text(8);
-          if (type == "file") {
-            e["size"] = st.Int(3);
-            e["hash"] = st.Text(4);
-          } else if (type == "symlink") {
-            e["target"] = st.Text(7);
-          }
-          entries.emplace_back(st.Int(0), std::move(e));
-        }));
-    Json entry_array = Json::array();
-    for (auto& [entry_id, e] : entries) {
-      SFS_RETURN_IF_ERROR(AddTagsAndAnnotations(cat, Entity::kEntry, entry_id, &e));
-      entry_array.push_back(std::move(e));
-    }
-    image["entries"] = std::move(entry_array);
+        " SELECT " + std::string(kEntryCols) + " FROM p JOIN entry e ON e.id = p.id ORDER BY p.path",
+        {image_id}, [&](const Statement& st) { entries.emplace_back(st.Int(0), EntryJson(st, st.Text(1))); }));
+    SFS_ASSIGN_OR_RETURN(image["entries"], EntryArray(cat, entries));
+    SFS_ASSIGN_OR_RETURN(Json trash, DumpTrash(cat, image_id));
+    if (!trash.empty()) image["trash"] = std::move(trash);
     image_array.push_back(std::move(image));
   }
   slide["images"] = std::move(image_array);
@@ -357,7 +447,7 @@ class Loader {
         Fail("format", std::string("not a samplefs dump (expected \"") + kFormat + "\")");
       format_seen_ = true;
     } else if (key == "version") {
-      if (!value.is_number_integer() || value.get<int64_t>() != kVersion)
+      if (!value.is_number_integer() || value.get<int64_t>() < kOldestVersion || value.get<int64_t>() > kVersion)
         Fail("version", "unsupported dump version " + value.dump() + " (this samplectl reads version " +
                             std::to_string(kVersion) + ")");
       version_seen_ = true;
@@ -439,23 +529,41 @@ class Loader {
 
   void Image(const Json& j, int64_t slide_id, const std::string& slide_where) {
     std::string where = slide_where + " image '" + Str(j, "name", slide_where + " image") + "'";
-    RecordData record = Parse(j, Entity::kImage, where, {"tags", "annotations", "entries"});
+    RecordData record = Parse(j, Entity::kImage, where, {"tags", "annotations", "entries", "trash"});
     record.image.slide_id = slide_id;
     auto r = cat_.CreateImage(record.image);
     Check(r.status(), where);
     TagsAndAnnotations(j, Entity::kImage, r->id, where);
     auto root = cat_.FilesRoot(r->id);
     Check(root.status(), where);
-    std::map<std::string, int64_t> folders;  // path -> id of folders seen so far
-    folders[""] = root->id;
-    auto entries = j.find("entries");
-    if (entries == j.end()) return;
-    if (!entries->is_array()) Fail(where, "entries must be an array");
     // Creating an entry sets its folder's mtime to now (a local
     // filesystem's rule): the folders' own times are set again at the end,
     // as cp -a and tar do, so that a dump loads back to the same document.
     std::vector<Entry> folder_times;
-    for (const auto& ej : *entries) {
+    std::map<std::string, int64_t> folders;  // path within files/ -> id of the folders loaded
+    if (auto entries = j.find("entries"); entries != j.end())
+      Entries(*entries, r->id, root->id, 0, "", folders, folder_times, where);
+    else
+      folders[""] = root->id;
+    if (auto trash = j.find("trash"); trash != j.end()) {
+      if (!trash->is_array()) Fail(where, "trash must be an array");
+      for (const auto& tj : *trash) Trashed(tj, r->id, root->id, folders, folder_times, where);
+    }
+    for (auto it = folder_times.rbegin(); it != folder_times.rend(); ++it)
+      Check(cat_.UpdateEntry(*it), where + " folder '" + it->name + "'");
+  }
+
+  // The entries of `arr` (sorted by path, a folder before what it holds).
+  // Path "" is the top: the existing `top_id` (files/ itself), or, when
+  // top_id is 0, a new entry named `top_name` in folder `create_in`.
+  // Folders land in `folders` by path and in `folder_times`; returns the
+  // top's id.
+  int64_t Entries(const Json& arr, int64_t image_id, int64_t top_id, int64_t create_in, const std::string& top_name,
+                  std::map<std::string, int64_t>& folders, std::vector<Entry>& folder_times, const std::string& where) {
+    if (!arr.is_array()) Fail(where, "entries must be an array");
+    std::map<std::string, int64_t> local;  // path -> id within this array
+    if (top_id) local[""] = top_id;
+    for (const auto& ej : arr) {
       std::string path = Str(ej, "path", where + " entry");
       std::string ew = where + " entry '" + path + "'";
       CheckKeys(ej, ew, {"path", "type", "mode", "mtime_ns", "kind", "size", "hash", "target", "tags",
@@ -479,33 +587,82 @@ class Loader {
         e.target = Str(ej, "target", ew);
       }
       int64_t id;
-      if (path.empty()) {
+      if (path.empty() && top_id) {
         if (e.type != EntryType::kFolder) Fail(ew, "the root of files/ must be a folder");
-        e.id = root->id;
-        e.image_id = r->id;
+        e.id = top_id;
+        e.image_id = image_id;
         Check(cat_.UpdateEntry(e), ew);
-        id = root->id;
+        id = top_id;
       } else {
-        auto slash = path.rfind('/');
-        std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
-        e.name = slash == std::string::npos ? path : path.substr(slash + 1);
-        auto p = folders.find(parent);
-        if (p == folders.end())
-          Fail(ew, "its folder '" + parent + "' is not listed before it (entries must be sorted by path)");
-        e.parent_id = p->second;
+        if (path.empty()) {
+          if (local.count("")) Fail(ew, "listed twice");
+          e.name = top_name;
+          e.parent_id = create_in;
+        } else {
+          auto slash = path.rfind('/');
+          std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+          e.name = slash == std::string::npos ? path : path.substr(slash + 1);
+          auto p = local.find(parent);
+          if (p == local.end())
+            Fail(ew, "its folder '" + parent + "' is not listed before it (entries must be sorted by path)");
+          e.parent_id = p->second;
+        }
         auto created = cat_.CreateEntry(e);
         Check(created.status(), ew);
         id = created->id;
-        if (e.type == EntryType::kFolder) folders[path] = id;
+        if (path.empty()) local[""] = id;
       }
       if (e.type == EntryType::kFolder) {
+        local[path] = id;
         e.id = id;
         folder_times.push_back(e);
       }
       TagsAndAnnotations(ej, Entity::kEntry, id, ew);
     }
-    for (auto it = folder_times.rbegin(); it != folder_times.rend(); ++it)
-      Check(cat_.UpdateEntry(*it), where + " folder '" + it->name + "'");
+    if (!local.count("")) Fail(where, "no entry with path \"\" (the top)");
+    if (top_id) folders = local;
+    return local[""];
+  }
+
+  // One trashed entry (DumpTrash): created in files/ under a name of its
+  // own, moved into the trash, then told where it came from.
+  void Trashed(const Json& tj, int64_t image_id, int64_t root_id, const std::map<std::string, int64_t>& folders,
+               std::vector<Entry>& folder_times, const std::string& image_where) {
+    std::string where = image_where + " trash item";
+    CheckKeys(tj, where, {"uid", "name", "original_name", "original_path", "deleted_at", "original_folder", "entries"});
+    std::string name = Str(tj, "name", where);
+    where += " '" + name + "'";
+    int64_t uid = Int(tj, "uid", where);
+    if (uid < 0 || uid > 0xfffffffeLL) Fail(where, "uid must be between 0 and 4294967294");
+    std::string original_name = Str(tj, "original_name", where);
+    std::string original_path = Str(tj, "original_path", where);
+    std::string deleted_at = Str(tj, "deleted_at", where);
+    auto entries = tj.find("entries");
+    if (entries == tj.end()) Fail(where, "missing field 'entries'");
+    std::string scratch;
+    for (int n = 0;; ++n) {  // a name free in files/ for the moment
+      scratch = ".samplectl-load-trash-" + std::to_string(n);
+      if (cat_.EntryByName(root_id, scratch).status().is_not_found()) break;
+    }
+    std::map<std::string, int64_t> subtree;
+    int64_t id = Entries(*entries, image_id, 0, root_id, scratch, subtree, folder_times, where);
+    auto t = cat_.TrashEntry(id, uid, name, original_path, deleted_at);
+    Check(t.status(), where);
+    int64_t parent = 0;
+    if (auto f = tj.find("original_folder"); f != tj.end()) {
+      if (!f->is_string()) Fail(where, "field 'original_folder' must be a string");
+      auto p = folders.find(f->get<std::string>());
+      if (p == folders.end()) Fail(where, "original_folder '" + f->get<std::string>() + "' is not among the image's folders");
+      parent = p->second;
+    }
+    auto st = cat_.db().Prepare("UPDATE trash SET original_parent_id = ?, original_name = ? WHERE id = ?");
+    Check(st.status(), where);
+    StatementScope scope(**st);
+    if (parent) scope->Bind(1, parent);
+    else scope->BindNull(1);
+    scope->Bind(2, std::string_view(original_name));
+    scope->Bind(3, t->id);
+    Check(scope->Run(), where);
   }
 
   Catalog& cat_;

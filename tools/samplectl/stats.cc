@@ -40,6 +40,8 @@ int RunStats(Context& ctx, const StatsOptions& o) {
     j["objects"] = s.distinct_objects;
     j["bytes_stored"] = s.distinct_bytes;
     j["bytes_saved_by_dedup"] = saved;
+    j["trash"] = {{"items", s.trash_items}, {"files", s.trashed_files}, {"folders", s.trashed_folders},
+                  {"symlinks", s.trashed_symlinks}, {"bytes", s.trashed_bytes}};
     std::printf("%s\n", JsonText(j, 2).c_str());
     return kExitOk;
   }
@@ -65,6 +67,11 @@ int RunStats(Context& ctx, const StatsOptions& o) {
   row("distinct objects", s.distinct_objects);
   bytes("bytes stored", s.distinct_bytes);
   bytes("saved by dedup", saved);
+  row("in trash", s.trash_items);
+  row("trashed files", s.trashed_files);
+  row("trashed folders", s.trashed_folders);
+  row("trashed symlinks", s.trashed_symlinks);
+  bytes("trashed bytes", s.trashed_bytes);
   return kExitOk;
 }
 
@@ -73,7 +80,9 @@ int RunStats(Context& ctx, const StatsOptions& o) {
 void AddStatsCommand(CLI::App& app, Commands& out) {
   auto [sub, o] = AddCommand<StatsOptions>(app, out, "stats",
       "Counts per entity, bytes recorded (sum of file sizes), bytes stored (distinct objects\n"
-      "the records reference) and bytes saved by deduplication.", RunStats);
+      "the records reference) and bytes saved by deduplication. Files, folders and bytes\n"
+      "recorded count files/ only; what is in the desktop trash is counted apart (its objects\n"
+      "stay in bytes stored until the trash is emptied and gc runs).", RunStats);
   sub->add_flag("--json", o->json, "JSON output");
 }
 

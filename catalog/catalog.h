@@ -17,16 +17,25 @@
 // last id seen resumes a listing exactly even while records are deleted.
 //
 // Thread safety: all methods may be called from any thread; the catalog
-// serializes them on one connection with a recursive mutex (a Transaction
-// holds it for its whole life).
+// serializes writes on one connection with a recursive mutex (a Transaction
+// holds it for its whole life). Reads (lookups, listings, tags and
+// annotations: the methods a mount's lookup, getattr, readdir and getxattr
+// call) go to the same connection, unless EnableReaders() gave the catalog
+// reader connections: then a read from a thread that holds no Transaction
+// runs on a reader of its own and never waits behind a commit. It sees
+// every transaction committed before it started (SQLite WAL, PostgreSQL
+// READ COMMITTED), not one still open; a thread inside a Transaction reads
+// through the writer and sees its own uncommitted changes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catalog/database.h"
@@ -96,7 +105,20 @@ class Catalog {
   static Result<std::unique_ptr<Catalog>> Open(std::unique_ptr<Database> db);
 
   int schema_version();
+  // The writer connection (tools that write SQL of their own; samplectl
+  // dump's snapshot): reads through the Catalog's methods may run on
+  // reader connections once EnableReaders() was called.
   Database& db() { return *db_; }
+
+  // Lets reads run on up to `max_readers` connections of their own (opened
+  // when first needed, kept for reuse), so they do not wait behind a
+  // commit holding the writer (docs/DECISIONS.md "Catalog readers"). A
+  // database that cannot open another connection to the same catalog (an
+  // in-memory SQLite one) keeps every read on the writer. Call once,
+  // before the catalog is shared between threads.
+  void EnableReaders(int max_readers);
+  // Reader connections opened so far (tests, status).
+  int readers_open();
 
   // --- species ---------------------------------------------------------
   Result<Species> CreateSpecies(const Species& s);
@@ -240,10 +262,12 @@ class Catalog {
 
   // --- annotations (free key -> value on any record) --------------------
   Result<Annotations> AnnotationsOf(Entity entity, int64_t record_id);
-  // Whether a record carries any tag, and its annotation keys (sorted), in
-  // one statement: what listxattr needs (getfattr -d asks it twice a file).
+  // A record's tags and its annotation keys (both sorted), in one
+  // statement: what listxattr needs, and the value of user.xdg.tags that
+  // getfattr -d asks next (the mount keeps it a moment, fs/xattr.h).
   struct XattrKeys {
     bool tagged = false;
+    std::vector<std::string> tags;
     std::vector<std::string> annotation_keys;
   };
   Result<XattrKeys> XattrKeysOf(Entity entity, int64_t record_id);
@@ -266,13 +290,26 @@ class Catalog {
 
  private:
   friend class Transaction;
+  class ReadLock;
   explicit Catalog(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  // A reader connection from the pool (a new one while fewer than
+  // max_readers are open), or null: then the caller reads on the writer.
+  std::unique_ptr<Database> BorrowReader();
+  void ReturnReader(std::unique_ptr<Database> reader);
   Status Migrate();
   Status CheckRecordExists(const char* table, int64_t id, const char* what);
 
   std::recursive_mutex mu_;
   std::unique_ptr<Database> db_;  // GUARDED_BY(mu_)
   int txn_depth_ = 0;             // GUARDED_BY(mu_)
+  // The thread inside a Transaction (its reads go to the writer).
+  std::atomic<std::thread::id> txn_owner_{};
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Database>> idle_readers_;  // GUARDED_BY(readers_mu_)
+  int readers_open_ = 0;                                 // GUARDED_BY(readers_mu_)
+  int max_readers_ = 0;                                  // GUARDED_BY(readers_mu_)
+  bool readers_unavailable_ = false;                     // GUARDED_BY(readers_mu_)
 };
 
 }  // namespace samplefs

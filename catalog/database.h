@@ -121,6 +121,15 @@ class Database {
   // server (SQLite) never call it.
   using ConnectionObserver = std::function<void(bool up, const std::string& message)>;
   virtual void SetConnectionObserver(ConnectionObserver observer) { (void)observer; }
+
+  // Another connection to the same catalog, for reads only (Catalog
+  // readers): an SQLite WAL reader with query_only set; a PostgreSQL
+  // session in READ COMMITTED with default_transaction_read_only, without
+  // the listener. kInvalidArgument where there is no "same catalog" to reach
+  // (an in-memory SQLite database).
+  virtual Result<std::unique_ptr<Database>> OpenReader() {
+    return Status(Code::kInvalidArgument, "this " + engine() + " catalog has no reader connections");
+  }
 };
 
 struct DatabaseOptions {

@@ -203,6 +203,11 @@ class PostgresDatabase final : public Database {
 
   void SetConnectionObserver(ConnectionObserver observer) override { observer_ = std::move(observer); }
 
+  // A session of its own, read-only, without the listener: in READ
+  // COMMITTED each statement sees what was committed before it began, and
+  // no row lock a writer holds delays a plain SELECT.
+  Result<std::unique_ptr<Database>> OpenReader() override;
+
   // An outage begins with the first failure that says the server is gone
   // (reported once), and ends with the next connection made.
   Status Watch(Status s) {
@@ -566,5 +571,14 @@ Result<std::unique_ptr<Database>> OpenPostgresDatabase(const std::string& url,
   if (options.listen) db->StartListener();
   return std::unique_ptr<Database>(std::move(db));
 }
+
+namespace {
+Result<std::unique_ptr<Database>> PostgresDatabase::OpenReader() {
+  DatabaseOptions o = options_;
+  o.listen = false;
+  o.read_only = true;
+  return OpenPostgresDatabase(url_, o);
+}
+}  // namespace
 
 }  // namespace samplefs

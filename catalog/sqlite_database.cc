@@ -82,8 +82,8 @@ class SqliteStatement final : public Statement {
 
 class SqliteDatabase final : public Database {
  public:
-  SqliteDatabase(sqlite3* db, int busy_timeout_ms, std::string path)
-      : db_(db), busy_timeout_ms_(busy_timeout_ms), path_(std::move(path)) {}
+  SqliteDatabase(sqlite3* db, const DatabaseOptions& options, std::string path)
+      : db_(db), busy_timeout_ms_(options.busy_timeout_ms), read_only_(options.read_only), path_(std::move(path)) {}
   ~SqliteDatabase() override {
     cache_.clear();  // finalize statements before closing
     lru_.clear();
@@ -221,6 +221,23 @@ class SqliteDatabase final : public Database {
   std::string MigrationSql(int from) const override { return SqliteMigrationSql(from); }
   std::string SessionSql() const override { return SqliteSessionSql(); }
 
+  // A WAL reader: each statement reads the newest committed snapshot and
+  // never waits for the writer (WAL readers and the writer do not block
+  // each other). query_only: a programming error that writes through a
+  // reader fails instead of bypassing the writer's lock order.
+  Result<std::unique_ptr<Database>> OpenReader() override {
+    if (path_ == ":memory:") return Database::OpenReader();
+    DatabaseOptions o;
+    o.busy_timeout_ms = busy_timeout_ms_;
+    o.read_only = read_only_;
+    o.create = false;
+    SFS_ASSIGN_OR_RETURN(auto reader, OpenSqliteDatabase(path_, o));
+    // A smaller page cache than the writer's 64 MiB: a mount keeps several
+    // readers, and the kernel's page cache holds the file besides.
+    SFS_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only=1; PRAGMA cache_size=-16384;"));
+    return reader;
+  }
+
  private:
   template <class F>
   Status ForText(const std::string& sql, F fn) {
@@ -257,6 +274,7 @@ class SqliteDatabase final : public Database {
 
   sqlite3* db_;
   int busy_timeout_ms_;
+  bool read_only_;
   std::string path_;
   std::list<std::string> lru_;  // most recently prepared first
   std::unordered_map<std::string, Cached> cache_;
@@ -285,7 +303,7 @@ Result<std::unique_ptr<Database>> OpenSqliteDatabase(const std::string& path,
     sqlite3_close(db);
     return s;
   }
-  auto database = std::make_unique<SqliteDatabase>(db, options.busy_timeout_ms, memory ? ":memory:" : path);
+  auto database = std::make_unique<SqliteDatabase>(db, options, memory ? ":memory:" : path);
   sqlite3_busy_timeout(db, options.busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
   // WAL lets samplectl, sqlite3 and pandas read while the mount writes;

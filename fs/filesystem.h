@@ -44,6 +44,7 @@
 #include "fs/node_table.h"
 #include "fs/open_files.h"
 #include "fs/page_cache.h"
+#include "fs/xattr.h"
 
 namespace samplefs::fs {
 
@@ -139,6 +140,8 @@ class Filesystem {
   // The kernel may keep an inode's page cache only while the content it
   // cached is still current (fs/page_cache.h).
   PageCachePolicy& page_cache() { return page_cache_; }
+  // Entries' xattrs answered a moment ago (getfattr -d asks four times).
+  XattrMemo& xattr_memo() { return xattr_memo_; }
   // Drops `n` lookups of a node; once the kernel holds none, what is kept
   // about its inode goes too (FORGET, and replies the kernel refused).
   void ForgetNode(fuse_ino_t ino, uint64_t n);
@@ -186,6 +189,7 @@ class Filesystem {
   uint64_t next_handle_ = 1;                                           // GUARDED_BY(handles_mu_)
   OpenFiles files_;
   PageCachePolicy page_cache_;
+  XattrMemo xattr_memo_;
   std::atomic<uint64_t> writes_behind_{0};
   ListingPolicy listing_;
   std::mutex lean_mu_;

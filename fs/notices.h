@@ -46,6 +46,15 @@ enum class Notices { kQueue, kAwait };
 // kernel caches: nothing to wait for.
 void PostChangedNode(Filesystem& fs, const NodeSpec& spec, Notices notices);
 
+// After setxattr or removexattr of `name` on inode `ino` (standing for
+// `spec`) succeeded. A field (user.samplefs.*) may rename a record:
+// PostChangedNode, awaited. Otherwise (tags, comment, annotations) only
+// the names in listings that select by them (tags/, query/) and the
+// attributes of its other inodes and its sidecar: a file's queued, a
+// record directory's awaited. The name the request came through is kept,
+// so the kernel keeps the inode (no FORGET and LOOKUP per edit).
+void PostXattrChanged(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spec, const std::string& name);
+
 // After a change to the contents of directory `dir` (inode `ino`) made
 // through the mount: the kernel keeps listings of folders inside files/
 // (OpOpendir) and drops only the one of the inode the change came through,

@@ -38,6 +38,21 @@ bool PendingFileXattr(Filesystem& fs, const NodeSpec& spec, std::string_view nam
   return true;
 }
 
+bool IsEntry(const NodeSpec& spec) {
+  return spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder || spec.kind == NodeKind::kSymlink;
+}
+
+// An entry's names and tags: memoized a moment (XattrMemo), else one
+// catalog statement, then memoized.
+Result<EntryXattrs> EntryXattrsOf(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spec) {
+  const int64_t now = Filesystem::MonotonicNs();
+  if (auto memo = fs.xattr_memo().Get(ino, spec.record_id, now)) return std::move(*memo);
+  const uint64_t epoch = fs.xattr_memo().epoch();
+  SFS_ASSIGN_OR_RETURN(EntryXattrs x, ReadEntryXattrs(fs.catalog(), spec.record_id));
+  fs.xattr_memo().Put(ino, spec.record_id, x, epoch, now);
+  return x;
+}
+
 }  // namespace
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
@@ -49,7 +64,13 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto node = fs.nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
   Result<std::string> v = Status(Code::kNotFound, "");
-  if (!PendingFileXattr(fs, node->spec, name, &v)) v = GetXattr(fs.catalog(), node->spec, name);
+  if (IsEntry(node->spec) && std::strcmp(name, "user.xdg.tags") == 0) {
+    auto x = EntryXattrsOf(fs, ino, node->spec);
+    if (!x.ok()) v = x.status();
+    else if (!x->tags.empty()) v = std::move(x->tags);
+  } else if (!PendingFileXattr(fs, node->spec, name, &v)) {
+    v = GetXattr(fs.catalog(), node->spec, name);
+  }
   if (!v.ok()) {
     if (v.status().is_not_found()) return (void)fuse_reply_err(req, ENODATA);
     return ReplyStatus(req, "getxattr", fs.PathOf(ino), v.status());
@@ -65,7 +86,14 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Filesystem& fs = Fs(req);
   auto node = fs.nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
-  auto names = ListXattrs(fs.catalog(), node->spec);
+  Result<std::vector<std::string>> names = std::vector<std::string>();
+  if (IsEntry(node->spec)) {
+    auto x = EntryXattrsOf(fs, ino, node->spec);
+    if (x.ok()) names = std::move(x->names);
+    else names = x.status();
+  } else {
+    names = ListXattrs(fs.catalog(), node->spec);
+  }
   if (!names.ok()) return ReplyStatus(req, "listxattr", fs.PathOf(ino), names.status());
   std::string out;
   for (const auto& n : *names) {
@@ -97,7 +125,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
     }
     return ReplyStatus(req, "setxattr", fs.PathOf(ino), s);
   }
-  PostChangedNode(fs, node->spec, Notices::kAwait);
+  PostXattrChanged(fs, ino, node->spec, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("setxattr")
 }
@@ -113,7 +141,7 @@ void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     if (s.is_not_found()) return (void)fuse_reply_err(req, ENODATA);
     return ReplyStatus(req, "removexattr", fs.PathOf(ino), s);
   }
-  PostChangedNode(fs, node->spec, Notices::kAwait);
+  PostXattrChanged(fs, ino, node->spec, name);
   fuse_reply_err(req, 0);
   SFS_FUSE_CATCH("removexattr")
 }

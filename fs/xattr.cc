@@ -88,14 +88,18 @@ Result<std::vector<std::string>> ListXattrs(Catalog& c, const NodeSpec& node) {
   auto rec = XattrRecord(node);
   if (!rec) return names;
   auto [entity, id] = *rec;
+  if (entity == Entity::kEntry) {
+    SFS_ASSIGN_OR_RETURN(EntryXattrs x, ReadEntryXattrs(c, id));
+    return std::move(x.names);
+  }
   SFS_ASSIGN_OR_RETURN(Catalog::XattrKeys keys, c.XattrKeysOf(entity, id));
   if (keys.tagged) names.push_back(kTags);
   // A file's fields (id, hash, size, kind) are answered by name but not
   // listed: rsync -X removes every listed name its source lacks and cp -a
   // copies every listed name, and neither may fail on derived values.
-  // Entries have no comment field either, so their listing needs no record
-  // read: one statement per listxattr (getfattr -d sends two per file).
-  if (entity != Entity::kEntry) {
+  // Entries (answered above) have no comment field either: their listing
+  // is one statement, which also gives the tags (ReadEntryXattrs).
+  {
     SFS_ASSIGN_OR_RETURN(auto fields, RecordFields(c, entity, id));
     std::string comment_field = CommentField(entity);
     for (const auto& f : fields)
@@ -106,6 +110,50 @@ Result<std::vector<std::string>> ListXattrs(Catalog& c, const NodeSpec& node) {
   }
   for (auto& k : keys.annotation_keys) names.push_back("user." + std::move(k));
   return names;
+}
+
+Result<EntryXattrs> ReadEntryXattrs(Catalog& c, int64_t entry_id) {
+  SFS_ASSIGN_OR_RETURN(Catalog::XattrKeys keys, c.XattrKeysOf(Entity::kEntry, entry_id));
+  EntryXattrs out;
+  if (keys.tagged) out.names.push_back(kTags);
+  for (auto& k : keys.annotation_keys) out.names.push_back("user." + std::move(k));
+  out.tags = JoinTags(keys.tags);
+  return out;
+}
+
+uint64_t XattrMemo::epoch() {
+  std::lock_guard lock(mu_);
+  return epoch_;
+}
+
+std::optional<EntryXattrs> XattrMemo::Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns) {
+  std::lock_guard lock(mu_);
+  auto it = memos_.find(ino);
+  if (it == memos_.end()) return std::nullopt;
+  if (it->second.record_id != record_id || now_ns >= it->second.until_ns) {
+    memos_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.answer;
+}
+
+void XattrMemo::Put(fuse_ino_t ino, int64_t record_id, const EntryXattrs& answer, uint64_t epoch,
+                    int64_t now_ns) {
+  std::lock_guard lock(mu_);
+  if (epoch != epoch_) return;  // changed while it was read
+  if (memos_.size() >= kMaxEntries) {
+    // Expired ones first; if all are young (many files at once), all.
+    for (auto it = memos_.begin(); it != memos_.end();)
+      it = now_ns >= it->second.until_ns ? memos_.erase(it) : std::next(it);
+    if (memos_.size() >= kMaxEntries) memos_.clear();
+  }
+  memos_[ino] = Memo{record_id, now_ns + kMemoNs, answer};
+}
+
+void XattrMemo::Changed() {
+  std::lock_guard lock(mu_);
+  ++epoch_;
+  memos_.clear();
 }
 
 Result<std::string> GetXattr(Catalog& c, const NodeSpec& node, const std::string& name) {
@@ -142,9 +190,15 @@ namespace {
 // read-only ones.
 Status SetRecordField(Catalog& c, Entity entity, int64_t id, const std::string& field,
                       const std::string& value) {
+  // Read and write in one transaction: the read goes to the writer, so a
+  // change being committed meanwhile (a sidecar's close) is not written
+  // back over (reads outside a transaction use reader connections).
+  Transaction txn(c);
+  SFS_RETURN_IF_ERROR(txn.status());
   SFS_ASSIGN_OR_RETURN(RecordData r, LoadRecord(c, entity, id));
   SFS_RETURN_IF_ERROR(SetField(c, r, field, value));
-  return SaveRecord(c, r);
+  SFS_RETURN_IF_ERROR(SaveRecord(c, r));
+  return txn.Commit();
 }
 
 Status CheckValue(const std::string& value) {

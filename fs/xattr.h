@@ -9,8 +9,13 @@
 // trusted.* are answered by the FUSE layer without touching the catalog.
 #pragma once
 
+#include <fuse_lowlevel.h>
+
+#include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -38,6 +43,46 @@ Status SetXattr(Catalog& catalog, const NodeSpec& node, const std::string& name,
 // removexattr: kNotFound (-> ENODATA) when absent; kPermission for fields
 // that cannot be empty.
 Status RemoveXattr(Catalog& catalog, const NodeSpec& node, const std::string& name);
+
+// The xattrs of a file, folder or symlink: the names listxattr shows and
+// the value of user.xdg.tags ("" when it has no tags), from one statement.
+struct EntryXattrs {
+  std::vector<std::string> names;
+  std::string tags;
+};
+Result<EntryXattrs> ReadEntryXattrs(Catalog& catalog, int64_t entry_id);
+
+// getfattr -d asks four times in a row about one file: listxattr for the
+// size, listxattr for the names, getxattr of user.xdg.tags for the size,
+// then for the value. Each answer used to be a catalog statement (and
+// each a round trip through the catalog lock); the memo answers the last
+// three from the first's statement. An answer is kept kMemoNs for its
+// inode and dropped by any change made through the mount (Changed(), from
+// fs/notices.cc); another process's change shows after at most kMemoNs,
+// far within the kernel's own caches' delay for such changes (the
+// Invalidator's poll). docs/DECISIONS.md "Extended attributes of files".
+class XattrMemo {
+ public:
+  static constexpr int64_t kMemoNs = 100'000'000;  // 0.1 s
+  static constexpr size_t kMaxEntries = 4096;
+  // The epoch to pass to Put: read it before reading the catalog, so an
+  // answer read before a change is never kept after it.
+  uint64_t epoch();
+  std::optional<EntryXattrs> Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns);
+  void Put(fuse_ino_t ino, int64_t record_id, const EntryXattrs& answer, uint64_t epoch, int64_t now_ns);
+  // Something changed through the mount: forget every answer.
+  void Changed();
+
+ private:
+  struct Memo {
+    int64_t record_id;
+    int64_t until_ns;
+    EntryXattrs answer;
+  };
+  std::mutex mu_;
+  uint64_t epoch_ = 0;                          // GUARDED_BY(mu_)
+  std::unordered_map<fuse_ino_t, Memo> memos_;  // GUARDED_BY(mu_)
+};
 
 // "a,b" <-> {"a","b"}: split on ',', trim spaces, drop empties and duplicates.
 std::vector<std::string> SplitTags(const std::string& value);

@@ -302,6 +302,11 @@ class SessionKeeper {
   std::thread thread_;
 };
 
+// Reader connections of a mount's catalog (docs/DECISIONS.md "Catalog
+// readers"): enough for the FUSE workers that read at once on two to eight
+// cores; each SQLite reader keeps a page cache of its own.
+constexpr int kCatalogReaders = 8;
+
 // Opens the catalog and store, recovers what a dead daemon sealed, mounts
 // and serves until unmounted or signalled. `ready` valid: daemonized; the
 // parent waits on it for 'm' (mounted) or EOF (failed, reason on stderr).
@@ -319,6 +324,11 @@ int Serve(const Args& args, const samplefs::Config& cfg, samplefs::fs::MountOpti
     return 1;
   }
   if (write_behind_min_free) store->SetWriteBehindMinFree(*write_behind_min_free);
+  // Lookups, getattr, readdir and getxattr read on connections of their
+  // own, so a commit round holding the writer does not stall them (a
+  // reader per busy FUSE worker, at most kCatalogReaders; more fall back
+  // to the writer).
+  catalog->EnableReaders(kCatalogReaders);
   std::vector<std::string> recovery_problems;
   SessionKeeper session(*catalog);
   if (!mopts.read_only) {

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -2549,6 +2550,133 @@ TEST(GcCutoff, LiveMountsMoveItBack) {
   dead.heartbeat = now - kStaleSessionSec - 1;
   EXPECT_TRUE(SessionIsStale(dead, now));
   EXPECT_TRUE(SessionIsLive(live, now));
+}
+
+
+// ---------------------------------------------------------------------------
+// Reader connections (issue 14 item 5, docs/DECISIONS.md "Catalog readers").
+
+// A read from a thread outside the transaction answers while another
+// thread holds the writer in an open transaction, with the last committed
+// state; the transaction's own thread reads its uncommitted changes; once
+// committed, the next read anywhere sees them. Without readers the read
+// waits on the catalog lock until the transaction ends (here: never, as
+// the transaction waits for the read), so the bounded wait below fails.
+TEST_P(CatalogTest, ReadsDoNotWaitBehindAnOpenTransaction) {
+  c_->EnableReaders(4);
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "frame.tif", 1, 100);
+  ASSERT_OK(c_->SetTags(Entity::kEntry, f.id, {"old"}));
+  ASSERT_OK(c_->SetAnnotation(Entity::kEntry, f.id, "stage", "before"));
+
+  std::promise<void> written, read_done;
+  auto txn_thread = std::async(std::launch::async, [&] {
+    Transaction txn(*c_);
+    EXPECT_OK(txn.status());
+    Entry e = MUST(c_->EntryById(f.id));
+    e.size = 200;
+    e.hash = HashN(2);
+    EXPECT_OK(c_->UpdateEntry(e));
+    EXPECT_OK(c_->SetTags(Entity::kEntry, f.id, {"new"}));
+    EXPECT_OK(c_->SetAnnotation(Entity::kEntry, f.id, "stage", "during"));
+    // Read-your-writes inside the transaction: the writer answers.
+    EXPECT_EQ(MUST(c_->EntryById(f.id)).size, 200u);
+    EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), ::testing::ElementsAre("new"));
+    EXPECT_EQ(MUST(c_->Annotation(Entity::kEntry, f.id, "stage")), "during");
+    written.set_value();
+    // Hold the transaction open until the other thread has read (bounded,
+    // so a catalog without readers fails the test instead of hanging).
+    read_done.get_future().wait_for(std::chrono::seconds(10));
+    EXPECT_OK(txn.Commit());
+  });
+  written.get_future().wait();
+
+  if (GetParam().file_backed || postgres()) {
+    auto reads = std::async(std::launch::async, [&] {
+      Entry e = MUST(c_->EntryById(f.id));
+      Entry by_name = MUST(c_->EntryByName(w.root.id, "frame.tif"));
+      auto listed = MUST(c_->ListEntries(w.root.id, 0, 10));
+      auto tags = MUST(c_->TagsOf(Entity::kEntry, f.id));
+      auto keys = MUST(c_->XattrKeysOf(Entity::kEntry, f.id));
+      auto stage = MUST(c_->Annotation(Entity::kEntry, f.id, "stage"));
+      return std::make_tuple(e.size, by_name.size, listed.size(), tags, keys.tags, stage);
+    });
+    ASSERT_EQ(reads.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+        << "a read waited behind another thread's open transaction";
+    auto [size, by_name_size, listed, tags, key_tags, stage] = reads.get();
+    // The last committed state, not the open transaction's.
+    EXPECT_EQ(size, 100u);
+    EXPECT_EQ(by_name_size, 100u);
+    EXPECT_EQ(listed, 1u);
+    EXPECT_THAT(tags, ::testing::ElementsAre("old"));
+    EXPECT_THAT(key_tags, ::testing::ElementsAre("old"));
+    EXPECT_EQ(stage, "before");
+    EXPECT_GE(c_->readers_open(), 1);
+  } else {
+    // An in-memory SQLite catalog has no second connection: reads stay on
+    // the writer (and wait for the transaction, as before).
+    EXPECT_EQ(c_->readers_open(), 0);
+  }
+  read_done.set_value();
+  txn_thread.get();
+
+  // Committed: every read sees it at once (a reader's next statement
+  // reads the newest snapshot), from this thread and from others.
+  EXPECT_EQ(MUST(c_->EntryById(f.id)).size, 200u);
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), ::testing::ElementsAre("new"));
+  auto other = std::async(std::launch::async, [&] { return MUST(c_->Annotation(Entity::kEntry, f.id, "stage")); });
+  EXPECT_EQ(other.get(), "during");
+  EXPECT_THAT(MUST(c_->ListTaggedEntries(MUST(c_->TagByName("new")).id, 0, 10)), ::testing::SizeIs(1));
+  auto keys = MUST(c_->XattrKeysOf(Entity::kEntry, f.id));
+  EXPECT_TRUE(keys.tagged);
+  EXPECT_THAT(keys.tags, ::testing::ElementsAre("new"));
+  EXPECT_THAT(keys.annotation_keys, ::testing::ElementsAre("stage"));
+}
+
+// Many threads reading at once while a writer commits one change after
+// another: every read answers (no reader is shared by two threads, none is
+// left mid-statement), sees a committed value, and the pool stays within
+// its bound. A write through a reader connection is refused.
+TEST_P(CatalogTest, ReadersServeManyThreadsWithinTheirBound) {
+  if (!GetParam().file_backed && !postgres()) GTEST_SKIP() << "no readers for an in-memory catalog";
+  c_->EnableReaders(3);
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif", 1, 1);
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0}, reads{0};
+  std::thread writer([&] {
+    for (uint64_t size = 2; size <= 40; ++size) {
+      Transaction txn(*c_);
+      Entry e = MUST(c_->EntryById(f.id));
+      e.size = size;
+      EXPECT_OK(c_->UpdateEntry(e));
+      EXPECT_OK(txn.Commit());
+    }
+    stop = true;
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 6; ++t)
+    readers.emplace_back([&] {
+      uint64_t last = 0;
+      for (int i = 0; !stop || i < 50; ++i) {  // some reads even if the writer is quick
+        auto e = c_->EntryById(f.id);
+        if (!e.ok() || e->size < last || e->size > 40) ++bad;
+        else last = e->size;  // never goes back to an older commit
+        if (!c_->ListEntries(w.root.id, 0, 10).ok()) ++bad;
+        ++reads;
+      }
+    });
+  writer.join();
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_LE(c_->readers_open(), 3);
+  EXPECT_EQ(MUST(c_->EntryById(f.id)).size, 40u);
+
+  auto reader = c_->db().OpenReader();
+  ASSERT_OK(reader.status());
+  Status s = (*reader)->Exec("DELETE FROM tag");
+  EXPECT_FALSE(s.ok());
 }
 
 }  // namespace

@@ -371,5 +371,53 @@ TEST_F(XattrTest, AttributesOfDeletedRecords) {
   EXPECT_FALSE(Set(gone, "user.xdg.tags", "y").ok());
 }
 
+
+// ReadEntryXattrs: listxattr's names and user.xdg.tags's value of an entry,
+// from one statement, as ListXattrs and GetXattr give them.
+TEST_F(XattrTest, EntryXattrsMatchListAndGet) {
+  ASSERT_OK(Set(FileNode(), "user.xdg.tags", "raw,good"));
+  ASSERT_OK(Set(FileNode(), "user.stage", "3"));
+  ASSERT_OK(Set(FileNode(), "user.a", "x"));
+  EntryXattrs x = MUST(ReadEntryXattrs(cat(), file.id));
+  EXPECT_EQ(x.names, List(FileNode()));
+  EXPECT_THAT(x.names, ElementsAre("user.xdg.tags", "user.a", "user.stage"));
+  EXPECT_EQ(x.tags, MUST(Get(FileNode(), "user.xdg.tags")));
+  EXPECT_EQ(x.tags, "good,raw");
+  // Untagged: no name, empty value (getxattr is ENODATA).
+  EntryXattrs bare = MUST(ReadEntryXattrs(cat(), folder.id));
+  EXPECT_THAT(bare.names, IsEmpty());
+  EXPECT_EQ(bare.tags, "");
+}
+
+// The memo keeps an answer kMemoNs for its inode and record, forgets all
+// on Changed(), and never keeps an answer read before a change.
+TEST(XattrMemoTest, KeepsAMomentAndForgetsOnChange) {
+  XattrMemo memo;
+  EntryXattrs a{{"user.xdg.tags"}, "good"};
+  const int64_t t0 = 1'000'000'000;
+  uint64_t e = memo.epoch();
+  memo.Put(7, 70, a, e, t0);
+  ASSERT_TRUE(memo.Get(7, 70, t0 + 1).has_value());
+  EXPECT_EQ(memo.Get(7, 70, t0 + 1)->tags, "good");
+  EXPECT_FALSE(memo.Get(8, 70, t0).has_value());                    // another inode
+  EXPECT_FALSE(memo.Get(7, 71, t0).has_value());                    // the inode now stands for another record
+  memo.Put(7, 70, a, memo.epoch(), t0);
+  EXPECT_FALSE(memo.Get(7, 70, t0 + XattrMemo::kMemoNs).has_value());  // expired
+  memo.Put(7, 70, a, memo.epoch(), t0);
+  memo.Changed();
+  EXPECT_FALSE(memo.Get(7, 70, t0).has_value());
+  // Read before a change, put after it: not kept.
+  e = memo.epoch();
+  memo.Changed();
+  memo.Put(7, 70, a, e, t0);
+  EXPECT_FALSE(memo.Get(7, 70, t0).has_value());
+  // Bounded: many inodes at once never grow it past kMaxEntries.
+  for (fuse_ino_t i = 1; i <= XattrMemo::kMaxEntries * 2; ++i) memo.Put(i, 1, a, memo.epoch(), t0);
+  size_t kept = 0;
+  for (fuse_ino_t i = 1; i <= XattrMemo::kMaxEntries * 2; ++i) kept += memo.Get(i, 1, t0).has_value();
+  EXPECT_LE(kept, XattrMemo::kMaxEntries);
+  EXPECT_TRUE(memo.Get(XattrMemo::kMaxEntries * 2, 1, t0).has_value());  // the newest is kept
+}
+
 }  // namespace
 }  // namespace samplefs::fs

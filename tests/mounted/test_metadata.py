@@ -261,6 +261,47 @@ class TagsAndAttributes(MetadataTestCase):
         os.unlink(nested)
         self.assertEqual(self.ls("tags", "raw", "files"), ["S1:cell01:Pos0"])
 
+    def test_tag_edits_keep_the_inode(self):
+        """setfattr of tags and annotations renames nothing: the kernel keeps
+        the inode of the path it came through (no FORGET and LOOKUP per
+        edit, issue 16), tags/<t>/ shows the change at once, a name that
+        left a tag goes (a slide's before setfattr returns), and getfattr
+        right after setfattr reads the new value (the daemon's xattr memo
+        is dropped by the edit)."""
+        m = self.m
+        self.slide("S1")
+        self.image("S1", "cell01")
+        f = self.put_file("S1", "cell01", "a.tif")
+        s1 = m.path("species", "HeLa", "slides", "S1")
+        ino = {p: os.stat(p).st_ino for p in (f, s1)}
+        for i in range(3):
+            tag = f"t{i}"
+            if i:
+                # The old tag's names, cached by the kernel before the edit.
+                old_s = m.path("tags", f"t{i - 1}", "slides", "S1")
+                old_f = m.path("tags", f"t{i - 1}", "files", "S1:cell01:a.tif")
+                os.stat(old_s)
+                os.stat(old_f)
+            ctime = os.stat(f).st_ctime_ns
+            r = self.run_tool("getfattr", "-d", "--absolute-names", f)  # answered, then memoized
+            for p in (f, s1):
+                self.setx(p, "user.xdg.tags", tag)
+                self.setx(p, "user.note", f"n{i}")
+            r = self.run_tool("getfattr", "-d", "--absolute-names", f)
+            self.assertIn(f'user.xdg.tags="{tag}"', r.stdout)
+            self.assertIn(f'user.note="n{i}"', r.stdout)
+            self.assertEqual(getfattr(s1, "user.xdg.tags"), tag)
+            self.assertGreater(os.stat(f).st_ctime_ns, ctime, "setfattr changes the file's ctime")
+            self.assertEqual(self.ls("tags", tag, "files"), ["S1:cell01:a.tif"])
+            self.assertEqual(self.ls("tags", tag, "slides"), ["S1"])
+            if i:
+                self.assertErrno(errno.ENOENT, os.stat, old_s)
+                self.assertGoneWithinASecond(old_f)  # a file's notices are queued
+                self.assertEqual(self.ls("tags", f"t{i - 1}", "files"), [])
+            time.sleep(0.3)  # the queued notices are out
+            for p in (f, s1):
+                self.assertEqual(os.stat(p).st_ino, ino[p], f"{p}: the kernel forgot its inode after setfattr")
+
     def test_mkdir_and_rmdir_of_tags(self):
         m = self.m
         s1 = self.slide("S1")

@@ -213,6 +213,68 @@ static Result<int64_t> Count(Database& db, const std::string& sql, const Params&
   return OneRow<int64_t>(db, sql, ps, [](const Statement& st) { return st.Int(0); }, "no count");
 }
 
+// A record kind's table as the lookups, pages and deletes below read it:
+// its SQL name (also how messages call it), its columns in the reader's
+// order, and the reader.
+template <class T>
+struct Table {
+  const char* name;
+  const char* cols;
+  T (*read)(const Statement&);
+};
+const Table<Species> kSpeciesTable{"species", kSpeciesCols, ReadSpecies};
+const Table<Sample> kSampleTable{"sample", kSampleCols, ReadSample};
+const Table<Dye> kDyeTable{"dye", kDyeCols, ReadDye};
+const Table<Slide> kSlideTable{"slide", kSlideCols, ReadSlide};
+const Table<Image> kImageTable{"image", kImageCols, ReadImage};
+const Table<Entry> kEntryTable{"entry", kEntryCols, ReadEntry};
+const Table<Tag> kTagTable{"tag", "id, name", ReadTag};
+
+// The row of `t` that `where` selects; NotFound with `missing` when none.
+template <class T>
+static Result<T> FindOne(Database& db, const Table<T>& t, const std::string& where, const Params& ps,
+                         const std::string& missing) {
+  return OneRow<T>(db, std::string("SELECT ") + t.cols + " FROM " + t.name + " WHERE " + where, ps,
+                   t.read, missing);
+}
+
+template <class T>
+static Result<T> FindById(Database& db, const Table<T>& t, int64_t id) {
+  return FindOne(db, t, "id = ?", {id}, std::string(t.name) + " " + std::to_string(id) + " does not exist");
+}
+
+// One page of the rows of `t` that `where` selects (empty: all), in id
+// order, after `after_id`.
+template <class T>
+static Result<std::vector<T>> Page(Database& db, const Table<T>& t, const std::string& where, Params ps,
+                                   int64_t after_id, int limit) {
+  ps.push_back(after_id);
+  ps.push_back(int64_t{limit});
+  return Rows<T>(db, std::string("SELECT ") + t.cols + " FROM " + t.name + " WHERE " + where +
+                         (where.empty() ? "" : " AND ") + "id > ? ORDER BY id LIMIT ?",
+                 ps, t.read);
+}
+
+// Runs an `UPDATE ... WHERE id = ? RETURNING id` of row `id` of `table`,
+// in the catalog's words when the row is gone or a constraint refuses it.
+static Status UpdateRow(Database& db, const char* table, int64_t id, const std::string& sql, const Params& ps,
+                        const std::string& exists_msg, const std::string& missing_msg) {
+  auto r = OneRow<int64_t>(db, sql, ps, [](const Statement& st) { return st.Int(0); },
+                           std::string(table) + " " + std::to_string(id) + " does not exist");
+  return Explain(r.status(), exists_msg, missing_msg);
+}
+
+// Deletes row `id` of `table` unless `users_sql` (a count with the id as
+// its one parameter) finds rows that still refer to it; then the refusal
+// is `shown` + " " + `verb` + " N " + `noun`.
+static Status DeleteUnlessUsed(Database& db, const char* table, int64_t id, const std::string& users_sql,
+                               const std::string& shown, const char* verb, const char* noun) {
+  SFS_ASSIGN_OR_RETURN(int64_t n, Count(db, users_sql, {id}));
+  if (n)
+    return Status(Code::kNotEmpty, shown + " " + verb + " " + std::to_string(n) + " " + noun);
+  return Exec(db, std::string("DELETE FROM ") + table + " WHERE id = ?", {id});
+}
+
 const char* EntryTypeName(EntryType t) {
   switch (t) {
     case EntryType::kFile: return "file";
@@ -248,14 +310,18 @@ std::string KindFromName(const std::string& name) {
   return "other";
 }
 
-std::string NowIso8601() {
-  std::time_t t = std::time(nullptr);
+static std::string FormatTime(std::time_t t, bool utc, const char* format) {
   std::tm tm{};
-  gmtime_r(&t, &tm);
+  if (utc) gmtime_r(&t, &tm);
+  else localtime_r(&t, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
+
+std::string Iso8601(std::time_t t) { return FormatTime(t, true, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string NowIso8601() { return Iso8601(std::time(nullptr)); }
+std::string LocalIso8601(std::time_t t) { return FormatTime(t, false, "%Y-%m-%dT%H:%M:%S"); }
 
 // ---------------------------------------------------------------------------
 // Transactions.
@@ -519,43 +585,34 @@ Result<Species> Catalog::CreateSpecies(const Species& s) {
 
 Result<Species> Catalog::SpeciesByName(const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Species>(read.db(), std::string("SELECT ") + kSpeciesCols + " FROM species WHERE name = ?",
-                         {name}, ReadSpecies, "species " + Quoted(name) + " does not exist");
+  return FindOne(read.db(), kSpeciesTable, "name = ?", {name}, "species " + Quoted(name) + " does not exist");
 }
 
 Result<Species> Catalog::SpeciesById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Species>(read.db(), std::string("SELECT ") + kSpeciesCols + " FROM species WHERE id = ?",
-                         {id}, ReadSpecies, "species " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kSpeciesTable, id);
 }
 
 Status Catalog::UpdateSpecies(const Species& s) {
   SFS_RETURN_IF_ERROR(ValidateSpeciesFields(s));
   std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "UPDATE species SET name = ?, species = ?, strain = ?, notes = ? "
-                           "WHERE id = ? RETURNING id",
-                           {s.name, s.species, s.strain, s.notes, s.id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "species " + std::to_string(s.id) + " does not exist");
-  return Explain(r.status(), "species " + Quoted(s.name) + " already exists", "");
+  return UpdateRow(*db_, "species", s.id,
+                   "UPDATE species SET name = ?, species = ?, strain = ?, notes = ? WHERE id = ? RETURNING id",
+                   {s.name, s.species, s.strain, s.notes, s.id},
+                   "species " + Quoted(s.name) + " already exists", "");
 }
 
 Status Catalog::DeleteSpecies(int64_t id) {
   return InTxn(*this, [&]() -> Status {
     SFS_ASSIGN_OR_RETURN(Species sp, SpeciesById(id));
-    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM sample WHERE species_id = ?", {id}));
-    if (n) return Status(Code::kNotEmpty, "species " + Quoted(sp.name) + " still has " +
-                                              std::to_string(n) + " sample(s)");
-    return Exec(*db_, "DELETE FROM species WHERE id = ?", {id});
+    return DeleteUnlessUsed(*db_, "species", id, "SELECT count(*) FROM sample WHERE species_id = ?",
+                            "species " + Quoted(sp.name), "still has", "sample(s)");
   });
 }
 
 Result<std::vector<Species>> Catalog::ListSpecies(int64_t after_id, int limit) {
   ReadLock read(*this);
-  return Rows<Species>(read.db(), std::string("SELECT ") + kSpeciesCols +
-                                 " FROM species WHERE id > ? ORDER BY id LIMIT ?",
-                       {after_id, int64_t{limit}}, ReadSpecies);
+  return Page(read.db(), kSpeciesTable, "", {}, after_id, limit);
 }
 
 // ---------------------------------------------------------------------------
@@ -583,48 +640,37 @@ Result<Sample> Catalog::CreateSample(const Sample& s) {
 
 Result<Sample> Catalog::SampleByName(const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Sample>(read.db(), std::string("SELECT ") + kSampleCols + " FROM sample WHERE name = ?",
-                        {name}, ReadSample, "sample " + Quoted(name) + " does not exist");
+  return FindOne(read.db(), kSampleTable, "name = ?", {name}, "sample " + Quoted(name) + " does not exist");
 }
 
 Result<Sample> Catalog::SampleById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Sample>(read.db(), std::string("SELECT ") + kSampleCols + " FROM sample WHERE id = ?",
-                        {id}, ReadSample, "sample " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kSampleTable, id);
 }
 
 Status Catalog::UpdateSample(const Sample& s) {
   SFS_RETURN_IF_ERROR(ValidateSampleFields(s));
   std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "UPDATE sample SET name = ?, species_id = ?, patient_id = ?, "
-                           "sample_type = ?, notes = ? WHERE id = ? RETURNING id",
-                           {s.name, s.species_id, s.patient_id, s.sample_type, s.notes, s.id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "sample " + std::to_string(s.id) + " does not exist");
-  return Explain(r.status(), "sample " + Quoted(s.name) + " already exists",
-                 "species " + std::to_string(s.species_id) + " does not exist");
+  return UpdateRow(*db_, "sample", s.id,
+                   "UPDATE sample SET name = ?, species_id = ?, patient_id = ?, sample_type = ?, notes = ? "
+                   "WHERE id = ? RETURNING id",
+                   {s.name, s.species_id, s.patient_id, s.sample_type, s.notes, s.id},
+                   "sample " + Quoted(s.name) + " already exists",
+                   "species " + std::to_string(s.species_id) + " does not exist");
 }
 
 Status Catalog::DeleteSample(int64_t id) {
   return InTxn(*this, [&]() -> Status {
     SFS_ASSIGN_OR_RETURN(Sample sa, SampleById(id));
-    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM slide WHERE sample_id = ?", {id}));
-    if (n) return Status(Code::kNotEmpty, "sample " + Quoted(sa.name) + " still has " +
-                                              std::to_string(n) + " slide(s)");
-    return Exec(*db_, "DELETE FROM sample WHERE id = ?", {id});
+    return DeleteUnlessUsed(*db_, "sample", id, "SELECT count(*) FROM slide WHERE sample_id = ?",
+                            "sample " + Quoted(sa.name), "still has", "slide(s)");
   });
 }
 
 Result<std::vector<Sample>> Catalog::ListSamples(int64_t species_id, int64_t after_id, int limit) {
   ReadLock read(*this);
-  if (species_id)
-    return Rows<Sample>(read.db(), std::string("SELECT ") + kSampleCols +
-                                  " FROM sample WHERE species_id = ? AND id > ? ORDER BY id LIMIT ?",
-                        {species_id, after_id, int64_t{limit}}, ReadSample);
-  return Rows<Sample>(read.db(), std::string("SELECT ") + kSampleCols +
-                                " FROM sample WHERE id > ? ORDER BY id LIMIT ?",
-                      {after_id, int64_t{limit}}, ReadSample);
+  if (species_id) return Page(read.db(), kSampleTable, "species_id = ?", {species_id}, after_id, limit);
+  return Page(read.db(), kSampleTable, "", {}, after_id, limit);
 }
 
 // ---------------------------------------------------------------------------
@@ -652,42 +698,34 @@ Result<Dye> Catalog::CreateDye(const Dye& d) {
 
 Result<Dye> Catalog::DyeByName(const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Dye>(read.db(), std::string("SELECT ") + kDyeCols + " FROM dye WHERE short_name = ?",
-                     {name}, ReadDye, "dye " + Quoted(name) + " does not exist");
+  return FindOne(read.db(), kDyeTable, "short_name = ?", {name}, "dye " + Quoted(name) + " does not exist");
 }
 
 Result<Dye> Catalog::DyeById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Dye>(read.db(), std::string("SELECT ") + kDyeCols + " FROM dye WHERE id = ?", {id},
-                     ReadDye, "dye " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kDyeTable, id);
 }
 
 Status Catalog::UpdateDye(const Dye& d) {
   SFS_RETURN_IF_ERROR(ValidateDyeFields(d));
   std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "UPDATE dye SET short_name = ?, long_name = ?, spectra_db_name = ? "
-                           "WHERE id = ? RETURNING id",
-                           {d.short_name, d.long_name, d.spectra_db_name, d.id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "dye " + std::to_string(d.id) + " does not exist");
-  return Explain(r.status(), "dye " + Quoted(d.short_name) + " already exists", "");
+  return UpdateRow(*db_, "dye", d.id,
+                   "UPDATE dye SET short_name = ?, long_name = ?, spectra_db_name = ? WHERE id = ? RETURNING id",
+                   {d.short_name, d.long_name, d.spectra_db_name, d.id},
+                   "dye " + Quoted(d.short_name) + " already exists", "");
 }
 
 Status Catalog::DeleteDye(int64_t id) {
   return InTxn(*this, [&]() -> Status {
     SFS_ASSIGN_OR_RETURN(Dye d, DyeById(id));
-    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM labelling WHERE dye_id = ?", {id}));
-    if (n) return Status(Code::kNotEmpty, "dye " + Quoted(d.short_name) + " is used by " +
-                                              std::to_string(n) + " labelling(s)");
-    return Exec(*db_, "DELETE FROM dye WHERE id = ?", {id});
+    return DeleteUnlessUsed(*db_, "dye", id, "SELECT count(*) FROM labelling WHERE dye_id = ?",
+                            "dye " + Quoted(d.short_name), "is used by", "labelling(s)");
   });
 }
 
 Result<std::vector<Dye>> Catalog::ListDyes(int64_t after_id, int limit) {
   ReadLock read(*this);
-  return Rows<Dye>(read.db(), std::string("SELECT ") + kDyeCols + " FROM dye WHERE id > ? ORDER BY id LIMIT ?",
-                   {after_id, int64_t{limit}}, ReadDye);
+  return Page(read.db(), kDyeTable, "", {}, after_id, limit);
 }
 
 // ---------------------------------------------------------------------------
@@ -718,14 +756,13 @@ Result<Slide> Catalog::CreateSlide(const Slide& s) {
 
 Result<Slide> Catalog::SlideByReference(const std::string& reference) {
   ReadLock read(*this);
-  return OneRow<Slide>(read.db(), std::string("SELECT ") + kSlideCols + " FROM slide WHERE reference = ?",
-                       {reference}, ReadSlide, "slide " + Quoted(reference) + " does not exist");
+  return FindOne(read.db(), kSlideTable, "reference = ?", {reference},
+                 "slide " + Quoted(reference) + " does not exist");
 }
 
 Result<Slide> Catalog::SlideById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Slide>(read.db(), std::string("SELECT ") + kSlideCols + " FROM slide WHERE id = ?", {id},
-                       ReadSlide, "slide " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kSlideTable, id);
 }
 
 Status Catalog::UpdateSlide(const Slide& s) {
@@ -734,24 +771,19 @@ Status Catalog::UpdateSlide(const Slide& s) {
   std::string created;
   if (!s.created.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(s.created, "slide created", &created));
   std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "UPDATE slide SET reference = ?, sample_id = ?, creator = ?, notes = ?, "
-                           "created = coalesce(nullif(?, ''), created), modified = ? "
-                           "WHERE id = ? RETURNING id",
-                           {s.reference, s.sample_id, s.creator, s.notes, created, NowIso8601(), s.id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "slide " + std::to_string(s.id) + " does not exist");
-  return Explain(r.status(), "slide " + Quoted(s.reference) + " already exists",
-                 "sample " + std::to_string(s.sample_id) + " does not exist");
+  return UpdateRow(*db_, "slide", s.id,
+                   "UPDATE slide SET reference = ?, sample_id = ?, creator = ?, notes = ?, "
+                   "created = coalesce(nullif(?, ''), created), modified = ? WHERE id = ? RETURNING id",
+                   {s.reference, s.sample_id, s.creator, s.notes, created, NowIso8601(), s.id},
+                   "slide " + Quoted(s.reference) + " already exists",
+                   "sample " + std::to_string(s.sample_id) + " does not exist");
 }
 
 Status Catalog::DeleteSlide(int64_t id) {
   return InTxn(*this, [&]() -> Status {
     SFS_ASSIGN_OR_RETURN(Slide sl, SlideById(id));
-    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM image WHERE slide_id = ?", {id}));
-    if (n) return Status(Code::kNotEmpty, "slide " + Quoted(sl.reference) + " still has " +
-                                              std::to_string(n) + " image(s)");
-    return Exec(*db_, "DELETE FROM slide WHERE id = ?", {id});
+    return DeleteUnlessUsed(*db_, "slide", id, "SELECT count(*) FROM image WHERE slide_id = ?",
+                            "slide " + Quoted(sl.reference), "still has", "image(s)");
   });
 }
 
@@ -913,15 +945,13 @@ Result<Image> Catalog::CreateImage(const Image& i) {
 
 Result<Image> Catalog::ImageByName(int64_t slide_id, const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Image>(read.db(), std::string("SELECT ") + kImageCols +
-                                 " FROM image WHERE slide_id = ? AND name = ?",
-                       {slide_id, name}, ReadImage, "image " + Quoted(name) + " does not exist");
+  return FindOne(read.db(), kImageTable, "slide_id = ? AND name = ?", {slide_id, name},
+                 "image " + Quoted(name) + " does not exist");
 }
 
 Result<Image> Catalog::ImageById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Image>(read.db(), std::string("SELECT ") + kImageCols + " FROM image WHERE id = ?", {id},
-                       ReadImage, "image " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kImageTable, id);
 }
 
 Status Catalog::UpdateImage(const Image& i) {
@@ -930,15 +960,12 @@ Status Catalog::UpdateImage(const Image& i) {
   std::string acquired;
   if (!i.acquired.empty()) SFS_RETURN_IF_ERROR(NormalizeTimestamp(i.acquired, "image acquired", &acquired));
   std::lock_guard lock(mu_);
-  auto r = OneRow<int64_t>(*db_,
-                           "UPDATE image SET slide_id = ?, name = ?, \"user\" = ?, "
-                           "acquired = coalesce(nullif(?, ''), acquired), comments = ? "
-                           "WHERE id = ? RETURNING id",
-                           {i.slide_id, i.name, i.user, acquired, i.comments, i.id},
-                           [](const Statement& st) { return st.Int(0); },
-                           "image " + std::to_string(i.id) + " does not exist");
-  return Explain(r.status(), "image " + Quoted(i.name) + " already exists in that slide",
-                 "slide " + std::to_string(i.slide_id) + " does not exist");
+  return UpdateRow(*db_, "image", i.id,
+                   "UPDATE image SET slide_id = ?, name = ?, \"user\" = ?, "
+                   "acquired = coalesce(nullif(?, ''), acquired), comments = ? WHERE id = ? RETURNING id",
+                   {i.slide_id, i.name, i.user, acquired, i.comments, i.id},
+                   "image " + Quoted(i.name) + " already exists in that slide",
+                   "slide " + std::to_string(i.slide_id) + " does not exist");
 }
 
 Status Catalog::DeleteImage(int64_t id) {
@@ -961,9 +988,7 @@ Status Catalog::DeleteImage(int64_t id) {
 
 Result<std::vector<Image>> Catalog::ListImages(int64_t slide_id, int64_t after_id, int limit) {
   ReadLock read(*this);
-  return Rows<Image>(read.db(), std::string("SELECT ") + kImageCols +
-                               " FROM image WHERE slide_id = ? AND id > ? ORDER BY id LIMIT ?",
-                     {slide_id, after_id, int64_t{limit}}, ReadImage);
+  return Page(read.db(), kImageTable, "slide_id = ?", {slide_id}, after_id, limit);
 }
 
 Result<std::vector<Image>> Catalog::ListImagesMatching(const Query& query, int64_t after_id,
@@ -1043,15 +1068,13 @@ Result<Entry> Catalog::CreateEntry(const Entry& e) {
 
 Result<Entry> Catalog::EntryById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Entry>(read.db(), std::string("SELECT ") + kEntryCols + " FROM entry WHERE id = ?", {id},
-                       ReadEntry, "entry " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kEntryTable, id);
 }
 
 Result<Entry> Catalog::EntryByName(int64_t parent_id, const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Entry>(read.db(), std::string("SELECT ") + kEntryCols +
-                                 " FROM entry WHERE parent_id = ? AND name = ?",
-                       {parent_id, name}, ReadEntry, Quoted(name) + " does not exist");
+  return FindOne(read.db(), kEntryTable, "parent_id = ? AND name = ?", {parent_id, name},
+                 Quoted(name) + " does not exist");
 }
 
 Status Catalog::UpdateEntry(const Entry& e, int64_t ctime_ns) {
@@ -1156,9 +1179,7 @@ Result<int64_t> Catalog::MoveEntry(int64_t id, int64_t new_parent_id, const std:
 
 Result<std::vector<Entry>> Catalog::ListEntries(int64_t parent_id, int64_t after_id, int limit) {
   ReadLock read(*this);
-  return Rows<Entry>(read.db(), std::string("SELECT ") + kEntryCols +
-                               " FROM entry WHERE parent_id = ? AND id > ? AND name NOT LIKE '/%' ORDER BY id LIMIT ?",
-                     {parent_id, after_id, int64_t{limit}}, ReadEntry);
+  return Page(read.db(), kEntryTable, "parent_id = ? AND name NOT LIKE '/%'", {parent_id}, after_id, limit);
 }
 
 Result<int64_t> Catalog::CountEntries(int64_t parent_id) {
@@ -1302,30 +1323,25 @@ Result<Tag> Catalog::CreateTag(const std::string& name) {
 
 Result<Tag> Catalog::TagByName(const std::string& name) {
   ReadLock read(*this);
-  return OneRow<Tag>(read.db(), "SELECT id, name FROM tag WHERE name = ?", {name}, ReadTag,
-                     "tag " + Quoted(name) + " does not exist");
+  return FindOne(read.db(), kTagTable, "name = ?", {name}, "tag " + Quoted(name) + " does not exist");
 }
 
 Result<Tag> Catalog::TagById(int64_t id) {
   ReadLock read(*this);
-  return OneRow<Tag>(read.db(), "SELECT id, name FROM tag WHERE id = ?", {id}, ReadTag,
-                     "tag " + std::to_string(id) + " does not exist");
+  return FindById(read.db(), kTagTable, id);
 }
 
 Status Catalog::DeleteTag(int64_t id) {
   return InTxn(*this, [&]() -> Status {
     SFS_ASSIGN_OR_RETURN(Tag t, TagById(id));
-    SFS_ASSIGN_OR_RETURN(int64_t n, Count(*db_, "SELECT count(*) FROM tagging WHERE tag_id = ?", {id}));
-    if (n) return Status(Code::kNotEmpty, "tag " + Quoted(t.name) + " is still on " +
-                                              std::to_string(n) + " record(s)");
-    return Exec(*db_, "DELETE FROM tag WHERE id = ?", {id});
+    return DeleteUnlessUsed(*db_, "tag", id, "SELECT count(*) FROM tagging WHERE tag_id = ?",
+                            "tag " + Quoted(t.name), "is still on", "record(s)");
   });
 }
 
 Result<std::vector<Tag>> Catalog::ListTags(int64_t after_id, int limit) {
   ReadLock read(*this);
-  return Rows<Tag>(read.db(), "SELECT id, name FROM tag WHERE id > ? ORDER BY id LIMIT ?",
-                   {after_id, int64_t{limit}}, ReadTag);
+  return Page(read.db(), kTagTable, "", {}, after_id, limit);
 }
 
 Result<std::vector<std::string>> Catalog::TagsOf(Entity entity, int64_t record_id) {

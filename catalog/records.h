@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <utility>
 #include <vector>
@@ -114,7 +115,13 @@ using Annotations = std::vector<std::pair<std::string, std::string>>;
 // (*.h5r, *.csv, *.json) or other.
 std::string KindFromName(const std::string& name);
 
-// Current time as ISO-8601 UTC, second precision.
+// `t` as ISO-8601 UTC, second precision ("2026-12-04T15:24:51Z"): the form
+// record timestamps are stored in.
+std::string Iso8601(std::time_t t);
+// The current time in that form.
 std::string NowIso8601();
+// `t` as ISO-8601 local time without a zone ("2026-12-04T16:24:51"), as the
+// freedesktop.org trash writes deletion dates.
+std::string LocalIso8601(std::time_t t);
 
 }  // namespace samplefs

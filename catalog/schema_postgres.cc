@@ -11,6 +11,7 @@
 #include <string>
 
 #include "catalog/schema.h"
+#include "catalog/schema_shared.h"
 
 namespace samplefs {
 
@@ -135,12 +136,6 @@ BEGIN
   DELETE FROM annotation WHERE entity = TG_ARGV[0] AND record_id = OLD.id;
   RETURN NULL;
 END $$;
-CREATE TRIGGER species_cleanup AFTER DELETE ON species FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('species');
-CREATE TRIGGER sample_cleanup AFTER DELETE ON sample FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('sample');
-CREATE TRIGGER dye_cleanup AFTER DELETE ON dye FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('dye');
-CREATE TRIGGER slide_cleanup AFTER DELETE ON slide FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('slide');
-CREATE TRIGGER image_cleanup AFTER DELETE ON image FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('image');
-CREATE TRIGGER entry_cleanup AFTER DELETE ON entry FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('entry');
 CREATE FUNCTION samplefs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   -- Delivered at commit, once per transaction for equal payloads.
@@ -194,8 +189,12 @@ CREATE VIEW file_info AS
    WHERE e.type = 'file';
 )SQL";
 
-std::string NotifyTriggers() {
+// The per-table triggers: cleanup of tags and annotations, and NOTIFY.
+std::string TableTriggers() {
   std::string sql;
+  for (const char* t : schema::kTaggedTables)
+    sql += std::string("CREATE TRIGGER ") + t + "_cleanup AFTER DELETE ON " + t +
+           " FOR EACH ROW EXECUTE FUNCTION samplefs_cleanup('" + t + "');\n";
   for (const char* t : kNotifiedTables)
     sql += std::string("CREATE TRIGGER ") + t + "_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON " +
            t + " FOR EACH STATEMENT EXECUTE FUNCTION samplefs_notify();\n";
@@ -210,41 +209,7 @@ UPDATE entry SET kind = CASE
   ELSE 'other' END WHERE type = 'file';
 )SQL";
 
-// Additions of v3 (as in schema_sqlite.cc): indexes for names compared
-// ignoring case, the labelling_info view, and file_info's mount_path (added
-// at the end: view columns are never renamed or removed).
-const char* kV3Additions = R"SQL(
-CREATE INDEX species_lower_name ON species(lower(name));
-CREATE INDEX sample_lower_name ON sample(lower(name));
-CREATE INDEX dye_lower_short_name ON dye(lower(short_name));
-CREATE INDEX tag_lower_name ON tag(lower(name));
-CREATE INDEX labelling_lower_structure ON labelling(lower(structure));
-CREATE VIEW labelling_info AS
-  SELECT l.id AS labelling_id, s.id AS slide_id, s.reference AS slide, sa.name AS sample,
-         sp.name AS species, l.structure AS structure, l.isotype AS isotype,
-         l.antibody AS antibody, d.short_name AS dye, d.long_name AS dye_long_name
-    FROM labelling l JOIN slide s ON s.id = l.slide_id
-    JOIN sample sa ON sa.id = s.sample_id JOIN species sp ON sp.id = sa.species_id
-    JOIN dye d ON d.id = l.dye_id;
-)SQL";
-
-// file_info of v3: v2's view with mount_path after its columns.
-std::string FileInfoV3() {
-  std::string v = kViews;
-  v = v.substr(v.find("CREATE VIEW file_info AS"));
-  const std::string from = "         ii.*\n";
-  size_t at = v.find(from);
-  return v.substr(0, at) +
-         "         ii.*,\n"
-         "         'slides/' || ii.slide || '/images/' || ii.image || '/files/' || ep.path AS mount_path\n" +
-         v.substr(at + from.size());
-}
-
-std::string ViewsV3() {
-  std::string v = kViews;
-  return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
-}
-
+// v3 is the same text on both engines: schema_shared.cc.
 
 // ---- Schema v4 (trash; issue 17.2). A block of its own so that it can be
 // renumbered when merged with other v4 work. ----
@@ -275,13 +240,6 @@ CREATE VIEW trash_info AS
 CREATE TRIGGER trash_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON trash FOR EACH STATEMENT EXECUTE FUNCTION samplefs_notify();
 )SQL";
 
-// file_info of v4: v3's, without trashed entries and what is below them.
-std::string FileInfoV4() {
-  std::string v = FileInfoV3();
-  const std::string from = "WHERE e.type = 'file';";
-  size_t at = v.find(from);
-  return v.substr(0, at) + "WHERE e.type = 'file' AND ep.path NOT LIKE '/%';" + v.substr(at + from.size());
-}
 // ---- end of schema v4 ----
 
 // ---- v5: live mounts (catalog/mount_session.h) ----------------------------
@@ -320,20 +278,20 @@ std::string PostgresSchemaV1Sql() {
 }
 
 std::string PostgresSchemaSql() {
-  return std::string(kTablesV1) + kV2Additions + kTriggers + NotifyTriggers() + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions + kV6PosixTimes +
+  return std::string(kTablesV1) + kV2Additions + kTriggers + TableTriggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions + kV5MountSessions + kV6PosixTimes +
          "INSERT INTO meta(key, value) VALUES ('schema_version', '6');\n";
 }
 
 std::string PostgresMigrationSql(int from_version) {
   switch (from_version) {
     case 1:
-      return std::string(kV2Additions) + kKindsFromNames + kTriggers + NotifyTriggers() + kViews +
+      return std::string(kV2Additions) + kKindsFromNames + kTriggers + TableTriggers() + kViews +
              "UPDATE meta SET value = '2' WHERE key = 'schema_version';\n";
     case 2:
-      return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
+      return "DROP VIEW file_info;\n" + schema::FileInfoV3(kViews) + schema::kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
     case 3:  // schema v4: trash
-      return "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
+      return "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions +
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     case 4:  // schema v5: live mounts
       return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "catalog/schema.h"
+#include "catalog/schema_shared.h"
 
 namespace samplefs {
 
@@ -123,32 +124,14 @@ CREATE INDEX annotation_key ON annotation(key, value);
 
 // Tags and annotations are polymorphic (no foreign key can name "any
 // record"), so deleting a record removes its own through triggers.
-const char* kTriggers = R"SQL(
-CREATE TRIGGER species_cleanup AFTER DELETE ON species BEGIN
-  DELETE FROM tagging WHERE entity = 'species' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'species' AND record_id = OLD.id;
-END;
-CREATE TRIGGER sample_cleanup AFTER DELETE ON sample BEGIN
-  DELETE FROM tagging WHERE entity = 'sample' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'sample' AND record_id = OLD.id;
-END;
-CREATE TRIGGER dye_cleanup AFTER DELETE ON dye BEGIN
-  DELETE FROM tagging WHERE entity = 'dye' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'dye' AND record_id = OLD.id;
-END;
-CREATE TRIGGER slide_cleanup AFTER DELETE ON slide BEGIN
-  DELETE FROM tagging WHERE entity = 'slide' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'slide' AND record_id = OLD.id;
-END;
-CREATE TRIGGER image_cleanup AFTER DELETE ON image BEGIN
-  DELETE FROM tagging WHERE entity = 'image' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'image' AND record_id = OLD.id;
-END;
-CREATE TRIGGER entry_cleanup AFTER DELETE ON entry BEGIN
-  DELETE FROM tagging WHERE entity = 'entry' AND record_id = OLD.id;
-  DELETE FROM annotation WHERE entity = 'entry' AND record_id = OLD.id;
-END;
-)SQL";
+std::string Triggers() {
+  std::string sql = "\n";
+  for (const char* t : schema::kTaggedTables)
+    sql += std::string("CREATE TRIGGER ") + t + "_cleanup AFTER DELETE ON " + t + " BEGIN\n" +
+           "  DELETE FROM tagging WHERE entity = '" + t + "' AND record_id = OLD.id;\n" +
+           "  DELETE FROM annotation WHERE entity = '" + t + "' AND record_id = OLD.id;\n" + "END;\n";
+  return sql;
+}
 
 // The documented analysis views (docs/SCHEMA.md).
 const char* kViews = R"SQL(
@@ -201,44 +184,7 @@ CREATE VIEW file_info AS
    WHERE e.type = 'file';
 )SQL";
 
-// Additions of v3, shared by the fresh schema and the 2 -> 3 migration:
-// indexes for names compared ignoring case (query terms, catalog/query.h),
-// the labelling_info view, and file_info's mount_path (added at the end:
-// view columns are never renamed or removed).
-const char* kV3Additions = R"SQL(
-CREATE INDEX species_lower_name ON species(lower(name));
-CREATE INDEX sample_lower_name ON sample(lower(name));
-CREATE INDEX dye_lower_short_name ON dye(lower(short_name));
-CREATE INDEX tag_lower_name ON tag(lower(name));
-CREATE INDEX labelling_lower_structure ON labelling(lower(structure));
-CREATE VIEW labelling_info AS
-  SELECT l.id AS labelling_id, s.id AS slide_id, s.reference AS slide, sa.name AS sample,
-         sp.name AS species, l.structure AS structure, l.isotype AS isotype,
-         l.antibody AS antibody, d.short_name AS dye, d.long_name AS dye_long_name
-    FROM labelling l JOIN slide s ON s.id = l.slide_id
-    JOIN sample sa ON sa.id = s.sample_id JOIN species sp ON sp.id = sa.species_id
-    JOIN dye d ON d.id = l.dye_id;
-)SQL";
-
-// file_info of v3: v2's view (the last one of kViews) with mount_path, the
-// path under the mountpoint a user can open, after its columns.
-std::string FileInfoV3() {
-  std::string v = kViews;
-  v = v.substr(v.find("CREATE VIEW file_info AS"));
-  const std::string from = "         ii.*\n";
-  size_t at = v.find(from);
-  return v.substr(0, at) +
-         "         ii.*,\n"
-         "         'slides/' || ii.slide || '/images/' || ii.image || '/files/' || ep.path AS mount_path\n" +
-         v.substr(at + from.size());
-}
-
-// The v2 views with file_info in its v3 form.
-std::string ViewsV3() {
-  std::string v = kViews;
-  return v.substr(0, v.find("CREATE VIEW file_info AS")) + FileInfoV3();
-}
-
+// v3 is the same text on both engines: schema_shared.cc.
 
 // ---- Schema v4 (trash; issue 17.2). A block of its own so that it can be
 // renumbered when merged with other v4 work. ----
@@ -268,13 +214,6 @@ CREATE VIEW trash_info AS
     FROM trash t JOIN entry e ON e.id = t.entry_id;
 )SQL";
 
-// file_info of v4: v3's, without trashed entries and what is below them.
-std::string FileInfoV4() {
-  std::string v = FileInfoV3();
-  const std::string from = "WHERE e.type = 'file';";
-  size_t at = v.find(from);
-  return v.substr(0, at) + "WHERE e.type = 'file' AND ep.path NOT LIKE '/%';" + v.substr(at + from.size());
-}
 // ---- end of schema v4 ----
 
 // ---- v5: live mounts (catalog/mount_session.h) ----------------------------
@@ -319,7 +258,7 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         kTriggers + ViewsV3() + kV3Additions + "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions + kV5MountSessions + kV6PosixTimes +
+         Triggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions + kV5MountSessions + kV6PosixTimes +
          "INSERT INTO meta(key, value) VALUES ('schema_version', '6');\n";
 }
 
@@ -351,13 +290,13 @@ std::string SqliteMigrationSql(int from_version) {
              " WHEN lower(name) GLOB '*.h5' OR lower(name) GLOB '*.tif' OR lower(name) GLOB '*.tiff'"
              "   OR lower(name) GLOB '*.nd2' OR lower(name) GLOB '*.czi' OR lower(name) GLOB '*.zarr' THEN 'raw'"
              " ELSE 'other' END WHERE type = 'file';\n" +
-             kTriggers + kViews +
+             Triggers() + kViews +
              "UPDATE meta SET value = '2' WHERE key = 'schema_version';\n";
     case 2:
-      return "DROP VIEW file_info;\n" + FileInfoV3() + kV3Additions +
+      return "DROP VIEW file_info;\n" + schema::FileInfoV3(kViews) + schema::kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
     case 3:  // schema v4: trash
-      return "DROP VIEW file_info;\n" + FileInfoV4() + kV4Additions +
+      return "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions +
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     case 4:  // schema v5: live mounts
       return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";

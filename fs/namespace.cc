@@ -510,6 +510,16 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
     }
   };
 
+  // An image listed outside its slide (tags/, query/) is named
+  // "<slide>:<image>"; `lookup` finds it back by that name.
+  auto image_entry = [&](const Image& i, auto lookup) -> Result<DirEntry> {
+    SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
+    SFS_ASSIGN_OR_RETURN(std::string n,
+                         ListedName(SlideImageName(s, i), (s.reference + i.name).find(':') != std::string::npos,
+                                    i.id, i.name, lookup));
+    return DirEntry{n, Spec(NodeKind::kImage, i.id), next(i.id)};
+  };
+
   switch (dir.kind) {
     case NodeKind::kRoot: {
       // .Trash-<uid> of every uid with something in its trash, as a disk
@@ -586,14 +596,8 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
             }
             return out;
           },
-          [&](const Image& i) -> Result<DirEntry> {
-            SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
-            SFS_ASSIGN_OR_RETURN(
-                std::string n,
-                ListedName(SlideImageName(s, i), (s.reference + i.name).find(':') != std::string::npos,
-                           i.id, i.name,
-                           [&](const std::string& c) { return LookupTaggedImage(dir.record_id, c); }));
-            return DirEntry{n, Spec(NodeKind::kImage, i.id), next(i.id)};
+          [&](const Image& i) {
+            return image_entry(i, [&](const std::string& c) { return LookupTaggedImage(dir.record_id, c); });
           });
     }
     case NodeKind::kTagFiles:
@@ -609,14 +613,8 @@ Status Namespace::List(const NodeSpec& dir, uint64_t cookie,
     case NodeKind::kQueryImages: {
       SFS_ASSIGN_OR_RETURN(Query q, Query::Parse(dir.text));
       return run([&](int64_t a) { return catalog_.ListImagesMatching(q, a, limit); },
-                 [&](const Image& i) -> Result<DirEntry> {
-                   SFS_ASSIGN_OR_RETURN(Slide s, catalog_.SlideById(i.slide_id));
-                   SFS_ASSIGN_OR_RETURN(
-                       std::string n,
-                       ListedName(SlideImageName(s, i), (s.reference + i.name).find(':') != std::string::npos,
-                                  i.id, i.name,
-                                  [&](const std::string& c) { return LookupQueryImage(dir.text, c); }));
-                   return DirEntry{n, Spec(NodeKind::kImage, i.id), next(i.id)};
+                 [&](const Image& i) {
+                   return image_entry(i, [&](const std::string& c) { return LookupQueryImage(dir.text, c); });
                  });
     }
     default:

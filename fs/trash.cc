@@ -96,14 +96,7 @@ std::string InfoValue(const std::string& text, const std::string& key) {
   return "";
 }
 
-std::string Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
+std::string Now() { return LocalIso8601(std::time(nullptr)); }
 
 NodeSpec EntrySpecOf(const Entry& e) { return Namespace::SpecOf(e); }
 

@@ -190,14 +190,6 @@ int64_t MtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-std::string Iso8601(time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 struct Counters {
   int64_t species = 0, samples = 0, slides = 0, images = 0;
   int64_t files = 0, folders = 0, symlinks = 0, updated = 0, unchanged = 0;
@@ -481,7 +473,16 @@ class Importer {
       Problem(rel, why);
       return std::nullopt;
     };
-    auto check = [&](const Status& s) { return s.ok() || s.is_not_found(); };
+    // Keeps what a lookup found in `out` (nothing when not found); false,
+    // with the problem reported, on any other error.
+    auto found = [&](auto r, auto& out) {
+      if (!r.ok() && !r.status().is_not_found()) {
+        Problem(rel, r.status().message());
+        return false;
+      }
+      if (r.ok()) out = std::move(r).value();
+      return true;
+    };
     // `what` is filed in the catalog under another `owner` (a species or a
     // sample) than the path's `expected`.
     auto misfiled = [&](const std::string& what, const char* owner_kind, const auto& owner,
@@ -493,17 +494,11 @@ class Importer {
     // Look everything up first: nothing is created for an image whose path
     // contradicts the catalog.
     std::optional<Species> species;
-    if (t_.has(Placeholder::kSpecies)) {
-      auto r = cat_.SpeciesByName(m.species);
-      if (!check(r.status())) return fail(r.status().message());
-      if (r.ok()) species = *r;
-    }
+    if (t_.has(Placeholder::kSpecies) && !found(cat_.SpeciesByName(m.species), species)) return std::nullopt;
     std::optional<Sample> sample;
     if (t_.has(Placeholder::kSample)) {
-      auto r = cat_.SampleByName(m.sample);
-      if (!check(r.status())) return fail(r.status().message());
-      if (r.ok()) {
-        sample = *r;
+      if (!found(cat_.SampleByName(m.sample), sample)) return std::nullopt;
+      if (sample) {
         if (t_.has(Placeholder::kSpecies) && (!species || species->id != sample->species_id)) {
           return misfiled("sample '" + m.sample + "'", "species", cat_.SpeciesById(sample->species_id), m.species);
         }
@@ -513,29 +508,21 @@ class Importer {
       }
     }
     std::optional<Slide> slide;
-    {
-      auto r = cat_.SlideByReference(m.slide);
-      if (!check(r.status())) return fail(r.status().message());
-      if (r.ok()) {
-        slide = *r;
-        if (t_.has(Placeholder::kSample) && (!sample || sample->id != slide->sample_id)) {
-          return misfiled("slide '" + m.slide + "'", "sample", cat_.SampleById(slide->sample_id), m.sample);
-        }
-        if (!t_.has(Placeholder::kSample) && t_.has(Placeholder::kSpecies)) {
-          auto owner = cat_.SampleById(slide->sample_id);
-          if (owner.ok() && (!species || owner->species_id != species->id))
-            return fail("slide '" + m.slide + "' belongs to another species than '" + m.species + "'");
-        }
-      } else if (!t_.has(Placeholder::kSample)) {
-        return fail("slide '" + m.slide + "' does not exist and the template has no {sample} to create it in");
+    if (!found(cat_.SlideByReference(m.slide), slide)) return std::nullopt;
+    if (slide) {
+      if (t_.has(Placeholder::kSample) && (!sample || sample->id != slide->sample_id)) {
+        return misfiled("slide '" + m.slide + "'", "sample", cat_.SampleById(slide->sample_id), m.sample);
       }
+      if (!t_.has(Placeholder::kSample) && t_.has(Placeholder::kSpecies)) {
+        auto owner = cat_.SampleById(slide->sample_id);
+        if (owner.ok() && (!species || owner->species_id != species->id))
+          return fail("slide '" + m.slide + "' belongs to another species than '" + m.species + "'");
+      }
+    } else if (!t_.has(Placeholder::kSample)) {
+      return fail("slide '" + m.slide + "' does not exist and the template has no {sample} to create it in");
     }
     std::optional<Image> image;
-    if (slide) {
-      auto r = cat_.ImageByName(slide->id, m.image);
-      if (!check(r.status())) return fail(r.status().message());
-      if (r.ok()) image = *r;
-    }
+    if (slide && !found(cat_.ImageByName(slide->id, m.image), image)) return std::nullopt;
     if (image) return image;
 
     struct stat slide_st;

@@ -118,12 +118,7 @@ int RunEmpty(Context& ctx, const TrashOptions& o) {
   std::string before;
   if (o.older_than_days >= 0) {
     // Deletion dates are local time, as the freedesktop spec writes them.
-    std::time_t cut = std::time(nullptr) - static_cast<std::time_t>(o.older_than_days * 86400);
-    std::tm tm{};
-    localtime_r(&cut, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    before = buf;
+    before = LocalIso8601(std::time(nullptr) - static_cast<std::time_t>(o.older_than_days * 86400));
   }
   auto n = ctx.catalog->EmptyTrash(UidOf(o), before);
   if (!n.ok()) {

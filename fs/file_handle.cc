@@ -237,6 +237,7 @@ void VersionHandle::Release(Filesystem& fs) {
     std::lock_guard lock(of_->mu);
     closing = closing_;
     if (writable() && --of_->writers == 0) {
+      of_->base.reset();  // the next writer pins what it opens
       if (!of_->error.ok()) {
         // The error was reported at write/close; drop the incomplete version.
         if (!of_->sealed) fs.files().DropVersionLocked(*of_);

@@ -103,7 +103,8 @@ Status OpenFiles::EnsureWriterLocked(OpenFile& of, bool truncate_to_zero) {
     return Status::Ok();
   }
   if (!truncate_to_zero) {
-    auto found = catalog_.EntryById(of.entry_id);
+    // What the writers opened, not what another mount may have recorded since.
+    Result<Entry> found = of.base ? Result<Entry>(*of.base) : catalog_.EntryById(of.entry_id);
     if (!found.ok() && found.status().is_not_found() && of.orphan) found = *of.orphan;
     SFS_ASSIGN_OR_RETURN(Entry e, std::move(found));
     of.mtime_ns = e.mtime_ns;
@@ -162,6 +163,13 @@ bool OpenFiles::CommittedLocked(CommitJob& job, const PublishedObject& obj, bool
       }
       of.published_hash = obj.hash.hex();
       of.pending_mode.reset();
+    }
+    // The handles still open hold this version now: a later write starts
+    // from it, as from their own file's content.
+    if (of.base) {
+      of.base->hash = obj.hash.hex();
+      of.base->size = obj.size;
+      of.base->mtime_ns = job.mtime_ns;
     }
     of.committed_version = job.version;
     visible = recorded;

@@ -66,6 +66,12 @@ struct OpenFile {
   // POSIX lets open handles fstat, read and write it until the last close
   // (the data of such writes is never published).
   std::optional<Entry> orphan;            // GUARDED_BY(mu)
+  // The content the writable handles opened (docs/DECISIONS.md, "A writer
+  // starts from what it opened"): pinned by the open that makes the first
+  // writer without O_TRUNC, moved on by this mount's own commits, dropped
+  // with the last writer. A first write (or truncate) copies this, not the
+  // record as another mount or samplectl may have replaced it since.
+  std::optional<Entry> base;              // GUARDED_BY(mu)
 };
 
 // Wall-clock time in nanoseconds (file mtimes).
@@ -97,7 +103,8 @@ class OpenFiles {
   size_t size();
 
   // none/sealed -> writing: starts a writer for `of` if none, copying the
-  // current content unless `truncate_to_zero`. An unchanged writing
+  // content the handles opened (`base`; the record's if none was pinned)
+  // unless `truncate_to_zero`. An unchanged writing
   // version is kept. EIO naming the object if the old content is missing.
   Status EnsureWriterLocked(OpenFile& of, bool truncate_to_zero);
   // writing -> sealed: seals the pending version (of->writer is set) and

@@ -25,7 +25,12 @@ unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMO
 
 // A writable handle on file `entry_id`: one more writer of its versions;
 // `truncate` empties it first, `mtime_ns` seeds the pending version's time
-// (0: keep).
+// (0: keep). `record` gives the file's record as the opener sees it now.
+//
+// Without O_TRUNC, the first writer pins that record (OpenFile::base): its
+// first write copies the content it opened, even if another mount or
+// samplectl recorded a new version in between (docs/DECISIONS.md, "A
+// writer starts from what it opened").
 //
 // O_TRUNC starts a pending version even when the record is empty now: the
 // handle's file is empty from here on. Without one, the first write copied
@@ -35,19 +40,19 @@ unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMO
 // st_blksize) recorded B's bytes over A's tail, a mix of two versions
 // (test_facility.test_last_close_wins_whole).
 Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& spec, fuse_ino_t ino,
-                                                bool truncate, const std::function<Result<bool>()>& non_empty,
+                                                bool truncate, const std::function<Result<Entry>()>& record,
                                                 int64_t mtime_ns) {
   fs.committer().Throttle();
   auto of = fs.files().Acquire(spec.record_id);
   Status s;
   {
     std::lock_guard lock(of->mu);
-    ++of->writers;
+    const bool first = of->writers++ == 0;
     if (truncate) {
-      auto has_content = non_empty();
-      s = has_content.status();
+      auto current = record();
+      s = current.status();
       if (s.ok()) {
-        const bool changes = *has_content || of->writer;
+        const bool changes = current->size > 0 || of->writer;
         s = fs.files().EnsureWriterLocked(*of, true);
         if (s.ok()) s = of->writer->Truncate(0);
         if (changes) {
@@ -65,10 +70,15 @@ Result<std::shared_ptr<LiveHandle>> OpenWriter(Filesystem& fs, const NodeSpec& s
           else fs.files().DropVersionLocked(*of);
         }
       }
-    } else if (mtime_ns) {
-      of->mtime_ns = mtime_ns;
+    } else {
+      if (first) {
+        auto current = record();
+        s = current.status();
+        if (s.ok()) of->base = std::move(*current);
+      }
+      if (mtime_ns) of->mtime_ns = mtime_ns;
     }
-    if (!s.ok()) --of->writers;
+    if (!s.ok() && --of->writers == 0) of->base.reset();
   }
   if (!s.ok()) {
     fs.files().MaybeRelease(of);
@@ -84,7 +94,7 @@ void DropUnrepliedHandle(Filesystem& fs, uint64_t fh) {
   if (auto of = drop->open_file()) {
     if (drop->writable()) {
       std::lock_guard lock(of->mu);
-      --of->writers;
+      if (--of->writers == 0) of->base.reset();
     }
     fs.files().MaybeRelease(of);
   }
@@ -98,9 +108,8 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
     case NodeKind::kFile: {
       if (writable) {
         if (fs.options().read_only) return Status(Code::kReadOnly, "read-only mount");
-        SFS_ASSIGN_OR_RETURN(auto h, OpenWriter(fs, spec, ino, fi->flags & O_TRUNC, [&]() -> Result<bool> {
-          SFS_ASSIGN_OR_RETURN(Entry e, fs.catalog().EntryById(spec.record_id));
-          return e.size > 0;
+        SFS_ASSIGN_OR_RETURN(auto h, OpenWriter(fs, spec, ino, fi->flags & O_TRUNC, [&]() -> Result<Entry> {
+          return fs.catalog().EntryById(spec.record_id);
         }, 0));
         fi->keep_cache = 0;
         fi->direct_io = WriteOnlyDirect(fi);
@@ -188,8 +197,17 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, fuse_ino_t parent, 
     fs.ForgetNode(node.ino, 1);
     return ReplyStatus(req, "create", path, st.status());
   }
-  const bool non_empty = st->st_size > 0;
-  auto h = OpenWriter(fs, spec, node.ino, truncate, [&]() -> Result<bool> { return non_empty; }, mtime_ns);
+  // An empty file (a new one: cp's and rsync's creates) needs no lookup.
+  auto record = [&]() -> Result<Entry> {
+    if (st->st_size > 0) return fs.catalog().EntryById(spec.record_id);
+    Entry e;
+    e.id = spec.record_id;
+    e.hash = fs.empty_hash();
+    e.mtime_ns = static_cast<int64_t>(st->st_mtim.tv_sec) * 1000000000 + st->st_mtim.tv_nsec;
+    e.ctime_ns = static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec;
+    return e;
+  };
+  auto h = OpenWriter(fs, spec, node.ino, truncate, record, mtime_ns);
   if (!h.ok()) {
     fs.ForgetNode(node.ino, 1);
     return ReplyStatus(req, "create", path, h.status());

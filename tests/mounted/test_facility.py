@@ -223,6 +223,31 @@ class FacilityMounts(MountedTestCase):
         self.assertEqual(len(rows), 1)
         self.assertTrue(os.path.exists(self.m.object_path(rows[0][0])))
 
+    def test_writer_starts_from_the_content_it_opened(self):
+        # A writer opened without O_TRUNC in mount A, the file replaced
+        # through mount B before A's first write: A's close records what A
+        # opened plus A's writes (docs/DECISIONS.md, "A writer starts from
+        # what it opened"), never B's content under A's bytes.
+        self.make_image("HeLa", "S1", "cell01")
+        a, b = self.mounts[0], self.mounts[1]
+        old, new = b"o" * 120_000, b"n" * 70_000
+        with open(os.path.join(self.files(a), "f.tif"), "wb") as f:
+            f.write(old)
+        a.settle()
+        self.converge("the first version", {"f.tif": (hashlib.sha256(old).hexdigest(), "")})
+        fa = os.open(os.path.join(self.files(a), "f.tif"), os.O_RDWR)
+        try:
+            with open(os.path.join(self.files(b), "f.tif"), "wb") as f:
+                f.write(new)
+            b.settle()
+            self.converge("B's version", {"f.tif": (hashlib.sha256(new).hexdigest(), "")})
+            os.pwrite(fa, b"AAAA", 100)
+        finally:
+            os.close(fa)
+        a.settle()
+        expected = old[:100] + b"AAAA" + old[104:]
+        self.converge("A's close", {"f.tif": (hashlib.sha256(expected).hexdigest(), "")})
+
 
 class DatabaseOutage(MountedTestCase):
     """PostgreSQL stopped and started again while mounted (SPEC section 6,

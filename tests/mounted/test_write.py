@@ -23,7 +23,7 @@ import tempfile
 import time
 import unittest
 
-from mountlib import MountedTestCase, write_random
+from mountlib import SAMPLECTL, MountedTestCase, write_random
 
 # A fixed, odd modification time (ns precision) for tools that preserve times.
 OLD_MTIME_NS = 1_600_000_000_123_456_789
@@ -944,6 +944,45 @@ with open(src, "rb") as fin, open(dst, "wb") as fout:
         self.m.restart()
         self.assertRecorded(old_src, "v.tif")
 
+
+    def test_writer_starts_from_the_content_it_opened(self):
+        # docs/DECISIONS.md, "A writer starts from what it opened": a handle
+        # opened without O_TRUNC copies the content it opened at its first
+        # write, not a version samplectl (or another mount) recorded in
+        # between; with "last close wins whole" its close then records a
+        # whole file of what it opened plus its own writes.
+        files = self.make_image()
+        path = os.path.join(files, "f.tif")
+        old = b"o" * 100_000
+        with open(path, "wb") as f:
+            f.write(old)
+        self.m.settle()
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            # samplectl import records a new version of f.tif (another size).
+            src = os.path.join(self.src, "imp", "HeLa", "S1", "cell01")
+            os.makedirs(src)
+            with open(os.path.join(src, "f.tif"), "wb") as f:
+                f.write(b"n" * 50_000)
+            self.run_tool(SAMPLECTL, "--config", self.m.config, "import", os.path.join(self.src, "imp"),
+                          "--layout", "{species}/{slide}/{image}/")
+            self.assertEqual(self.record("f.tif")["size"], 50_000, "the import did not replace the record")
+            os.pwrite(fd, b"ZZZZ", 10)
+        finally:
+            os.close(fd)
+        self.m.settle()
+        expected = old[:10] + b"ZZZZ" + old[14:]
+        self.assertEqual(self.record("f.tif")["size"], len(expected))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), expected, "the writer started from the version recorded after its open")
+        # A handle opened after the import starts from the import's content
+        # in the same way: here the new version is what it opened.
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, b"Y", 0)
+        os.close(fd)
+        self.m.settle()
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"Y" + expected[1:])
 
     def test_write_only_descriptor_overwrites_pages_a_reader_cached(self):
         # Write-only descriptors bypass the page cache (fs/filesystem.cc,

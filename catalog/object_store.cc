@@ -482,11 +482,23 @@ bool ObjectWriter::DeduplicateEarly() {
   // (gc removed it meanwhile) leaves the writer to the full path, which
   // links it again.
   if (::futimens(existing.get(), nullptr) != 0) return false;
+  // The caller's record may name the object once its directory entry is
+  // durable. It is if this store linked it and synced its folder, or if it
+  // was linked more than kSettledSec ago (its ctime, read before the touch):
+  // file systems commit their metadata within seconds (ext4 every 5 s, XFS
+  // 30 s), and a crash since then would have left what we see on the disk.
+  // Otherwise (another process's link of the last moments) its folder is
+  // synced with the batch's, as before. A syncfs for folders that need
+  // none would write every pending staging file of the mount, duplicates
+  // included, which is what this path avoids.
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  dedup_dir_sync_ = now - static_cast<int64_t>(st.st_ctim.tv_sec) < ObjectStore::kSettledSec && !store_->LinkedDurably(*hash);
   ::unlink(path_.c_str());  // a leftover name is harmless: CleanStaging
   published_object_.hash = *hash;
   published_object_.size = size_;
   published_object_.deduplicated = true;
   published_ = true;
+  early_dedup_ = true;
   store_->early_dedups_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -624,7 +636,8 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   // them): one syncfs for many directories, else an fsync of each.
   std::unordered_map<std::string, Status> dirs;
   for (size_t i = 0; i < writers.size(); ++i)
-    if (out[i].ok()) dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
+    if (out[i].ok() && !(writers[i]->early_dedup_ && !writers[i]->dedup_dir_sync_))
+      dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
   for (const std::string& d : new_dirs) dirs.emplace(d, Status::Ok());
   if (!(dirs.size() >= 2 && writers[0]->store_->SyncFilesystem().ok())) {
     for (auto& [dir, st] : dirs) st = FsyncPath(dir);
@@ -643,6 +656,7 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
       auto it = dirs.find(dir);
       if (it != dirs.end() && !it->second.ok()) out[i] = it->second;
     }
+    if (out[i].ok() && !out[i]->deduplicated) writers[i]->store_->NoteLinkedDurably(out[i]->hash);
   }
   // gc's grace period must spare each object until its record is written.
   // A deduplicated object was touched when compared (if it was not young
@@ -730,6 +744,29 @@ Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::st
   // Known from now on once nothing about it waits for a batch's fsync.
   if (unsynced_parents_.count(objects) == 0 && unsynced_parents_.count(d1) == 0) known_dirs_[leaf] = true;
   return Status::Ok();
+}
+
+namespace {
+std::pair<uint64_t, uint64_t> HashKey(const ContentHash& hash) {
+  std::pair<uint64_t, uint64_t> k;
+  std::memcpy(&k.first, hash.bytes.data(), 8);
+  std::memcpy(&k.second, hash.bytes.data() + 8, 8);
+  return k;
+}
+}  // namespace
+
+bool ObjectStore::LinkedDurably(const ContentHash& hash) const {
+  std::lock_guard<std::mutex> lock(durable_mu_);
+  return durable_links_.count(HashKey(hash)) != 0;
+}
+
+void ObjectStore::NoteLinkedDurably(const ContentHash& hash) const {
+  std::lock_guard<std::mutex> lock(durable_mu_);
+  // Bounded (memory stays flat): past the cap it starts over; an object
+  // forgotten here is only synced once more if it is met again in its
+  // first kSettledSec.
+  if (durable_links_.size() >= kMaxDurableLinks) durable_links_.clear();
+  durable_links_.insert(HashKey(hash));
 }
 
 void ObjectStore::ForgetObjectDir(const ContentHash& hash) const {

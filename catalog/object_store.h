@@ -49,6 +49,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_set>
+#include <utility>
 #include <span>
 #include <string>
 #include <vector>
@@ -159,6 +161,8 @@ class ObjectWriter {
   // added to `dirs_to_sync` (the caller fsyncs them) instead of fsynced.
   Result<PublishedObject> Link(std::vector<std::string>* dirs_to_sync);
 
+  bool early_dedup_ = false;     // published by DeduplicateEarly
+  bool dedup_dir_sync_ = false;  // ... and its object's folder needs a sync
   ObjectStore* store_;
   UniqueFd fd_;
   std::string path_;
@@ -271,6 +275,18 @@ class ObjectStore {
   Status EnsureObjectDir(const ContentHash& hash, std::vector<std::string>* to_sync = nullptr) const;
   // Its objects/xx/yy is no longer known to exist (a link found it gone).
   void ForgetObjectDir(const ContentHash& hash) const;
+  // Objects this store linked and whose folder a batch then synced (the
+  // last kMaxDurableLinks at most): deduplicating against them needs no sync.
+  bool LinkedDurably(const ContentHash& hash) const;
+  void NoteLinkedDurably(const ContentHash& hash) const;
+  struct PairHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& k) const { return k.first ^ (k.second * 31); }
+  };
+  static constexpr size_t kMaxDurableLinks = size_t{1} << 16;
+  // A link older than this (the object's ctime) is taken as durable.
+  static constexpr int64_t kSettledSec = 60;
+  mutable std::mutex durable_mu_;
+  mutable std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> durable_links_;  // GUARDED_BY(durable_mu_)
   // syncfs(2) of the store's file system: every dirty page and one journal
   // commit for a whole batch. Held open since Open(), so it reports every
   // writeback error since then (once).

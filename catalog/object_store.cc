@@ -167,15 +167,17 @@ std::string RandomHex() {
 }
 
 // True when `a` (of size `a_size`) and `b` hold the same bytes. Streams both
-// in kChunk pieces.
+// in pieces of at most kChunk (a small file's size: no 2 MiB of buffers
+// for a 4 KiB file).
 Result<bool> SameBytes(int a, uint64_t a_size, int b) {
   struct stat st;
   if (::fstat(b, &st) != 0) return Status::FromErrno(errno, "stat existing object");
   if (static_cast<uint64_t>(st.st_size) != a_size) return false;
-  auto buf_a = NewChunk();
-  auto buf_b = NewChunk();
+  const size_t piece = static_cast<size_t>(std::clamp<uint64_t>(a_size, 1, kChunk));
+  std::unique_ptr<char[]> buf_a(new char[piece]);
+  std::unique_ptr<char[]> buf_b(new char[piece]);
   for (uint64_t off = 0; off < a_size;) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, a_size - off));
+    size_t want = static_cast<size_t>(std::min<uint64_t>(piece, a_size - off));
     auto ra = PreadFull(a, buf_a.get(), want, off, "read staging file");
     if (!ra.ok()) return ra.status();
     auto rb = PreadFull(b, buf_b.get(), want, off, "read existing object");
@@ -389,6 +391,7 @@ Result<PublishedObject> ObjectWriter::Publish() {
 
 Status ObjectWriter::SyncData(bool synced) {
   // The data must be durable before any name points at it.
+  if (!synced) store_->data_syncs_.fetch_add(1, std::memory_order_relaxed);
   while (!synced && ::fsync(fd_.get()) != 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
@@ -453,6 +456,53 @@ void ObjectWriter::RemoveSeal() {
   seal_generation_ = UINT64_MAX;
 }
 
+bool ObjectWriter::DeduplicateEarly() {
+  // Before anything of this file is synced: if its content is already an
+  // object, the staging file is dropped while its data is still only in
+  // the page cache (never written to the disk), and nothing of it needs a
+  // journal commit. The bytes are compared first (SPEC section 3: a hash
+  // collision must never substitute data); the staging file's are in the
+  // page cache, the object's usually too (a re-copy of what was just
+  // copied) or one read. Anything unexpected (no object, another size,
+  // other bytes, an error) leaves the writer to the full path, which
+  // publishes, replaces a corrupt object or refuses a collision.
+  auto hash = Digest();
+  if (!hash.ok()) return false;
+  UniqueFd existing(::open(store_->ObjectPath(*hash).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!existing.valid()) return false;
+  struct stat st;
+  if (::fstat(existing.get(), &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != size_)
+    return false;
+  auto same = SameBytes(fd_.get(), size_, existing.get());
+  if (!same.ok() || !*same) return false;
+  // gc's grace period must spare the object until the caller's record
+  // names it: a fresh mtime, always (an object of a previous mount's last
+  // minute may be older than this mount's start, which is what spares
+  // objects from `gc --grace 0` under a live mount). A touch that fails
+  // (gc removed it meanwhile) leaves the writer to the full path, which
+  // links it again.
+  if (::futimens(existing.get(), nullptr) != 0) return false;
+  // The caller's record may name the object once its directory entry is
+  // durable. It is if this store linked it and synced its folder, or if it
+  // was linked more than kSettledSec ago (its ctime, read before the touch):
+  // file systems commit their metadata within seconds (ext4 every 5 s, XFS
+  // 30 s), and a crash since then would have left what we see on the disk.
+  // Otherwise (another process's link of the last moments) its folder is
+  // synced with the batch's, as before. A syncfs for folders that need
+  // none would write every pending staging file of the mount, duplicates
+  // included, which is what this path avoids.
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  dedup_dir_sync_ = now - static_cast<int64_t>(st.st_ctim.tv_sec) < ObjectStore::kSettledSec && !store_->LinkedDurably(*hash);
+  ::unlink(path_.c_str());  // a leftover name is harmless: CleanStaging
+  published_object_.hash = *hash;
+  published_object_.size = size_;
+  published_object_.deduplicated = true;
+  published_ = true;
+  early_dedup_ = true;
+  store_->early_dedups_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_sync) {
   SFS_ASSIGN_OR_RETURN(ContentHash hash, Digest());
   SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash, dirs_to_sync));
@@ -468,6 +518,13 @@ Result<PublishedObject> ObjectWriter::Link(std::vector<std::string>* dirs_to_syn
     if (::link(path_.c_str(), final_path.c_str()) == 0) {
       ::unlink(path_.c_str());  // a leftover name is harmless: CleanStaging
       break;
+    }
+    if (errno == ENOENT && attempt < 3) {
+      // Its directory went (removed by hand: nothing of ours removes
+      // them) since EnsureObjectDir last saw it: made again.
+      store_->ForgetObjectDir(hash);
+      SFS_RETURN_IF_ERROR(store_->EnsureObjectDir(hash, dirs_to_sync));
+      continue;
     }
     if (errno != EEXIST) return Status::FromErrno(errno, "link " + path_ + " to " + final_path);
 
@@ -536,22 +593,30 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   // about what one costs, which is what makes copying many small files fast.
   std::vector<Result<PublishedObject>> out;
   out.reserve(writers.size());
-  for (ObjectWriter* w : writers) {
+  std::vector<char> retry(writers.size(), 0);  // published by an earlier round
+  for (size_t i = 0; i < writers.size(); ++i) {
     out.emplace_back(Status(Code::kIo, "not published"));
-    if (!w->published_ && w->size_ > w->writeback_from_)
+    retry[i] = writers[i]->published_;
+  }
+  // Content already in the store first (DeduplicateEarly): its staging data
+  // is dropped before the writeback below starts, so a re-copy writes no
+  // data and costs no more than new content (it cost 1.3-2.9x more when
+  // every duplicate was synced, then compared, docs/DECISIONS.md).
+  for (ObjectWriter* w : writers)
+    if (!w->published_) (void)w->DeduplicateEarly();
+  size_t fresh = 0;
+  for (ObjectWriter* w : writers) {
+    if (w->published_) continue;
+    ++fresh;
+    if (w->size_ > w->writeback_from_)
       (void)::sync_file_range(w->fd_.get(), static_cast<off_t>(w->writeback_from_), 0, SYNC_FILE_RANGE_WRITE);
   }
   // Several files: one syncfs makes all their data durable with one journal
   // commit and one cache flush. An fsync per file would commit once and
   // then still flush the disk's cache once per file (a few ms each here).
   // If it fails, per-file fsyncs find which file it was.
-  size_t fresh = 0;
-  std::vector<char> retry(writers.size(), 0);  // published by an earlier round
-  for (size_t i = 0; i < writers.size(); ++i) {
-    retry[i] = writers[i]->published_;
-    fresh += retry[i] ? 0 : 1;
-  }
   const bool batch_synced = fresh >= 2 && writers[0]->store_->SyncFilesystem().ok();
+  if (batch_synced) writers[0]->store_->data_syncs_.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> new_dirs;  // made for the batch's objects, not yet fsynced
   for (size_t i = 0; i < writers.size(); ++i) {
     ObjectWriter* w = writers[i];
@@ -571,7 +636,8 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
   // them): one syncfs for many directories, else an fsync of each.
   std::unordered_map<std::string, Status> dirs;
   for (size_t i = 0; i < writers.size(); ++i)
-    if (out[i].ok()) dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
+    if (out[i].ok() && !(writers[i]->early_dedup_ && !writers[i]->dedup_dir_sync_))
+      dirs.emplace(DirOf(writers[i]->store_->ObjectPath(out[i]->hash)), Status::Ok());
   for (const std::string& d : new_dirs) dirs.emplace(d, Status::Ok());
   if (!(dirs.size() >= 2 && writers[0]->store_->SyncFilesystem().ok())) {
     for (auto& [dir, st] : dirs) st = FsyncPath(dir);
@@ -590,17 +656,18 @@ std::vector<Result<PublishedObject>> ObjectWriter::PublishAll(std::span<ObjectWr
       auto it = dirs.find(dir);
       if (it != dirs.end() && !it->second.ok()) out[i] = it->second;
     }
+    if (out[i].ok() && !out[i]->deduplicated) writers[i]->store_->NoteLinkedDurably(out[i]->hash);
   }
   // gc's grace period must spare each object until its record is written.
-  // A deduplicated object was touched when compared; a new one has its
-  // data's mtime, recent unless the file was written long ago and kept
-  // open (touching every new object would dirty its inode again right
-  // after the sync); a retried one is touched again.
+  // A deduplicated object was touched when compared (if it was not young
+  // already); a new one has its data's mtime, recent unless the file was
+  // written long ago and kept open (touching every new object would dirty
+  // its inode again right after the sync); a retried one is touched again.
   const int64_t now = static_cast<int64_t>(::time(nullptr));
   for (size_t i = 0; i < writers.size(); ++i) {
     if (!out[i].ok()) continue;
-    const bool recent = !out[i]->deduplicated && !retry[i] && now - writers[i]->staged_mtime_sec_ < 60;
-    if (!recent && !out[i]->deduplicated) {
+    const bool recent = !retry[i] && (out[i]->deduplicated || now - writers[i]->staged_mtime_sec_ < 60);
+    if (!recent) {
       Status t = writers[i]->store_->Touch(out[i]->hash);
       if (!t.ok()) {
         out[i] = t;
@@ -653,7 +720,13 @@ Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::st
   const std::string objects = root_ + "/objects";
   const std::string d1 = objects + "/" + hex.substr(0, 2);
   const std::string d2 = d1 + "/" + hex.substr(2, 2);
+  const size_t leaf = size_t{hash.bytes[0]} << 8 | hash.bytes[1];
   std::lock_guard<std::mutex> lock(dir_mu_);
+  // A leaf known to be there, and durable, costs no syscall: in a store
+  // that has most of them, that was a mkdir (EEXIST) and a stat per level
+  // for every object published.
+  if (known_dirs_.empty()) known_dirs_.assign(size_t{1} << 16, false);
+  if (known_dirs_[leaf]) return Status::Ok();
   // `parent` needs an fsync if we made a directory in it, or if a batch
   // made one there and has not fsynced it yet (the directory we found may
   // be that one).
@@ -667,7 +740,38 @@ Status ObjectStore::EnsureObjectDir(const ContentHash& hash, std::vector<std::st
   SFS_ASSIGN_OR_RETURN(bool made1, MakeDir(d1));
   SFS_RETURN_IF_ERROR(sync_parent(objects, made1));
   SFS_ASSIGN_OR_RETURN(bool made2, MakeDir(d2));
-  return sync_parent(d1, made2);
+  SFS_RETURN_IF_ERROR(sync_parent(d1, made2));
+  // Known from now on once nothing about it waits for a batch's fsync.
+  if (unsynced_parents_.count(objects) == 0 && unsynced_parents_.count(d1) == 0) known_dirs_[leaf] = true;
+  return Status::Ok();
+}
+
+namespace {
+std::pair<uint64_t, uint64_t> HashKey(const ContentHash& hash) {
+  std::pair<uint64_t, uint64_t> k;
+  std::memcpy(&k.first, hash.bytes.data(), 8);
+  std::memcpy(&k.second, hash.bytes.data() + 8, 8);
+  return k;
+}
+}  // namespace
+
+bool ObjectStore::LinkedDurably(const ContentHash& hash) const {
+  std::lock_guard<std::mutex> lock(durable_mu_);
+  return durable_links_.count(HashKey(hash)) != 0;
+}
+
+void ObjectStore::NoteLinkedDurably(const ContentHash& hash) const {
+  std::lock_guard<std::mutex> lock(durable_mu_);
+  // Bounded (memory stays flat): past the cap it starts over; an object
+  // forgotten here is only synced once more if it is met again in its
+  // first kSettledSec.
+  if (durable_links_.size() >= kMaxDurableLinks) durable_links_.clear();
+  durable_links_.insert(HashKey(hash));
+}
+
+void ObjectStore::ForgetObjectDir(const ContentHash& hash) const {
+  std::lock_guard<std::mutex> lock(dir_mu_);
+  if (!known_dirs_.empty()) known_dirs_[size_t{hash.bytes[0]} << 8 | hash.bytes[1]] = false;
 }
 
 Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {

@@ -49,6 +49,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_set>
+#include <utility>
 #include <span>
 #include <string>
 #include <vector>
@@ -149,11 +151,18 @@ class ObjectWriter {
   uint64_t seal_generation_ = UINT64_MAX;  // the seal file describes this one
   bool seal_durable_ = false;
   bool seal_written_ = false;
+  // An object holds this content already: compares the bytes, refreshes
+  // the object's mtime, drops the staging file without
+  // syncing it and marks the writer published (deduplicated). False, with
+  // nothing changed, for anything else.
+  bool DeduplicateEarly();
   Status SyncData(bool synced);     // fsync (unless `synced` by a syncfs), then the size as the disk has it
   // Hash, then link or deduplicate. Directories made for the object are
   // added to `dirs_to_sync` (the caller fsyncs them) instead of fsynced.
   Result<PublishedObject> Link(std::vector<std::string>* dirs_to_sync);
 
+  bool early_dedup_ = false;     // published by DeduplicateEarly
+  bool dedup_dir_sync_ = false;  // ... and its object's folder needs a sync
   ObjectStore* store_;
   UniqueFd fd_;
   std::string path_;
@@ -236,6 +245,12 @@ class ObjectStore {
   // filesystem (statvfs; any pointer may be null).
   Status Space(uint64_t* free_bytes, uint64_t* total_bytes, uint64_t* free_files = nullptr) const;
 
+  // Counters since Open (tests, benchmarks): staging data made durable
+  // (an fsync of one staging file, or a syncfs for a batch), and versions
+  // deduplicated before any of their data was synced.
+  uint64_t data_syncs() const { return data_syncs_.load(); }
+  uint64_t early_dedups() const { return early_dedups_.load(); }
+
   // Write-behind: may a write be reported done before it reaches the
   // staging file (the mount answers a large write first and writes it
   // while the program reads its next block; a failure is then reported by
@@ -258,6 +273,20 @@ class ObjectStore {
   // Makes objects/xx/yy. A directory made here needs its parent fsynced:
   // done at once, or left to the caller by adding it to `to_sync`.
   Status EnsureObjectDir(const ContentHash& hash, std::vector<std::string>* to_sync = nullptr) const;
+  // Its objects/xx/yy is no longer known to exist (a link found it gone).
+  void ForgetObjectDir(const ContentHash& hash) const;
+  // Objects this store linked and whose folder a batch then synced (the
+  // last kMaxDurableLinks at most): deduplicating against them needs no sync.
+  bool LinkedDurably(const ContentHash& hash) const;
+  void NoteLinkedDurably(const ContentHash& hash) const;
+  struct PairHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& k) const { return k.first ^ (k.second * 31); }
+  };
+  static constexpr size_t kMaxDurableLinks = size_t{1} << 16;
+  // A link older than this (the object's ctime) is taken as durable.
+  static constexpr int64_t kSettledSec = 60;
+  mutable std::mutex durable_mu_;
+  mutable std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> durable_links_;  // GUARDED_BY(durable_mu_)
   // syncfs(2) of the store's file system: every dirty page and one journal
   // commit for a whole batch. Held open since Open(), so it reports every
   // writeback error since then (once).
@@ -274,7 +303,12 @@ class ObjectStore {
   // unsynced_parents_ and makes it durable itself.
   mutable std::mutex dir_mu_;
   mutable std::set<std::string> unsynced_parents_;  // GUARDED_BY(dir_mu_)
+  // objects/xx/yy known to exist, durably (index: the hash's first two
+  // bytes); sized at first use.
+  mutable std::vector<bool> known_dirs_;  // GUARDED_BY(dir_mu_)
 
+  std::atomic<uint64_t> data_syncs_{0};
+  std::atomic<uint64_t> early_dedups_{0};
   std::atomic<uint64_t> write_behind_min_free_{uint64_t{1} << 30};
   mutable std::mutex room_mu_;                     // one statfs at a time
   mutable std::atomic<int64_t> room_checked_ns_{0};  // steady clock; 0: never

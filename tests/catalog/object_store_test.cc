@@ -269,6 +269,94 @@ TEST_F(ObjectStoreTest, DuplicatePublishIsDeduplicated) {
   EXPECT_GT(info->mtime_sec, static_cast<int64_t>(std::time(nullptr)) - 600);
 }
 
+// Content already in the store is deduplicated before any of it is synced:
+// its staging data is dropped from the page cache, never written (a
+// re-copy costs no data writes), and the object's bytes are still compared.
+TEST_F(ObjectStoreTest, DuplicatesInABatchAreDroppedBeforeAnySync) {
+  const std::string a = Pattern(70000, 21), b = Pattern(4096, 22);
+  PublishedObject pa = PublishBytes(a), pb = PublishBytes(b);
+  struct timeval old_times[2] = {{1000000000, 0}, {1000000000, 0}};
+  ASSERT_EQ(::utimes(store_->ObjectPath(pa.hash).c_str(), old_times), 0);
+  const uint64_t syncs = store_->data_syncs(), early = store_->early_dedups();
+
+  std::vector<std::unique_ptr<ObjectWriter>> owned;
+  std::vector<std::string> staging;
+  for (const std::string* data : {&a, &b, &a}) {
+    owned.push_back(NewWriter());
+    ASSERT_TRUE(owned.back()->Write(data->data(), data->size(), 0).ok());
+    staging.push_back(owned.back()->staging_path());
+  }
+  std::vector<ObjectWriter*> writers;
+  for (auto& w : owned) writers.push_back(w.get());
+  auto out = ObjectWriter::PublishAll(writers);
+  ASSERT_EQ(out.size(), 3u);
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].ok()) << out[i].status().ToString();
+    EXPECT_TRUE(out[i]->deduplicated) << i;
+    EXPECT_FALSE(fs::exists(staging[i])) << i;
+  }
+  EXPECT_EQ(out[0]->hash, pa.hash);
+  EXPECT_EQ(out[1]->hash, pb.hash);
+  EXPECT_EQ(out[1]->size, b.size());
+  EXPECT_EQ(store_->data_syncs(), syncs) << "no staging data of a duplicate is synced";
+  EXPECT_EQ(store_->early_dedups(), early + 3);
+  EXPECT_EQ(ObjectFiles().size(), 2u);
+  // Young again for gc's grace period.
+  auto info = store_->Stat(pa.hash);
+  ASSERT_TRUE(info.ok());
+  EXPECT_GT(info->mtime_sec, static_cast<int64_t>(std::time(nullptr)) - 600);
+
+  // New content in the same kind of batch is still synced before it is linked.
+  const std::string c = Pattern(5000, 23), d = Pattern(6000, 24);
+  owned.clear();
+  writers.clear();
+  for (const std::string* data : {&c, &a, &d}) {
+    owned.push_back(NewWriter());
+    ASSERT_TRUE(owned.back()->Write(data->data(), data->size(), 0).ok());
+    writers.push_back(owned.back().get());
+  }
+  out = ObjectWriter::PublishAll(writers);
+  ASSERT_TRUE(out[0].ok() && out[1].ok() && out[2].ok());
+  EXPECT_FALSE(out[0]->deduplicated);
+  EXPECT_TRUE(out[1]->deduplicated);
+  EXPECT_FALSE(out[2]->deduplicated);
+  EXPECT_GT(store_->data_syncs(), syncs);
+  EXPECT_EQ(store_->early_dedups(), early + 4);
+  EXPECT_EQ(ReadWhole(store_->ObjectPath(out[0]->hash)), c);
+  EXPECT_EQ(ReadWhole(store_->ObjectPath(out[2]->hash)), d);
+}
+
+// The store remembers which objects/xx/yy exist (no mkdir per object);
+// one removed by hand behind its back is made again.
+TEST_F(ObjectStoreTest, ObjectFolderRemovedByHandIsMadeAgain) {
+  const std::string data = Pattern(3000, 41);
+  PublishedObject first = PublishBytes(data);
+  const std::string leaf = fs::path(store_->ObjectPath(first.hash)).parent_path();
+  ASSERT_TRUE(store_->Remove(first.hash).ok());
+  ASSERT_EQ(::rmdir(leaf.c_str()), 0);
+  ASSERT_EQ(::rmdir(fs::path(leaf).parent_path().c_str()), 0);
+  PublishedObject again = PublishBytes(data);
+  EXPECT_EQ(again.hash, first.hash);
+  EXPECT_FALSE(again.deduplicated);
+  EXPECT_EQ(ReadWhole(store_->ObjectPath(first.hash)), data);
+  EXPECT_TRUE(StagingFiles().empty());
+}
+
+// Same size, same name, other bytes (a corrupt object, or a collision)
+// never deduplicates early: the full path replaces or refuses it.
+TEST_F(ObjectStoreTest, EarlyDeduplicationComparesBytes) {
+  const std::string good = Pattern(50000, 31);
+  std::string bad = good;
+  bad[49999] ^= 0x40;
+  const ContentHash h = HashOf(good);
+  Plant(h, bad);
+  const uint64_t early = store_->early_dedups();
+  PublishedObject pub = PublishBytes(good);
+  EXPECT_FALSE(pub.deduplicated);
+  EXPECT_EQ(store_->early_dedups(), early);
+  EXPECT_EQ(ReadWhole(store_->ObjectPath(h)), good);
+}
+
 // The mount points new files at the empty object without publishing it, so
 // it touches the object instead: gc's grace period must then spare it.
 TEST_F(ObjectStoreTest, TouchMakesAnObjectYoungAndReportsAMissingOne) {

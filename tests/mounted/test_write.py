@@ -288,6 +288,41 @@ class CopyTools(WriteTestCase):
                     self.assertEqual(f.read(), expected[name])
             self.m.restart()
 
+    def test_copying_content_already_in_the_store_writes_no_data(self):
+        # A file whose content is already an object is deduplicated before
+        # any of its data is synced: its staging file is dropped while its
+        # pages are still dirty, so the daemon's cancelled_write_bytes
+        # (/proc/PID/io: dirty pages truncated before writeback) grows by
+        # about its size, where syncing it first wrote it all to the disk.
+        files = self.make_image()
+        expected = {f"c{i:04d}.raw": random.Random(7000 + i).randbytes(64 << 10) for i in range(300)}
+        tree = self.source_tree("chunks", expected)
+        total = sum(len(v) for v in expected.values())
+
+        def cancelled():
+            with open(f"/proc/{self.m.pid}/io") as f:
+                return int(dict(line.split(": ") for line in f.read().splitlines())["cancelled_write_bytes"])
+
+        self.run_tool("cp", "-r", tree, files)
+        self.m.settle()
+        before = cancelled()
+        os.mkdir(os.path.join(files, "again"))
+        self.run_tool("cp", "-r", tree, os.path.join(files, "again"))
+        self.m.settle()
+        dropped = cancelled() - before
+        self.assertGreaterEqual(dropped, total * 9 // 10,
+                                f"only {dropped} of {total} bytes of duplicates dropped unwritten")
+        for folder in ("chunks", "again/chunks"):
+            fid = self.record(folder)["id"]
+            got = {n: (h, s) for n, h, s in
+                   self.m.sql("SELECT name, hash, size FROM entry WHERE parent_id = ?", (fid,))}
+            self.assertFolderHashes(got, tree, expected)
+        hashes = {h for h, _ in got.values()}
+        self.assertEqual(hashes - set(self.objects()), set())
+        self.assertLessEqual(len(set(self.objects()) - hashes), 1)  # the empty object, at most
+        for name in list(expected)[::37]:
+            self.assertRecorded(os.path.join(tree, name), f"again/chunks/{name}")
+
     def test_unmount_right_after_a_copy_records_every_file(self):
         # Closed files are committed in the background (fs/committer.h);
         # an unmount straight after the copy, with no sync, must still

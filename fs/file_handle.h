@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cerrno>
 #include <functional>
 #include <memory>
@@ -87,10 +88,24 @@ class FileHandle {
   // own (a sidecar being edited); false: not the handle's to answer.
   virtual bool Truncate(uint64_t size);
 
+  // The open found the file's atime due (fs/atimes.h): its first read
+  // moves it. Also: the open found setuid/setgid bits that a write by
+  // this caller (no CAP_FSETID) must clear (OpWrite).
+  void set_atime_due() { atime_due_.store(true, std::memory_order_relaxed); }
+  bool take_atime_due() {
+    return atime_due_.load(std::memory_order_relaxed) && atime_due_.exchange(false);
+  }
+  void set_kill_privs() { kill_privs_.store(true, std::memory_order_relaxed); }
+  bool take_kill_privs() {
+    return kill_privs_.load(std::memory_order_relaxed) && kill_privs_.exchange(false);
+  }
+
  private:
   const NodeSpec spec_;
   const uint64_t ino_;
   const bool writable_;
+  std::atomic<bool> atime_due_{false};
+  std::atomic<bool> kill_privs_{false};
 };
 
 class TextHandle : public FileHandle {

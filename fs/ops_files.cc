@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <memory>
 
 #include "catalog/names.h"
@@ -22,6 +23,72 @@ namespace {
 // Handles that can read keep the page cache: mmap needs it (rsync opens its
 // temporary file O_RDWR).
 unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
+
+// Whether the caller of `req` may keep setuid/setgid bits when it writes
+// (CAP_FSETID in its effective set, as the kernel's should_remove_suid
+// asks); read from /proc only when a file has such a bit.
+bool CallerHasFsetid(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  FILE* f = std::fopen(("/proc/" + std::to_string(ctx->pid) + "/status").c_str(), "r");
+  if (!f) return ctx->uid == 0;
+  char line[256];
+  bool has = ctx->uid == 0;
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long long caps = 0;
+    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) {
+      has = (caps >> 4) & 1;  // CAP_FSETID
+      break;
+    }
+  }
+  std::fclose(f);
+  return has;
+}
+
+// The bits a write by a caller without CAP_FSETID clears, as a local
+// filesystem's: setuid, and setgid when group-executable (issue 18 point 5).
+mode_t PrivsToKill(mode_t mode) {
+  mode_t kill = mode & S_ISUID;
+  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  return kill;
+}
+
+// A write-only handle writes directly (WriteOnlyDirect): the kernel then
+// sends no SETATTR to clear setuid/setgid before the write, as it does
+// for writes through its page cache; it flags the WRITE instead
+// (FUSE_WRITE_KILL_SUIDGID), which libfuse 3.14 does not pass on. So the
+// open decides: a file with such bits, opened by a caller without
+// CAP_FSETID, loses them at the first write through the handle.
+void NoteKillPrivs(fuse_req_t req, mode_t mode, FileHandle& h) {
+  if (PrivsToKill(mode) && !CallerHasFsetid(req)) h.set_kill_privs();
+}
+
+// The first write through a handle of NoteKillPrivs: clears the bits, in
+// the pending version (a chmod it carries to its commit).
+void KillPrivs(Filesystem& fs, const FileHandle& h) {
+  auto of = h.open_file();
+  if (!of) return;
+  {
+    std::lock_guard lock(of->mu);
+    mode_t mode;
+    if (of->pending_mode) {
+      mode = *of->pending_mode;
+    } else {
+      auto e = fs.catalog().EntryById(h.spec().record_id);
+      if (!e.ok()) return;
+      mode = e->mode & 07777;
+    }
+    if (!PrivsToKill(mode)) return;
+    of->pending_mode = mode & ~PrivsToKill(mode);
+    of->ctime_ns = NowNs();
+  }
+  fs.invalidator().PostAttrs(NodeKind::kFile, h.spec().record_id);
+}
+
+// A read of a file whose atime is due (fs/atimes.h): moves it, and drops
+// the attributes the kernel caches for the file's inodes.
+void NoteAccess(Filesystem& fs, int64_t id, int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns) {
+  if (fs.atimes().Accessed(id, atime_ns, mtime_ns, ctime_ns)) fs.invalidator().PostAttrs(NodeKind::kFile, id);
+}
 
 // A writable handle on file `entry_id`: one more writer of its versions;
 // `truncate` empties it first, `mtime_ns` seeds the pending version's time
@@ -114,7 +181,14 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       }
       if (live) {
         fi->keep_cache = 0;
-        return std::shared_ptr<FileHandle>(std::make_shared<LiveHandle>(spec, ino, false, of));
+        auto h = std::make_shared<LiveHandle>(spec, ino, false, of);
+        if (fs.atimes().enabled()) {
+          auto st = NodeAttr(fs, ino, spec);  // the pending version's times
+          if (st.ok() && AtimeBook::Due(TimespecToNs(st->st_atim), TimespecToNs(st->st_mtim),
+                                        TimespecToNs(st->st_ctim), NowNs()))
+            h->set_atime_due();
+        }
+        return std::shared_ptr<FileHandle>(std::move(h));
       }
       SFS_ASSIGN_OR_RETURN(Entry e, fs.catalog().EntryById(spec.record_id));
       SFS_ASSIGN_OR_RETURN(auto fd, OpenEntryObject(fs.store(), fs.empty_hash(), e, fs.PathOf(ino)));
@@ -123,8 +197,18 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       fi->keep_cache = fs.page_cache().Keep(ino, e.hash);
       // The file's versions are held so an unlink or rename over the file
       // can leave its record to this handle (fstat of an open, deleted file).
-      return std::shared_ptr<FileHandle>(
-          std::make_shared<ObjectHandle>(spec, ino, fs.files().Acquire(spec.record_id), std::move(fd), e.hash));
+      auto h = std::make_shared<ObjectHandle>(spec, ino, fs.files().Acquire(spec.record_id), std::move(fd), e.hash);
+      // relatime (fs/atimes.h): its first read moves a due atime. With
+      // keep_cache the kernel may answer every read from its cache, so the
+      // open does it.
+      if (fs.atimes().enabled()) {
+        auto pending = fs.atimes().Pending(e.id);
+        if (AtimeBook::Due(pending.value_or(e.atime_ns), e.mtime_ns, e.ctime_ns, NowNs())) {
+          if (fi->keep_cache) NoteAccess(fs, e.id, e.atime_ns, e.mtime_ns, e.ctime_ns);
+          else h->set_atime_due();
+        }
+      }
+      return std::shared_ptr<FileHandle>(std::move(h));
     }
     case NodeKind::kSidecar:
     case NodeKind::kStatusFile:
@@ -195,6 +279,7 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, fuse_ino_t parent, 
     return ReplyStatus(req, "create", path, h.status());
   }
   fi->direct_io = WriteOnlyDirect(fi);
+  if (fi->direct_io) NoteKillPrivs(req, st->st_mode, **h);
   ReplyCreate(req, fi, node, *st, std::move(*h));
 }
 
@@ -224,6 +309,13 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // close() of a read-only handle has nothing to report (OpFlush acts on
   // writers only): spare the FLUSH round trip (cat, cmp, rsync's lchmod).
   if (!(*h)->writable()) fi->noflush = 1;
+  // O_TRUNC truncates in the OPEN (atomic_o_trunc): the kernel's SETATTR
+  // that would clear setuid/setgid is not sent either, so they go now.
+  if ((fi->direct_io || (fi->flags & O_TRUNC)) && (*h)->writable() && node->spec.kind == NodeKind::kFile) {
+    auto st = NodeAttr(fs, ino, node->spec);
+    if (st.ok()) NoteKillPrivs(req, st->st_mode, **h);
+    if ((fi->flags & O_TRUNC) && (*h)->take_kill_privs()) KillPrivs(fs, **h);
+  }
   fi->fh = fs.AddHandle(std::move(*h));
   if (fuse_reply_open(req, fi) != 0) DropUnrepliedHandle(fs, fi->fh);
   SFS_FUSE_CATCH("open")
@@ -256,7 +348,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   Status ready = fs.EnsureEmptyObject();
   if (!ready.ok()) return ReplyStatus(req, "create", path, ready);
-  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash());
+  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash(), RequestOwner(req));
   if (!e.ok()) {
     // O_CREAT without O_EXCL on an existing name is an open.
     if (e.status().is_exists() && !(fi->flags & O_EXCL)) {
@@ -278,6 +370,12 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   if (!h) return (void)fuse_reply_err(req, EBADF);
   auto r = h->Read(fs, size, off);
   if (!r.ok()) return ReplyStatus(req, "read", fs.PathOf(h->ino()), r.status());
+  if (h->take_atime_due()) {
+    // Due when opened (the open read the record): now is the new atime.
+    const int64_t id = h->spec().record_id;
+    fs.atimes().Set(id, NowNs());
+    fs.invalidator().PostAttrs(NodeKind::kFile, id);
+  }
   ReplyRead(req, *r);
   SFS_FUSE_CATCH("read")
 }
@@ -287,6 +385,8 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
   Filesystem& fs = Fs(req);
   auto h = Handle(req, fi);
   if (!h) return (void)fuse_reply_err(req, EBADF);
+  // Before the data, as a local filesystem does (file_remove_privs).
+  if (h->take_kill_privs()) KillPrivs(fs, *h);
   bool answered = false;
   Status s = h->Write(fs, buf, size, off, [&] {
     fuse_reply_write(req, size);

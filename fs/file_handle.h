@@ -95,9 +95,9 @@ class FileHandle {
   bool take_atime_due() {
     return atime_due_.load(std::memory_order_relaxed) && atime_due_.exchange(false);
   }
-  void set_kill_privs() { kill_privs_.store(true, std::memory_order_relaxed); }
-  bool take_kill_privs() {
-    return kill_privs_.load(std::memory_order_relaxed) && kill_privs_.exchange(false);
+  void set_kill_privs(unsigned mode_bits) { kill_privs_.store(mode_bits, std::memory_order_relaxed); }
+  unsigned take_kill_privs() {  // the bits, once; 0 after
+    return kill_privs_.load(std::memory_order_relaxed) ? kill_privs_.exchange(0) : 0;
   }
 
  private:
@@ -105,7 +105,7 @@ class FileHandle {
   const uint64_t ino_;
   const bool writable_;
   std::atomic<bool> atime_due_{false};
-  std::atomic<bool> kill_privs_{false};
+  std::atomic<unsigned> kill_privs_{0};
 };
 
 class TextHandle : public FileHandle {

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstring>
 #include <memory>
+#include <sstream>
 
 #include "catalog/names.h"
 #include "fs/fuse_ops.h"
@@ -24,47 +26,47 @@ namespace {
 // temporary file O_RDWR).
 unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
 
-// Whether the caller of `req` may keep setuid/setgid bits when it writes
-// (CAP_FSETID in its effective set, as the kernel's should_remove_suid
-// asks); read from /proc only when a file has such a bit.
-bool CallerHasFsetid(fuse_req_t req) {
+// The bits a write by the caller of `req` clears from a file of `mode`
+// and group `gid`, as the kernel's should_remove_suid for a local
+// filesystem (issue 18 point 5): none with CAP_FSETID in its effective
+// set; else setuid, and setgid when group-executable or when the caller is
+// not in the file's group. Read from /proc/<pid>/status, and only when the
+// file has such a bit.
+mode_t PrivsToKill(fuse_req_t req, mode_t mode, gid_t gid) {
+  if (!(mode & (S_ISUID | S_ISGID))) return 0;
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  FILE* f = std::fopen(("/proc/" + std::to_string(ctx->pid) + "/status").c_str(), "r");
-  if (!f) return ctx->uid == 0;
-  char line[256];
-  bool has = ctx->uid == 0;
-  while (std::fgets(line, sizeof line, f)) {
-    unsigned long long caps = 0;
-    if (std::sscanf(line, "CapEff: %llx", &caps) == 1) {
-      has = (caps >> 4) & 1;  // CAP_FSETID
-      break;
+  bool fsetid = ctx->uid == 0, in_group = ctx->gid == gid;
+  if (FILE* f = std::fopen(("/proc/" + std::to_string(ctx->pid) + "/status").c_str(), "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned long long caps = 0;
+      if (std::sscanf(line, "CapEff: %llx", &caps) == 1) fsetid = (caps >> 4) & 1;  // CAP_FSETID
+      if (std::strncmp(line, "Groups:", 7) == 0) {
+        std::istringstream groups(line + 7);
+        for (unsigned long g; groups >> g;) in_group = in_group || g == gid;
+      }
     }
+    std::fclose(f);
   }
-  std::fclose(f);
-  return has;
-}
-
-// The bits a write by a caller without CAP_FSETID clears, as a local
-// filesystem's: setuid, and setgid when group-executable (issue 18 point 5).
-mode_t PrivsToKill(mode_t mode) {
+  if (fsetid) return 0;
   mode_t kill = mode & S_ISUID;
-  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !in_group)) kill |= S_ISGID;
   return kill;
 }
 
 // A write-only handle writes directly (WriteOnlyDirect): the kernel then
-// sends no SETATTR to clear setuid/setgid before the write, as it does
-// for writes through its page cache; it flags the WRITE instead
-// (FUSE_WRITE_KILL_SUIDGID), which libfuse 3.14 does not pass on. So the
-// open decides: a file with such bits, opened by a caller without
-// CAP_FSETID, loses them at the first write through the handle.
-void NoteKillPrivs(fuse_req_t req, mode_t mode, FileHandle& h) {
-  if (PrivsToKill(mode) && !CallerHasFsetid(req)) h.set_kill_privs();
+// sends no SETATTR to clear setuid/setgid before the write; it flags the
+// WRITE instead (FUSE_WRITE_KILL_SUIDGID), which libfuse 3.14 does not
+// pass on. Through its page cache it sends one, but with the older rule
+// (setgid only when group-executable). So the open of any writable handle
+// decides, with the caller's credentials: its first write clears them.
+void NoteKillPrivs(fuse_req_t req, const struct stat& st, FileHandle& h) {
+  if (mode_t kill = PrivsToKill(req, st.st_mode & 07777, st.st_gid)) h.set_kill_privs(kill);
 }
 
-// The first write through a handle of NoteKillPrivs: clears the bits, in
+// The first write through a handle of NoteKillPrivs: clears `bits`, in
 // the pending version (a chmod it carries to its commit).
-void KillPrivs(Filesystem& fs, const FileHandle& h) {
+void KillPrivs(Filesystem& fs, const FileHandle& h, mode_t bits) {
   auto of = h.open_file();
   if (!of) return;
   {
@@ -77,8 +79,8 @@ void KillPrivs(Filesystem& fs, const FileHandle& h) {
       if (!e.ok()) return;
       mode = e->mode & 07777;
     }
-    if (!PrivsToKill(mode)) return;
-    of->pending_mode = mode & ~PrivsToKill(mode);
+    if (!(mode & bits)) return;
+    of->pending_mode = mode & ~bits;
     of->ctime_ns = NowNs();
   }
   fs.invalidator().PostAttrs(NodeKind::kFile, h.spec().record_id);
@@ -279,7 +281,7 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, fuse_ino_t parent, 
     return ReplyStatus(req, "create", path, h.status());
   }
   fi->direct_io = WriteOnlyDirect(fi);
-  if (fi->direct_io) NoteKillPrivs(req, st->st_mode, **h);
+  NoteKillPrivs(req, *st, **h);
   ReplyCreate(req, fi, node, *st, std::move(*h));
 }
 
@@ -311,10 +313,11 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!(*h)->writable()) fi->noflush = 1;
   // O_TRUNC truncates in the OPEN (atomic_o_trunc): the kernel's SETATTR
   // that would clear setuid/setgid is not sent either, so they go now.
-  if ((fi->direct_io || (fi->flags & O_TRUNC)) && (*h)->writable() && node->spec.kind == NodeKind::kFile) {
+  if ((*h)->writable() && node->spec.kind == NodeKind::kFile) {
     auto st = NodeAttr(fs, ino, node->spec);
-    if (st.ok()) NoteKillPrivs(req, st->st_mode, **h);
-    if ((fi->flags & O_TRUNC) && (*h)->take_kill_privs()) KillPrivs(fs, **h);
+    if (st.ok()) NoteKillPrivs(req, *st, **h);
+    if (fi->flags & O_TRUNC)
+      if (mode_t kill = (*h)->take_kill_privs()) KillPrivs(fs, **h, kill);
   }
   fi->fh = fs.AddHandle(std::move(*h));
   if (fuse_reply_open(req, fi) != 0) DropUnrepliedHandle(fs, fi->fh);
@@ -386,7 +389,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
   auto h = Handle(req, fi);
   if (!h) return (void)fuse_reply_err(req, EBADF);
   // Before the data, as a local filesystem does (file_remove_privs).
-  if (h->take_kill_privs()) KillPrivs(fs, *h);
+  if (mode_t kill = h->take_kill_privs()) KillPrivs(fs, *h, kill);
   bool answered = false;
   Status s = h->Write(fs, buf, size, off, [&] {
     fuse_reply_write(req, size);

@@ -172,7 +172,7 @@ TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   EXPECT_EQ(kSchemaVersion, 7);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));

@@ -88,13 +88,8 @@ class FileHandle {
   // own (a sidecar being edited); false: not the handle's to answer.
   virtual bool Truncate(uint64_t size);
 
-  // The open found the file's atime due (fs/atimes.h): its first read
-  // moves it. Also: the open found setuid/setgid bits that a write by
-  // this caller (no CAP_FSETID) must clear (OpWrite).
-  void set_atime_due() { atime_due_.store(true, std::memory_order_relaxed); }
-  bool take_atime_due() {
-    return atime_due_.load(std::memory_order_relaxed) && atime_due_.exchange(false);
-  }
+  // The open found setuid/setgid bits that a write by this caller (no
+  // CAP_FSETID) must clear (OpWrite, fs/ops_files.cc).
   void set_kill_privs(unsigned mode_bits) { kill_privs_.store(mode_bits, std::memory_order_relaxed); }
   unsigned take_kill_privs() {  // the bits, once; 0 after
     return kill_privs_.load(std::memory_order_relaxed) ? kill_privs_.exchange(0) : 0;
@@ -104,7 +99,6 @@ class FileHandle {
   const NodeSpec spec_;
   const uint64_t ino_;
   const bool writable_;
-  std::atomic<bool> atime_due_{false};
   std::atomic<unsigned> kill_privs_{0};
 };
 

@@ -87,9 +87,13 @@ void KillPrivs(Filesystem& fs, const FileHandle& h, mode_t bits) {
 }
 
 // A read of a file whose atime is due (fs/atimes.h): moves it, and drops
-// the attributes the kernel caches for the file's inodes.
+// the attributes the kernel caches for the file's inodes, before the open
+// replies (the kernel drops its cached atime after a READ, but no READ may
+// come: see OpenHandle). An open holds no lock the notice needs.
 void NoteAccess(Filesystem& fs, int64_t id, int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns) {
-  if (fs.atimes().Accessed(id, atime_ns, mtime_ns, ctime_ns)) fs.invalidator().PostAttrs(NodeKind::kFile, id);
+  if (!fs.atimes().Accessed(id, atime_ns, mtime_ns, ctime_ns)) return;
+  fs.invalidator().PostAttrs(NodeKind::kFile, id);
+  fs.invalidator().Drain();
 }
 
 // A writable handle on file `entry_id`: one more writer of its versions;
@@ -184,11 +188,11 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       if (live) {
         fi->keep_cache = 0;
         auto h = std::make_shared<LiveHandle>(spec, ino, false, of);
-        if (fs.atimes().enabled()) {
-          auto st = NodeAttr(fs, ino, spec);  // the pending version's times
-          if (st.ok() && AtimeBook::Due(TimespecToNs(st->st_atim), TimespecToNs(st->st_mtim),
-                                        TimespecToNs(st->st_ctim), NowNs()))
-            h->set_atime_due();
+        if (fs.atimes().enabled() && !(fi->flags & O_NOATIME)) {
+          auto st = NodeAttr(fs, ino, spec);  // the pending version's times (atime: relatime)
+          if (st.ok())
+            NoteAccess(fs, spec.record_id, TimespecToNs(st->st_atim), TimespecToNs(st->st_mtim),
+                       TimespecToNs(st->st_ctim));
         }
         return std::shared_ptr<FileHandle>(std::move(h));
       }
@@ -200,16 +204,12 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       // The file's versions are held so an unlink or rename over the file
       // can leave its record to this handle (fstat of an open, deleted file).
       auto h = std::make_shared<ObjectHandle>(spec, ino, fs.files().Acquire(spec.record_id), std::move(fd), e.hash);
-      // relatime (fs/atimes.h): its first read moves a due atime. With
-      // keep_cache the kernel may answer every read from its cache, so the
-      // open does it.
-      if (fs.atimes().enabled()) {
-        auto pending = fs.atimes().Pending(e.id);
-        if (AtimeBook::Due(pending.value_or(e.atime_ns), e.mtime_ns, e.ctime_ns, NowNs())) {
-          if (fi->keep_cache) NoteAccess(fs, e.id, e.atime_ns, e.mtime_ns, e.ctime_ns);
-          else h->set_atime_due();
-        }
-      }
+      // relatime (fs/atimes.h): the open of a file for reading moves a due
+      // atime. Not its first READ: the kernel answers reads from its page
+      // cache (keep_cache), those of an empty file and those past the size
+      // it knows without asking, so a READ may never come. O_NOATIME (the
+      // owner's backup tools) is honoured, as a local filesystem does.
+      if (!(fi->flags & O_NOATIME)) NoteAccess(fs, e.id, e.atime_ns, e.mtime_ns, e.ctime_ns);
       return std::shared_ptr<FileHandle>(std::move(h));
     }
     case NodeKind::kSidecar:
@@ -373,12 +373,6 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   if (!h) return (void)fuse_reply_err(req, EBADF);
   auto r = h->Read(fs, size, off);
   if (!r.ok()) return ReplyStatus(req, "read", fs.PathOf(h->ino()), r.status());
-  if (h->take_atime_due()) {
-    // Due when opened (the open read the record): now is the new atime.
-    const int64_t id = h->spec().record_id;
-    fs.atimes().Set(id, NowNs());
-    fs.invalidator().PostAttrs(NodeKind::kFile, id);
-  }
   ReplyRead(req, *r);
   SFS_FUSE_CATCH("read")
 }

@@ -334,6 +334,18 @@ class Atime(PosixTestCase):
     def test_read_moves_atime_as_relatime(self):
         self.assertEqual(self.assertSameAsLocal(self.relatime), [True, True, True, True])
 
+    def test_o_noatime_leaves_it(self):
+        def scenario(root):
+            p = os.path.join(root, "n")
+            with open(p, "w") as f:
+                f.write("data")
+            os.utime(p, ns=(10**18, 10**18 + 1))
+            fd = os.open(p, os.O_RDONLY | os.O_NOATIME)
+            os.read(fd, 10)
+            os.close(fd)
+            return os.stat(p).st_atime_ns
+        self.assertEqual(self.assertSameAsLocal(scenario), 10**18)
+
     def test_all_paths_agree_and_the_catalog_gets_it_in_batches(self):
         p = os.path.join(self.files, "r")
         with open(p, "w") as f:

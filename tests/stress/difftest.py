@@ -686,7 +686,10 @@ def concurrent(lab, workers, seconds, seed, ops_per_sequence, stats):
                     if rng.random() < 0.5 or os.path.islink(os.path.join(dirpath, n)):
                         continue
                     try:
-                        with open(os.path.join(dirpath, n), "rb") as f:
+                        # O_NOATIME: a read here must not move the atime a
+                        # worker's "atime" or "utime" step is comparing.
+                        fd = os.open(os.path.join(dirpath, n), os.O_RDONLY | os.O_NOATIME)
+                        with open(fd, "rb") as f:
                             while f.read(1 << 20):
                                 pass
                         with count_lock:

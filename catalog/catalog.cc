@@ -129,6 +129,9 @@ Entry ReadEntry(const Statement& st) {
   e.kind = st.Text(10);
   e.ctime_ns = st.Int(11);
   e.subfolders = st.Int(12);
+  e.atime_ns = st.Int(13);
+  e.uid = st.IsNull(14) ? -1 : st.Int(14);
+  e.gid = st.IsNull(15) ? -1 : st.Int(15);
   return e;
 }
 Tag ReadTag(const Statement& st) { return Tag{st.Int(0), st.Text(1)}; }
@@ -140,7 +143,7 @@ constexpr const char* kSlideCols = "id, reference, sample_id, creator, notes, cr
 constexpr const char* kLabellingCols = "id, slide_id, structure, isotype, antibody, dye_id";
 constexpr const char* kImageCols = "id, slide_id, name, \"user\", acquired, comments";
 constexpr const char* kEntryCols =
-    "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind, ctime_ns, subfolders";
+    "id, image_id, parent_id, name, type, size, hash, mode, mtime_ns, target, kind, ctime_ns, subfolders, atime_ns, uid, gid";
 
 // Wall-clock time in nanoseconds: an entry's ctime, a folder's times when
 // its entries change.
@@ -1050,15 +1053,20 @@ Result<Entry> Catalog::CreateEntry(const Entry& e) {
     // A new entry's ctime is now, whatever mtime it is given (cp -a); its
     // folder's times become now too.
     const int64_t now = NowNs();
+    // An owner given (the mount's requesting user) takes the group of a
+    // setgid folder, as on a local filesystem (shared group folders).
+    const int64_t gid = e.gid >= 0 && (parent.mode & 02000) ? parent.gid : e.gid;
     auto r = OneRow<Entry>(
         *db_, std::string("INSERT INTO entry(id, image_id, parent_id, name, type, size, hash, mode, "
-                          "mtime_ns, target, kind, ctime_ns) VALUES (") +
-                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
+                          "mtime_ns, target, kind, ctime_ns, atime_ns, uid, gid) VALUES (") +
+                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
                   kEntryCols,
         {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
          static_cast<int64_t>(e.size),
          e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr), int64_t{e.mode & 07777},
-         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, now},
+         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, now,
+         e.atime_ns == Entry::kTimeUnset ? e.mtime_ns : e.atime_ns, e.uid >= 0 ? Param(e.uid) : Param(nullptr),
+         gid >= 0 ? Param(gid) : Param(nullptr)},
         ReadEntry, "");
     if (!r.ok()) return Explain(r.status(), Quoted(e.name) + " already exists", "");
     SFS_RETURN_IF_ERROR(FolderChanged(*db_, e.parent_id, now, e.type == EntryType::kFolder ? 1 : 0));
@@ -1100,6 +1108,34 @@ Status Catalog::UpdateEntry(const Entry& e, int64_t ctime_ns) {
                                               ", not a " + EntryTypeName(e.type) +
                                               "; an entry's type cannot change");
   }
+  return r.status();
+}
+
+Status Catalog::SetEntryAtime(int64_t id, int64_t atime_ns) {
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(*db_, "UPDATE entry SET atime_ns = ?, ctime_ns = ? WHERE id = ? RETURNING id",
+                           {atime_ns, NowNs(), id}, [](const Statement& st) { return st.Int(0); },
+                           "entry " + std::to_string(id) + " does not exist");
+  return r.status();
+}
+
+Status Catalog::SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime) {
+  if (id_atime.empty()) return Status::Ok();
+  return InTxn(*this, [&]() -> Status {
+    for (const auto& [id, atime] : id_atime)
+      SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET atime_ns = ? WHERE id = ?", {atime, id}));
+    return Status::Ok();
+  });
+}
+
+Status Catalog::SetEntryOwner(int64_t id, int64_t uid, int64_t gid) {
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(
+      *db_,
+      "UPDATE entry SET uid = CASE WHEN ? < 0 THEN uid ELSE ? END, "
+      "gid = CASE WHEN ? < 0 THEN gid ELSE ? END, ctime_ns = ? WHERE id = ? RETURNING id",
+      {uid, uid, gid, gid, NowNs(), id}, [](const Statement& st) { return st.Int(0); },
+      "entry " + std::to_string(id) + " does not exist");
   return r.status();
 }
 

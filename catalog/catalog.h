@@ -201,6 +201,13 @@ class Catalog {
   // Its ctime becomes `ctime_ns`, 0: now (a version recorded after it was
   // written keeps the ctime the mount showed while it was pending).
   Status UpdateEntry(const Entry& e, int64_t ctime_ns = 0);
+  // utimensat's atime (schema v7): sets it, and ctime to now.
+  Status SetEntryAtime(int64_t id, int64_t atime_ns);
+  // Reads' atimes, written by the mount in batches (relatime): one
+  // transaction, no ctime change; ids that are gone are skipped.
+  Status SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime);
+  // chown/chgrp (schema v7): -1 leaves uid or gid as it is; ctime = now.
+  Status SetEntryOwner(int64_t id, int64_t uid, int64_t gid);
   // kNotEmpty for a folder with children; kPermission for a root folder.
   Status DeleteEntry(int64_t id);
   // Moves/renames an entry, possibly into another image. If the target

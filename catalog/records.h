@@ -84,6 +84,14 @@ struct Entry {
   // entries; subfolders counts a folder's child folders (nlink = 2 + it).
   int64_t ctime_ns = 0;
   int64_t subfolders = 0;
+  // Schema v7. atime_ns: CreateEntry takes it (kTimeUnset: the mtime), then
+  // only SetEntryAtime/SetAtimes change it (never UpdateEntry, whose caller
+  // may hold an older read). uid/gid: the owner; -1 = not recorded (shown as
+  // the mounting user); CreateEntry takes them, then only SetEntryOwner.
+  static constexpr int64_t kTimeUnset = INT64_MIN;
+  int64_t atime_ns = kTimeUnset;
+  int64_t uid = -1;
+  int64_t gid = -1;
 };
 
 // An entry in the desktop trash (docs/DECISIONS.md "Trash").

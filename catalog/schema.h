@@ -9,13 +9,14 @@
 //   4  trash table, trash_info view; file_info leaves out trashed entries
 //   5  mount_session (live mounts, for gc; catalog/mount_session.h)
 //   6  entry.ctime_ns, entry.subfolders (POSIX times and folder link counts)
+//   7  entry.atime_ns, entry.uid, entry.gid (access times, owners)
 #pragma once
 
 #include <string>
 
 namespace samplefs {
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 // The DDL of the current schema for SQLite (tables, indexes, triggers, views).
 std::string SqliteSchemaSql();

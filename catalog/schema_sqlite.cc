@@ -247,6 +247,22 @@ UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = 
  WHERE type = 'folder';
 )SQL";
 
+// ---- v7: atime and owners (issue 18, points 1 and 8) ----------------------
+// Shared by the fresh schema and the 6 -> 7 migration. entry.atime_ns is
+// the access time (an existing entry's is its mtime, the best guess there
+// is); the mount writes reads' atimes in batches, relatime-style, never one
+// write per read. entry.uid/gid are the creator's (the requesting user of a
+// mount, or whoever changed them with chown); NULL, as for entries made by
+// samplectl or before v7, shows as the mounting user (docs/DECISIONS.md
+// "Owners").
+const char* kV7AtimeOwners = R"SQL(
+ALTER TABLE entry ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entry ADD COLUMN uid INTEGER CHECK (uid >= 0);
+ALTER TABLE entry ADD COLUMN gid INTEGER CHECK (gid >= 0);
+UPDATE entry SET atime_ns = mtime_ns;
+)SQL";
+// ---- end of v7 ---------------------------------------------------------------
+
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
@@ -259,7 +275,7 @@ std::string SqliteSchemaSql() {
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
          Triggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions + kV5MountSessions + kV6PosixTimes +
-         "INSERT INTO meta(key, value) VALUES ('schema_version', '6');\n";
+         kV7AtimeOwners + "INSERT INTO meta(key, value) VALUES ('schema_version', '7');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -302,6 +318,8 @@ std::string SqliteMigrationSql(int from_version) {
       return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
     case 5:  // schema v6: entry.ctime_ns, entry.subfolders (issue 18)
       return std::string(kV6PosixTimes) + "UPDATE meta SET value = '6' WHERE key = 'schema_version';\n";
+    case 6:  // schema v7: entry.atime_ns, entry.uid, entry.gid (issue 18)
+      return std::string(kV7AtimeOwners) + "UPDATE meta SET value = '7' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

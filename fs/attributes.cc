@@ -6,7 +6,13 @@
 
 namespace samplefs::fs {
 
+void OverlayAtime(Filesystem& fs, const NodeSpec& spec, struct stat* st) {
+  if (spec.kind != NodeKind::kFile || fs.atimes().Empty()) return;
+  if (auto a = fs.atimes().Pending(spec.record_id)) st->st_atim = NsToTimespec(*a);
+}
+
 void OverlayLiveAttr(Filesystem& fs, const NodeSpec& spec, struct stat* st) {
+  OverlayAtime(fs, spec, st);
   if (spec.kind == NodeKind::kFile) {
     if (auto of = fs.files().Find(spec.record_id)) {
       std::lock_guard lock(of->mu);
@@ -30,8 +36,7 @@ Result<struct stat> NodeAttr(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spe
     st.st_mode = S_IFREG | f->mode;
     std::lock_guard lock(f->mu);
     st.st_size = static_cast<off_t>(f->data.size());
-    st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = f->mtime_ns / 1000000000;
-    st.st_mtim.tv_nsec = st.st_ctim.tv_nsec = st.st_atim.tv_nsec = f->mtime_ns % 1000000000;
+    st.st_mtim = st.st_ctim = st.st_atim = NsToTimespec(f->mtime_ns);
     return st;
   }
   // A file's record and its pending version are read under the OpenFile's
@@ -47,8 +52,12 @@ Result<struct stat> NodeAttr(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spe
   }
   SFS_ASSIGN_OR_RETURN(struct stat st, std::move(attr));
   st.st_ino = InodeNumber(ino, spec);
-  if (of) OpenFiles::OverlayPendingLocked(*of, &st);
-  else OverlayLiveAttr(fs, spec, &st);
+  if (of) {
+    OpenFiles::OverlayPendingLocked(*of, &st);
+    OverlayAtime(fs, spec, &st);
+  } else {
+    OverlayLiveAttr(fs, spec, &st);
+  }
   return st;
 }
 

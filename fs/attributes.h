@@ -35,5 +35,7 @@ Result<struct stat> NodeAttr(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spe
 
 // Applies the overlay to attributes the caller already has (a listing's).
 void OverlayLiveAttr(Filesystem& fs, const NodeSpec& spec, struct stat* st);
+// Only the part of it for a read's atime not yet written (fs/atimes.h).
+void OverlayAtime(Filesystem& fs, const NodeSpec& spec, struct stat* st);
 
 }  // namespace samplefs::fs

@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cerrno>
 #include <functional>
 #include <memory>
@@ -87,10 +88,18 @@ class FileHandle {
   // own (a sidecar being edited); false: not the handle's to answer.
   virtual bool Truncate(uint64_t size);
 
+  // The open found setuid/setgid bits that a write by this caller (no
+  // CAP_FSETID) must clear (OpWrite, fs/ops_files.cc).
+  void set_kill_privs(unsigned mode_bits) { kill_privs_.store(mode_bits, std::memory_order_relaxed); }
+  unsigned take_kill_privs() {  // the bits, once; 0 after
+    return kill_privs_.load(std::memory_order_relaxed) ? kill_privs_.exchange(0) : 0;
+  }
+
  private:
   const NodeSpec spec_;
   const uint64_t ino_;
   const bool writable_;
+  std::atomic<unsigned> kill_privs_{0};
 };
 
 class TextHandle : public FileHandle {

@@ -35,10 +35,12 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
     : catalog_(catalog),
       store_(store),
       options_(options),
-      ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr)}),
+      ns_(catalog, MountIdentity{getuid(), getgid(), time(nullptr), options.allow_other}),
       invalidator_(catalog, nodes_),
       files_(catalog, store, committer_, empty_hash_),
+      atimes_(catalog, !options.read_only && !options.noatime),
       committer_(catalog, files_, errors_) {
+  atimes_.Start();
   ns_.set_status_hook([this](nlohmann::ordered_json& j) {
     j["mount"] = {{"kernel_inodes", nodes_.size()},
                   {"listings", RichListings() ? "rich" : "lean"},
@@ -155,6 +157,7 @@ Filesystem::ShutdownReport Filesystem::Shutdown() {
     }
   }
   committer_.Stop();
+  atimes_.Stop();  // the reads' atimes still in memory
   report.committed = committer_.committed();
   report.not_recorded = committer_.given_up();
   return report;

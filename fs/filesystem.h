@@ -36,6 +36,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/object_store.h"
+#include "fs/atimes.h"
 #include "fs/attributes.h"
 #include "fs/committer.h"
 #include "fs/error_log.h"
@@ -69,6 +70,10 @@ struct MountOptions {
   // before it returns, and reports a failure (a locked catalog, EIO): the
   // behaviour before batched commits, 10x slower for many small files.
   bool sync_close = false;
+  // -o noatime: reads never move atimes (nothing kept, nothing written).
+  bool noatime = false;
+  // -o allow_other: entries show the owners they record (MountIdentity).
+  bool allow_other = false;
 };
 
 // Lean or rich folder listings (Filesystem::RichListings), on a clock the
@@ -104,6 +109,7 @@ class Filesystem {
   ScratchFiles& scratch() { return ns_.scratch(); }
   OpenFiles& files() { return files_; }
   Invalidator& invalidator() { return invalidator_; }
+  AtimeBook& atimes() { return atimes_; }
   const MountOptions& options() const { return options_; }
   const std::string& empty_hash() const { return empty_hash_; }
   void set_session(fuse_session* se) { session_ = se; }
@@ -201,6 +207,7 @@ class Filesystem {
   std::mutex closing_mu_;
   std::condition_variable closing_cv_;
   int closing_ = 0;  // GUARDED_BY(closing_mu_)
+  AtimeBook atimes_;
   // Last: stopped (its thread joined) before the members it uses go.
   Committer committer_;
 };

@@ -30,6 +30,11 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 
 }  // namespace
 
+Owner RequestOwner(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Owner{static_cast<int64_t>(ctx->uid), static_cast<int64_t>(ctx->gid)};
+}
+
 std::string UserName(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   struct passwd pw, *res = nullptr;
@@ -83,6 +88,7 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
     // kernel, which drops attributes of a reply older than its own change.
     struct stat a = EntryAttr(*found, fs.ns().identity());
     a.st_ino = InodeNumber(node.ino, spec);
+    OverlayAtime(fs, spec, &a);
     return a;
   };
   auto st = attrs();

@@ -24,6 +24,8 @@ inline std::shared_ptr<FileHandle> Handle(fuse_req_t req, fuse_file_info* fi) { 
 
 // The name of the user making the request (a new slide's creator).
 std::string UserName(fuse_req_t req);
+// The requesting user, recorded as a new entry's owner (schema v7).
+Owner RequestOwner(fuse_req_t req);
 
 // Answers an error. Refusals (an operation that has no meaning, a bad
 // name or value) also go to .samplefs/errors with their reason; a handle

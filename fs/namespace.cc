@@ -112,8 +112,8 @@ std::optional<NodeSpec> StaticChild(const NodeSpec& n, const std::string& name) 
 
 struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   struct stat st {};
-  st.st_uid = id.uid;
-  st.st_gid = id.gid;
+  st.st_uid = id.owners && e.uid >= 0 ? static_cast<uid_t>(e.uid) : id.uid;
+  st.st_gid = id.owners && e.gid >= 0 ? static_cast<gid_t>(e.gid) : id.gid;
   // A folder has the links of a local filesystem's: its name, its "." and
   // each subfolder's ".." (the catalog keeps the count; issue 18).
   st.st_nlink = e.type == EntryType::kFolder ? static_cast<nlink_t>(2 + e.subfolders) : 1;
@@ -133,10 +133,11 @@ struct stat EntryAttr(const Entry& e, const MountIdentity& id) {
   int64_t ns = e.parent_id != 0 || e.mtime_ns != 0 ? e.mtime_ns : static_cast<int64_t>(id.mount_time) * 1000000000;
   // ctime is its own (schema v4): 0 only in a record no change has touched.
   int64_t cns = e.ctime_ns != 0 ? e.ctime_ns : ns;
-  st.st_mtim.tv_sec = st.st_atim.tv_sec = ns / 1000000000;
-  st.st_mtim.tv_nsec = st.st_atim.tv_nsec = ns % 1000000000;
-  st.st_ctim.tv_sec = cns / 1000000000;
-  st.st_ctim.tv_nsec = cns % 1000000000;
+  st.st_mtim = NsToTimespec(ns);
+  st.st_ctim = NsToTimespec(cns);
+  // atime is its own (schema v7); files/ of an image shows its mtime until
+  // something sets it.
+  st.st_atim = e.parent_id != 0 || e.atime_ns != 0 ? NsToTimespec(e.atime_ns) : st.st_mtim;
   return st;
 }
 

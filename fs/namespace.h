@@ -41,6 +41,16 @@ struct MountIdentity {
   uid_t uid = 0;
   gid_t gid = 0;
   time_t mount_time = 0;
+  // -o allow_other: entries show the owner they record (schema v7); a
+  // private mount shows its user as the owner of everything, as the only
+  // user who can reach it (docs/DECISIONS.md "Owners").
+  bool owners = false;
+};
+
+// Who creates an entry (the requesting user): recorded as its owner.
+struct Owner {
+  int64_t uid = -1;
+  int64_t gid = -1;
 };
 
 class Namespace {
@@ -79,13 +89,14 @@ class Namespace {
   // mkdir: creates the record the new directory stands for. `user` becomes
   // a new slide's creator or a new image's user.
   Result<NodeSpec> Mkdir(const NodeSpec& parent, const std::string& name, mode_t mode,
-                         const std::string& user);
+                         const std::string& user, Owner owner = {});
   // rmdir: deletes an empty record (kNotEmpty otherwise).
   Status Rmdir(const NodeSpec& parent, const std::string& name);
   // A new empty file inside files/ (content = the empty object `empty_hash`).
   Result<Entry> CreateFile(const NodeSpec& parent, const std::string& name, mode_t mode,
-                           const std::string& empty_hash);
-  Result<Entry> Symlink(const NodeSpec& parent, const std::string& name, const std::string& target);
+                           const std::string& empty_hash, Owner owner = {});
+  Result<Entry> Symlink(const NodeSpec& parent, const std::string& name, const std::string& target,
+                        Owner owner = {});
   // unlink of a file or symlink inside files/.
   Status Unlink(const NodeSpec& parent, const std::string& name);
   // rename(2) with RENAME_NOREPLACE / RENAME_EXCHANGE flags. Returns the

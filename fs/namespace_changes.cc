@@ -49,7 +49,7 @@ Result<Entry> NewEntry(const NodeSpec& parent, const std::string& name, EntryTyp
 }  // namespace
 
 Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& name, mode_t mode,
-                                  const std::string& user) {
+                                  const std::string& user, Owner owner) {
   SFS_RETURN_IF_ERROR(ValidateName(name));
   switch (parent.kind) {
     case NodeKind::kSpeciesView: {
@@ -144,6 +144,8 @@ Result<NodeSpec> Namespace::Mkdir(const NodeSpec& parent, const std::string& nam
       SFS_ASSIGN_OR_RETURN(Entry in, catalog_.EntryById(parent.record_id));
       if (in.mode & S_ISGID) e.mode |= S_ISGID;
       e.mtime_ns = static_cast<int64_t>(std::time(nullptr)) * 1000000000;
+      e.uid = owner.uid;
+      e.gid = owner.gid;
       SFS_ASSIGN_OR_RETURN(e, catalog_.CreateEntry(e));
       return Spec(NodeKind::kFolder, e.id);
     }
@@ -181,8 +183,10 @@ Status Namespace::Rmdir(const NodeSpec& parent, const std::string& name) {
 }
 
 Result<Entry> Namespace::CreateFile(const NodeSpec& parent, const std::string& name, mode_t mode,
-                                    const std::string& empty_hash) {
+                                    const std::string& empty_hash, Owner owner) {
   SFS_ASSIGN_OR_RETURN(Entry e, NewEntry(parent, name, EntryType::kFile, "files"));
+  e.uid = owner.uid;
+  e.gid = owner.gid;
   e.hash = empty_hash;
   e.mode = mode & 07777;
   e.kind = KindFromName(name);
@@ -190,8 +194,10 @@ Result<Entry> Namespace::CreateFile(const NodeSpec& parent, const std::string& n
 }
 
 Result<Entry> Namespace::Symlink(const NodeSpec& parent, const std::string& name,
-                                 const std::string& target) {
+                                 const std::string& target, Owner owner) {
   SFS_ASSIGN_OR_RETURN(Entry e, NewEntry(parent, name, EntryType::kSymlink, "symlinks"));
+  e.uid = owner.uid;
+  e.gid = owner.gid;
   e.target = target;
   e.mode = 0777;
   return catalog_.CreateEntry(e);

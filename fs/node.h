@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 
@@ -13,6 +14,23 @@
 #include "catalog/records.h"
 
 namespace samplefs::fs {
+
+// Nanoseconds since the epoch as a timespec, times before 1970 included:
+// tv_nsec is always 0..999999999 (floor division), as the kernel wants.
+inline struct timespec NsToTimespec(int64_t ns) {
+  int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+  if (nsec < 0) {
+    nsec += 1000000000;
+    --sec;
+  }
+  struct timespec ts {};
+  ts.tv_sec = static_cast<time_t>(sec);
+  ts.tv_nsec = static_cast<long>(nsec);
+  return ts;
+}
+inline int64_t TimespecToNs(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 enum class NodeKind : uint8_t {
   kRoot,

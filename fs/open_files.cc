@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "catalog/hash.h"
+#include "fs/node.h"
 
 namespace samplefs::fs {
 
@@ -227,15 +228,11 @@ void OpenFiles::OverlayPendingLocked(const OpenFile& of, struct stat* st) {
   if (of.writer) {
     st->st_size = static_cast<off_t>(of.writer->size());
     st->st_blocks = (st->st_size + 511) / 512;
-    st->st_mtim.tv_sec = of.mtime_ns / 1000000000;
-    st->st_mtim.tv_nsec = of.mtime_ns % 1000000000;
+    st->st_mtim = NsToTimespec(of.mtime_ns);
     // The ctime is the latest change: the record's (its creation), or the
     // last write, truncate, chmod or utimens of the pending version (cp -a's
     // old mtime does not take it back). The commit records the same.
-    int64_t ctime = std::max(static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec,
-                             of.ctime_ns);
-    st->st_ctim.tv_sec = ctime / 1000000000;
-    st->st_ctim.tv_nsec = ctime % 1000000000;
+    st->st_ctim = NsToTimespec(std::max(TimespecToNs(st->st_ctim), of.ctime_ns));
   }
 }
 

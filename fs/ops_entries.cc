@@ -102,12 +102,15 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (!node) return (void)fuse_reply_err(req, ESTALE);
   const NodeSpec& spec = node->spec;
   std::string path = fs.PathOf(ino);
-  if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    const auto& id = fs.ns().identity();
-    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != id.uid) ||
-        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != id.gid))
+  const auto& ident = fs.ns().identity();
+  if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && !ident.owners) {
+    // A private mount shows its user as the owner of everything (the only
+    // user who can reach it): a chown to anyone else could not show.
+    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != ident.uid) ||
+        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != ident.gid))
       return ReplyStatus(req, "chown", path,
-                         Status(Code::kPermission, "files in the catalog belong to the mounting user"));
+                         Status(Code::kPermission, "a mount without -o allow_other shows the mounting user as "
+                                                   "the owner of every file; mount with allow_other to keep owners"));
   }
   bool is_entry = spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder ||
                   spec.kind == NodeKind::kSymlink;
@@ -172,40 +175,55 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     }
     // chmod, utimensat and a chown to the owner (the only one accepted
     // above) are status changes: the record's ctime becomes now (issue 18).
-    if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW |
-                  FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-      int64_t mtime = -1;
-      if (to_set & FUSE_SET_ATTR_MTIME_NOW) mtime = NowNs();
-      else if (to_set & FUSE_SET_ATTR_MTIME)
-        mtime = static_cast<int64_t>(attr->st_mtim.tv_sec) * 1000000000 + attr->st_mtim.tv_nsec;
-      bool pending = false;
-      if (spec.kind == NodeKind::kFile) {
-        if (auto of = fs.files().Find(id)) {
-          std::lock_guard lock(of->mu);
-          // A version not yet committed takes the time and mode with it
-          // (cp -a, rsync and tar set both right after close): no
-          // transaction of their own.
-          if (of->writer) {
-            if (mtime >= 0) of->mtime_ns = mtime;
-            if (to_set & FUSE_SET_ATTR_MODE) of->pending_mode = attr->st_mode & 07777;
-            of->ctime_ns = NowNs();
-            pending = true;
-          }
+    // Times before 1970 are negative: "not given" is nullopt, not -1.
+    std::optional<int64_t> mtime, atime;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) mtime = NowNs();
+    else if (to_set & FUSE_SET_ATTR_MTIME) mtime = TimespecToNs(attr->st_mtim);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) atime = NowNs();
+    else if (to_set & FUSE_SET_ATTR_ATIME) atime = TimespecToNs(attr->st_atim);
+    // With allow_other, chown/chgrp record the owner (the kernel checked
+    // the caller's right: default_permissions).
+    const bool owner_change = ident.owners && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
+    const int record_fields = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW |
+                              (owner_change ? 0 : FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID);
+    const bool change = (to_set & record_fields) || atime;
+    bool pending = false;
+    if (change && spec.kind == NodeKind::kFile) {
+      if (auto of = fs.files().Find(id)) {
+        std::lock_guard lock(of->mu);
+        // A version not yet committed takes the time and mode with it
+        // (cp -a, rsync and tar set both right after close): no
+        // transaction of their own. Its atime waits with the reads' ones.
+        if (of->writer) {
+          if (mtime) of->mtime_ns = *mtime;
+          if (to_set & FUSE_SET_ATTR_MODE) of->pending_mode = attr->st_mode & 07777;
+          if (atime) fs.atimes().Set(id, *atime);
+          of->ctime_ns = NowNs();
+          pending = true;
         }
       }
-      if (!pending) {
-        Transaction txn(fs.catalog());
+    }
+    if ((change && !pending) || owner_change) {
+      Transaction txn(fs.catalog());
+      Status s = txn.status();
+      if (s.ok() && !pending && (to_set & record_fields)) {
         auto e = fs.catalog().EntryById(id);
-        Status s = txn.status();
-        if (s.ok()) s = e.status();
+        s = e.status();
         if (s.ok()) {
           if ((to_set & FUSE_SET_ATTR_MODE) && e->type != EntryType::kSymlink) e->mode = attr->st_mode & 07777;
-          if (mtime >= 0) e->mtime_ns = mtime;
+          if (mtime) e->mtime_ns = *mtime;
           s = fs.catalog().UpdateEntry(*e);
         }
-        if (s.ok()) s = txn.Commit();
-        if (!s.ok()) return ReplyStatus(req, "setattr", path, s);
       }
+      if (s.ok() && !pending && atime) {
+        fs.atimes().Forget(id);
+        s = fs.catalog().SetEntryAtime(id, *atime);
+      }
+      if (s.ok() && owner_change)
+        s = fs.catalog().SetEntryOwner(id, (to_set & FUSE_SET_ATTR_UID) ? int64_t{attr->st_uid} : -1,
+                                       (to_set & FUSE_SET_ATTR_GID) ? int64_t{attr->st_gid} : -1);
+      if (s.ok()) s = txn.Commit();
+      if (!s.ok()) return ReplyStatus(req, owner_change ? "chown" : "setattr", path, s);
     }
   }
   auto st = NodeAttr(fs, ino, spec);
@@ -246,7 +264,7 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Filesystem& fs = Fs(req);
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
-  auto spec = fs.ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req));
+  auto spec = fs.ns().Mkdir(ps, name, mode & ~fuse_req_ctx(req)->umask, UserName(req), RequestOwner(req));
   if (!spec.ok()) return ReplyStatus(req, "mkdir", fs.PathOf(parent, name), spec.status());
   DropListings(fs, ps, parent, name);
   PostFolderLinks(fs, ps);
@@ -267,7 +285,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
   if (!ParentSpec(req, parent, &ps)) return;
   Status ready = fs.EnsureEmptyObject();
   if (!ready.ok()) return ReplyStatus(req, "mknod", fs.PathOf(parent, name), ready);
-  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash());
+  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash(), RequestOwner(req));
   if (!e.ok()) return ReplyStatus(req, "mknod", fs.PathOf(parent, name), e.status());
   DropListings(fs, ps, parent, name);
   ReplyNewEntry(req, parent, name, Spec(NodeKind::kFile, e->id), "mknod");
@@ -324,7 +342,7 @@ void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* 
   Filesystem& fs = Fs(req);
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
-  auto e = fs.ns().Symlink(ps, name, link);
+  auto e = fs.ns().Symlink(ps, name, link, RequestOwner(req));
   if (!e.ok()) return ReplyStatus(req, "symlink", fs.PathOf(parent, name), e.status());
   DropListings(fs, ps, parent, name);
   ReplyNewEntry(req, parent, name, Spec(NodeKind::kSymlink, e->id), "symlink");

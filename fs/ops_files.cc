@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+#include <cstring>
 #include <memory>
+#include <sstream>
 
 #include "catalog/names.h"
 #include "fs/fuse_ops.h"
@@ -22,6 +25,76 @@ namespace {
 // Handles that can read keep the page cache: mmap needs it (rsync opens its
 // temporary file O_RDWR).
 unsigned WriteOnlyDirect(const fuse_file_info* fi) { return (fi->flags & O_ACCMODE) == O_WRONLY ? 1 : 0; }
+
+// The bits a write by the caller of `req` clears from a file of `mode`
+// and group `gid`, as the kernel's should_remove_suid for a local
+// filesystem (issue 18 point 5): none with CAP_FSETID in its effective
+// set; else setuid, and setgid when group-executable or when the caller is
+// not in the file's group. Read from /proc/<pid>/status, and only when the
+// file has such a bit.
+mode_t PrivsToKill(fuse_req_t req, mode_t mode, gid_t gid) {
+  if (!(mode & (S_ISUID | S_ISGID))) return 0;
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  bool fsetid = ctx->uid == 0, in_group = ctx->gid == gid;
+  if (FILE* f = std::fopen(("/proc/" + std::to_string(ctx->pid) + "/status").c_str(), "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      unsigned long long caps = 0;
+      if (std::sscanf(line, "CapEff: %llx", &caps) == 1) fsetid = (caps >> 4) & 1;  // CAP_FSETID
+      if (std::strncmp(line, "Groups:", 7) == 0) {
+        std::istringstream groups(line + 7);
+        for (unsigned long g; groups >> g;) in_group = in_group || g == gid;
+      }
+    }
+    std::fclose(f);
+  }
+  if (fsetid) return 0;
+  mode_t kill = mode & S_ISUID;
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || !in_group)) kill |= S_ISGID;
+  return kill;
+}
+
+// A write-only handle writes directly (WriteOnlyDirect): the kernel then
+// sends no SETATTR to clear setuid/setgid before the write; it flags the
+// WRITE instead (FUSE_WRITE_KILL_SUIDGID), which libfuse 3.14 does not
+// pass on. Through its page cache it sends one, but with the older rule
+// (setgid only when group-executable). So the open of any writable handle
+// decides, with the caller's credentials: its first write clears them.
+void NoteKillPrivs(fuse_req_t req, const struct stat& st, FileHandle& h) {
+  if (mode_t kill = PrivsToKill(req, st.st_mode & 07777, st.st_gid)) h.set_kill_privs(kill);
+}
+
+// The first write through a handle of NoteKillPrivs: clears `bits`, in
+// the pending version (a chmod it carries to its commit).
+void KillPrivs(Filesystem& fs, const FileHandle& h, mode_t bits) {
+  auto of = h.open_file();
+  if (!of) return;
+  {
+    std::lock_guard lock(of->mu);
+    mode_t mode;
+    if (of->pending_mode) {
+      mode = *of->pending_mode;
+    } else {
+      auto e = fs.catalog().EntryById(h.spec().record_id);
+      if (!e.ok()) return;
+      mode = e->mode & 07777;
+    }
+    if (!(mode & bits)) return;
+    of->pending_mode = mode & ~bits;
+    of->ctime_ns = NowNs();
+  }
+  fs.invalidator().PostAttrs(NodeKind::kFile, h.spec().record_id);
+}
+
+// A read of a file whose atime is due (fs/atimes.h): moves it, and drops
+// the attributes the kernel caches for the file's inodes, before the open
+// replies (the kernel drops its cached atime after a READ, but no READ may
+// come: see OpenHandle). An open holds no lock the notice needs.
+void NoteAccess(Filesystem& fs, int64_t id, int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns) {
+  if (!fs.atimes().Accessed(id, atime_ns, mtime_ns, ctime_ns)) return;
+  fs.invalidator().PostAttrs(NodeKind::kFile, id);
+  fs.invalidator().Drain();
+}
 
 // A writable handle on file `entry_id`: one more writer of its versions;
 // `truncate` empties it first, `mtime_ns` seeds the pending version's time
@@ -123,7 +196,14 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       }
       if (live) {
         fi->keep_cache = 0;
-        return std::shared_ptr<FileHandle>(std::make_shared<LiveHandle>(spec, ino, false, of));
+        auto h = std::make_shared<LiveHandle>(spec, ino, false, of);
+        if (fs.atimes().enabled() && !(fi->flags & O_NOATIME)) {
+          auto st = NodeAttr(fs, ino, spec);  // the pending version's times (atime: relatime)
+          if (st.ok())
+            NoteAccess(fs, spec.record_id, TimespecToNs(st->st_atim), TimespecToNs(st->st_mtim),
+                       TimespecToNs(st->st_ctim));
+        }
+        return std::shared_ptr<FileHandle>(std::move(h));
       }
       SFS_ASSIGN_OR_RETURN(Entry e, fs.catalog().EntryById(spec.record_id));
       SFS_ASSIGN_OR_RETURN(auto fd, OpenEntryObject(fs.store(), fs.empty_hash(), e, fs.PathOf(ino)));
@@ -132,8 +212,14 @@ Result<std::shared_ptr<FileHandle>> OpenHandle(Filesystem& fs, const NodeSpec& s
       fi->keep_cache = fs.page_cache().Keep(ino, e.hash);
       // The file's versions are held so an unlink or rename over the file
       // can leave its record to this handle (fstat of an open, deleted file).
-      return std::shared_ptr<FileHandle>(
-          std::make_shared<ObjectHandle>(spec, ino, fs.files().Acquire(spec.record_id), std::move(fd), e.hash));
+      auto h = std::make_shared<ObjectHandle>(spec, ino, fs.files().Acquire(spec.record_id), std::move(fd), e.hash);
+      // relatime (fs/atimes.h): the open of a file for reading moves a due
+      // atime. Not its first READ: the kernel answers reads from its page
+      // cache (keep_cache), those of an empty file and those past the size
+      // it knows without asking, so a READ may never come. O_NOATIME (the
+      // owner's backup tools) is honoured, as a local filesystem does.
+      if (!(fi->flags & O_NOATIME)) NoteAccess(fs, e.id, e.atime_ns, e.mtime_ns, e.ctime_ns);
+      return std::shared_ptr<FileHandle>(std::move(h));
     }
     case NodeKind::kSidecar:
     case NodeKind::kStatusFile:
@@ -213,6 +299,7 @@ void ReplyWritableCreate(fuse_req_t req, fuse_file_info* fi, fuse_ino_t parent, 
     return ReplyStatus(req, "create", path, h.status());
   }
   fi->direct_io = WriteOnlyDirect(fi);
+  NoteKillPrivs(req, *st, **h);
   ReplyCreate(req, fi, node, *st, std::move(*h));
 }
 
@@ -242,6 +329,14 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // close() of a read-only handle has nothing to report (OpFlush acts on
   // writers only): spare the FLUSH round trip (cat, cmp, rsync's lchmod).
   if (!(*h)->writable()) fi->noflush = 1;
+  // O_TRUNC truncates in the OPEN (atomic_o_trunc): the kernel's SETATTR
+  // that would clear setuid/setgid is not sent either, so they go now.
+  if ((*h)->writable() && node->spec.kind == NodeKind::kFile) {
+    auto st = NodeAttr(fs, ino, node->spec);
+    if (st.ok()) NoteKillPrivs(req, *st, **h);
+    if (fi->flags & O_TRUNC)
+      if (mode_t kill = (*h)->take_kill_privs()) KillPrivs(fs, **h, kill);
+  }
   fi->fh = fs.AddHandle(std::move(*h));
   if (fuse_reply_open(req, fi) != 0) DropUnrepliedHandle(fs, fi->fh);
   SFS_FUSE_CATCH("open")
@@ -274,7 +369,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   Status ready = fs.EnsureEmptyObject();
   if (!ready.ok()) return ReplyStatus(req, "create", path, ready);
-  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash());
+  auto e = fs.ns().CreateFile(ps, name, mode & ~fuse_req_ctx(req)->umask, fs.empty_hash(), RequestOwner(req));
   if (!e.ok()) {
     // O_CREAT without O_EXCL on an existing name is an open.
     if (e.status().is_exists() && !(fi->flags & O_EXCL)) {
@@ -305,6 +400,8 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
   Filesystem& fs = Fs(req);
   auto h = Handle(req, fi);
   if (!h) return (void)fuse_reply_err(req, EBADF);
+  // Before the data, as a local filesystem does (file_remove_privs).
+  if (mode_t kill = h->take_kill_privs()) KillPrivs(fs, *h, kill);
   bool answered = false;
   Status s = h->Write(fs, buf, size, off, [&] {
     fuse_reply_write(req, size);

@@ -61,7 +61,9 @@ void Usage(std::ostream& out) {
          "  SOURCE         as mount(8) passes it: a configuration file, or a word\n"
          "                 without '/' (e.g. samplefs) for the default configuration\n"
          "  -o ro          read-only catalog\n"
-         "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf)\n"
+         "  -o allow_other let other users in (needs user_allow_other in /etc/fuse.conf);\n"
+         "                 files and folders then show the owners they record\n"
+         "  -o noatime     reads do not update access times (default: relatime)\n"
          "  -o sync_close  close() returns once the file is durable and recorded\n"
          "                 (default: recorded in batches right after close; fsync waits)\n"
          "  -o write_behind_min_free=SIZE|off\n"
@@ -491,6 +493,10 @@ int main(int argc, char** argv) {
   bool create = false, nonempty = false;
   for (const auto& o : args.options) {
     if (o == "ro") mopts.read_only = true;
+    // Passed on to libfuse as well (the kernel's own flag, and allow_other
+    // lets other users in); the daemon needs them for atimes and owners.
+    if (o == "noatime") mopts.noatime = true;
+    if (o == "allow_other") mopts.allow_other = true;
     if (o.rfind("write_behind_min_free=", 0) == 0) {
       auto v = ParseSize(o.substr(o.find('=') + 1));
       if (!v) {

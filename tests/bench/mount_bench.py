@@ -570,6 +570,15 @@ class Bench:
             self.results.note(S, f"The {hb} copy ran {rounds} times in alternating order: the best time "
                                  f"and the largest peak RSS are shown.")
 
+        self.bench_smallcopy()
+
+        # A large write straight into the mount: memory must stay flat.
+        self.bench_huge()
+
+    def bench_smallcopy(self):
+        """cp -r, rsync -a, tar -x and rm -rf of the small files (part of
+        "copy"; alone with --only smallcopy)."""
+        S = "copy"
         n, size = self.sz["small_n"], self.sz["small_size"]
         what = f"{human_count(n)} x {human_bytes(size)}"
         ops = [
@@ -604,7 +613,8 @@ class Bench:
         self.results.note(S, "rm -rf ran 2 rounds in alternating order (the cp and the tar trees): "
                              "the best time is shown.")
 
-        # A large write straight into the mount: memory must stay flat.
+    def bench_huge(self):
+        S = "copy"
         huge = self.sz["huge"]
         log(f"copying data in: {human_bytes(huge)} from /dev/zero into samplefs (peak RSS)")
         pid = self.pid("samplefs")
@@ -710,7 +720,12 @@ class Bench:
                 log(f"  {'read warm (best of 2)':<38} {t:<9} {warm:8.2f} s ({big / MIB / warm:.0f} MiB/s)")
         if rounds > 1:
             self.results.note(S, f"Reads ran {rounds} rounds in alternating order; the best of each is shown.")
+        self.bench_listings()
 
+    def bench_listings(self):
+        """find and ls -lR of the listing tree (part of "reads"; alone with
+        --only listings)."""
+        S = "reads"
         nfiles = self.sz["list_dirs"] * self.sz["list_per_dir"]
         what = f"{human_count(nfiles)} files / {human_count(self.sz['list_dirs'])} folders"
         for tool, cmd in (("find", "find {} > /dev/null"), ("ls -lR", "ls -lR {} > /dev/null")):
@@ -874,7 +889,9 @@ class Bench:
         self.setup()
         log(f"setup done in {time.monotonic() - t_start:.0f} s")
         try:
-            for g in ("copy", "fsync", "reads", "xattrs", "query", "contention"):
+            # smallcopy and listings are parts of copy and reads, for runs
+            # that need only them (--only smallcopy,listings).
+            for g in ("copy", "smallcopy", "fsync", "reads", "listings", "xattrs", "query", "contention"):
                 if g in groups:
                     getattr(self, f"bench_{g}")()
         finally:
@@ -1038,7 +1055,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test, ~3 min)")
     ap.add_argument("--workdir", default="/var/tmp/samplefs-bench/mount",
                     help="scratch directory on the disk under test (removed first and at the end)")
-    ap.add_argument("--only", help="comma-separated groups: copy,fsync,reads,xattrs,query,contention")
+    ap.add_argument("--only", help="comma-separated groups: copy,fsync,reads,xattrs,query,contention; "
+                                   "smallcopy (copy's 10,000 small files only), listings (reads' find and "
+                                   "ls -lR only)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     ap.add_argument("--rounds", type=int, default=2,
                     help="rounds of the large-file copy and read, alternating the order (best is kept)")

@@ -1693,6 +1693,83 @@ TEST_P(CatalogTest, MoveEntryRenamesAndMoves) {
 // Issue 18: a folder's times follow its entries (create, delete, rename in
 // and out), its subfolder count follows mkdir/rmdir/move of folders, and
 // an entry's ctime follows every change of it but not its mtime.
+// Schema v7 (issue 18, points 1, 6 and 8): atime and owners are stored as
+// given, times before 1970 too; reads' atimes go in one batch without
+// touching ctime; utimensat's atime and chown move ctime.
+TEST_P(CatalogTest, AtimeOwnersAndTimesBefore1970) {
+  World w = NewWorld();
+  Entry e;
+  e.parent_id = w.root.id;
+  e.name = "old.tif";
+  e.hash = HashN(3);
+  e.mtime_ns = -157766400000000001;  // 1965, one nanosecond before a second
+  e.atime_ns = -1;
+  e.uid = 1234;
+  e.gid = 5678;
+  Entry f = MUST(c_->CreateEntry(e));
+  EXPECT_EQ(f.mtime_ns, -157766400000000001);
+  EXPECT_EQ(f.atime_ns, -1);
+  EXPECT_EQ(f.uid, 1234);
+  EXPECT_EQ(f.gid, 5678);
+  EXPECT_EQ(Row("SELECT mtime_ns, atime_ns, uid, gid FROM entry WHERE id = " + std::to_string(f.id), 4),
+            "-157766400000000001|-1|1234|5678");
+  // Not given: atime is the mtime, the owner not recorded.
+  Entry g = NewFile(w.root.id, "g.tif");
+  EXPECT_EQ(g.atime_ns, g.mtime_ns);
+  EXPECT_EQ(g.uid, -1);
+  EXPECT_EQ(Row("SELECT uid, gid FROM entry WHERE id = " + std::to_string(g.id), 2), "NULL|NULL");
+  // UpdateEntry leaves atime and owner alone.
+  f.mtime_ns = -1;
+  f.atime_ns = 42;
+  f.uid = 1;
+  ASSERT_OK(c_->UpdateEntry(f));
+  Entry back = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(back.mtime_ns, -1);
+  EXPECT_EQ(back.atime_ns, -1);
+  EXPECT_EQ(back.uid, 1234);
+  // A batch of reads' atimes: no ctime change, gone ids skipped.
+  ASSERT_OK(c_->db().Exec("UPDATE entry SET ctime_ns = 7 WHERE id IN (" + std::to_string(f.id) + ", " +
+                          std::to_string(g.id) + ")"));
+  ASSERT_OK(c_->SetAtimes({{f.id, 100}, {g.id, 200}, {999999, 300}}));
+  EXPECT_EQ(MUST(c_->EntryById(f.id)).atime_ns, 100);
+  EXPECT_EQ(MUST(c_->EntryById(g.id)).atime_ns, 200);
+  EXPECT_EQ(MUST(c_->EntryById(f.id)).ctime_ns, 7);
+  // utimensat's atime and chown/chgrp are status changes.
+  ASSERT_OK(c_->SetEntryAtime(f.id, -5));
+  back = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(back.atime_ns, -5);
+  EXPECT_GT(back.ctime_ns, 7);
+  ASSERT_OK(c_->SetEntryOwner(g.id, -1, 99));
+  back = MUST(c_->EntryById(g.id));
+  EXPECT_EQ(back.uid, -1);
+  EXPECT_EQ(back.gid, 99);
+  EXPECT_GT(back.ctime_ns, 7);
+  ASSERT_OK(c_->SetEntryOwner(g.id, 5, -1));
+  EXPECT_EQ(Row("SELECT uid, gid FROM entry WHERE id = " + std::to_string(g.id), 2), "5|99");
+  EXPECT_TRUE(c_->SetEntryOwner(999999, 1, 1).is_not_found());
+  EXPECT_TRUE(c_->SetEntryAtime(999999, 1).is_not_found());
+  EXPECT_EQ(c_->SetEntryOwner(g.id, -1, -1).code(), Code::kOk);
+}
+
+// The 6 -> 7 step on this engine (PostgreSQL has no file to build an old
+// catalog in, so the columns are dropped from a fresh one): atime starts at
+// the mtime, owners unrecorded.
+TEST_P(CatalogTest, MigratesVersion6ToAtimeAndOwners) {
+  if (!postgres() && !GetParam().file_backed) GTEST_SKIP() << "needs a catalog to reopen";
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "f.tif");
+  ASSERT_OK(c_->db().Exec("ALTER TABLE entry DROP COLUMN atime_ns; ALTER TABLE entry DROP COLUMN uid; "
+                          "ALTER TABLE entry DROP COLUMN gid; "
+                          "UPDATE meta SET value = '6' WHERE key = 'schema_version'"));
+  Reopen();
+  EXPECT_EQ(c_->schema_version(), kSchemaVersion);
+  Entry back = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(back.atime_ns, f.mtime_ns);
+  EXPECT_EQ(back.uid, -1);
+  EXPECT_EQ(back.gid, -1);
+  EXPECT_EQ(Columns("entry").find("atime_ns,uid,gid") != std::string::npos, true) << Columns("entry");
+}
+
 TEST_P(CatalogTest, FolderTimesCtimeAndSubfolders) {
   World w = NewWorld();
   auto now = [] {

@@ -169,10 +169,10 @@ class CatalogFileTest : public ::testing::Test {
 TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
   auto c = Must(Catalog::OpenSqlite(path_));
   EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 6);
+  EXPECT_EQ(kSchemaVersion, 7);
   c.reset();
   RawDb db(path_);
-  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+  EXPECT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(kSchemaVersion));
   // Reopening changes nothing.
   auto before = SchemaOf(path_);
   auto again = Must(Catalog::OpenSqlite(path_));
@@ -315,6 +315,40 @@ TEST_F(CatalogFileTest, MigratesVersion3WithItsData) {
   Entry a = Must(c->EntryByName(pos0.id, "a.tif"));
   EXPECT_EQ(a.ctime_ns, 1700000000000000001);
   EXPECT_EQ(a.subfolders, 0);
+  c.reset();
+  const std::string fresh = dir_ + "/fresh.db";
+  Must(Catalog::OpenSqlite(fresh)).reset();
+  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+}
+
+// A version 6 catalog gains entry.atime_ns (its mtime, including a time
+// before 1970) and entry.uid/gid (not recorded: NULL, shown as the
+// mounting user), keeps its data, and ends with the fresh schema (issue 18,
+// points 1 and 8).
+TEST_F(CatalogFileTest, MigratesVersion6WithItsData) {
+  {
+    RawDb db(path_);
+    std::string ladder;
+    for (int v = 1; v < 6; ++v) ladder += SqliteMigrationSql(v);
+    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + ladder +
+                "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns, ctime_ns) "
+                "VALUES (15, 1, 2, 'old', 'folder', 493, -123456789, 5);"
+                "COMMIT;");
+    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+  }
+  auto c = Must(Catalog::OpenSqlite(path_));
+  EXPECT_EQ(c->schema_version(), kSchemaVersion);
+  Entry root = Must(c->FilesRoot(1));
+  Entry pos0 = Must(c->EntryByName(root.id, "Pos0"));
+  Entry old = Must(c->EntryByName(pos0.id, "old"));
+  EXPECT_EQ(old.atime_ns, -123456789);
+  EXPECT_EQ(old.mtime_ns, -123456789);
+  EXPECT_EQ(old.ctime_ns, 5);
+  EXPECT_EQ(old.uid, -1);
+  EXPECT_EQ(old.gid, -1);
+  Entry a = Must(c->EntryByName(pos0.id, "a.tif"));
+  EXPECT_EQ(a.atime_ns, 1700000000000000001);
+  EXPECT_EQ(a.uid, -1);
   c.reset();
   const std::string fresh = dir_ + "/fresh.db";
   Must(Catalog::OpenSqlite(fresh)).reset();
@@ -623,7 +657,7 @@ TEST(SchemaSqlTest, LadderIsComplete) {
   EXPECT_TRUE(SqliteMigrationSql(kSchemaVersion).empty());
   EXPECT_TRUE(SqliteMigrationSql(0).empty());
   EXPECT_THAT(SqliteSchemaV1Sql(), HasSubstr("'schema_version', '1'"));
-  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '6'"));
+  EXPECT_THAT(SqliteSchemaSql(), HasSubstr("'schema_version', '7'"));
 }
 
 }  // namespace

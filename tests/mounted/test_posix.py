@@ -13,7 +13,21 @@ import tempfile
 import time
 import unittest
 
-from mountlib import MountedTestCase
+from mountlib import MountedTestCase, SAMPLECTL
+
+NOBODY = 65534
+DAY_NS = 86400 * 10**9
+
+
+def as_user(uid, *cmd, groups=None, cwd=None):
+    """Runs cmd as uid (gid = uid, supplementary `groups` or none)."""
+    g = ["--groups=" + ",".join(str(x) for x in groups)] if groups else ["--clear-groups"]
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", *g, *cmd],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def needs_root(test):
+    return unittest.skipUnless(os.getuid() == 0, "needs root to act as other users")(test)
 
 # Long enough for any clock (the mount records nanoseconds, a local
 # filesystem's coarse clock ticks every few milliseconds).
@@ -256,6 +270,315 @@ class SetgidFolders(PosixTestCase):
             return (oct(os.stat(os.path.join(g, "sub")).st_mode & 0o7777),
                     bool(os.stat(os.path.join(g, "f")).st_mode & 0o2000))
         self.assertEqual(self.assertSameAsLocal(scenario), (oct(0o2755), False))
+
+
+class Atime(PosixTestCase):
+    """Point 1: atime is stored: utimensat sets it, a read moves it as
+    relatime does (not newer than mtime/ctime, or a day old), all paths of
+    a file agree, and it reaches the catalog in batches."""
+
+    def test_touch_a_sets_atime(self):
+        # The issue's example: touch -a -d @1900000000 a; stat -c '%X %Y'.
+        def scenario(root):
+            a = os.path.join(root, "a")
+            subprocess.run(["touch", a], check=True)
+            subprocess.run(["touch", "-a", "-d", "@1900000000", a], check=True)
+            st = os.stat(a)
+            return (st.st_atime_ns, st.st_atime_ns != st.st_mtime_ns)
+        self.assertEqual(self.assertSameAsLocal(scenario), (1900000000 * 10**9, True))
+
+    def test_utime_sets_both_exactly(self):
+        def scenario(root):
+            a = os.path.join(root, "a")
+            with open(a, "w") as f:
+                f.write("x")
+            os.utime(a, ns=(1234567890123456789, 1000000000000000001))
+            st = os.stat(a)
+            return (st.st_atime_ns, st.st_mtime_ns)
+        self.assertEqual(self.assertSameAsLocal(scenario), (1234567890123456789, 1000000000000000001))
+
+    def read(self, p):
+        with open(p, "rb") as f:
+            f.read()
+
+    def relatime(self, root):
+        p = os.path.join(root, "r")
+        with open(p, "w") as f:
+            f.write("data")
+        out = []
+        now = time.time_ns()
+        # An atime older than the mtime moves on a read.
+        os.utime(p, ns=(now - 2 * 3600 * 10**9, now - 3600 * 10**9))
+        before = os.stat(p).st_atime_ns
+        # Later than the utime's ctime, even for a coarse clock.
+        time.sleep(TICK)
+        self.read(p)
+        moved = os.stat(p).st_atime_ns
+        out.append(moved > before)
+        # Just moved: newer than mtime and ctime, so the next read leaves it.
+        time.sleep(TICK)
+        self.read(p)
+        out.append(os.stat(p).st_atime_ns == moved)
+        # A write (new mtime) makes it due again.
+        time.sleep(TICK)
+        with open(p, "a") as f:
+            f.write("more")
+        self.read(p)
+        out.append(os.stat(p).st_atime_ns > moved)
+        # An atime in the future is never due.
+        os.utime(p, ns=(now + DAY_NS, now - 3600 * 10**9))
+        self.read(p)
+        out.append(os.stat(p).st_atime_ns == now + DAY_NS)
+        return out
+
+    def test_read_moves_atime_as_relatime(self):
+        self.assertEqual(self.assertSameAsLocal(self.relatime), [True, True, True, True])
+
+    def test_o_noatime_leaves_it(self):
+        def scenario(root):
+            p = os.path.join(root, "n")
+            with open(p, "w") as f:
+                f.write("data")
+            os.utime(p, ns=(10**18, 10**18 + 1))
+            fd = os.open(p, os.O_RDONLY | os.O_NOATIME)
+            os.read(fd, 10)
+            os.close(fd)
+            return os.stat(p).st_atime_ns
+        self.assertEqual(self.assertSameAsLocal(scenario), 10**18)
+
+    def test_all_paths_agree_and_the_catalog_gets_it_in_batches(self):
+        p = os.path.join(self.files, "r")
+        with open(p, "w") as f:
+            f.write("data")
+        os.utime(p, ns=(10**18, 10**18 + 1))
+        deadline = time.time() + 10
+        while self.m.sql("SELECT size FROM entry WHERE name = 'r'")[0][0] != 4 and time.time() < deadline:
+            time.sleep(0.05)
+        species_path = self.m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files", "r")
+        self.read(species_path)
+        a = os.stat(p).st_atime_ns
+        self.assertGreater(a, 10**18 + 1)
+        self.assertEqual(os.stat(species_path).st_atime_ns, a)
+        self.assertEqual(os.lstat(p).st_atime_ns, a)
+        # A listing with attributes agrees too.
+        self.run_tool("ls", "-l", self.files)
+        self.assertEqual(os.stat(p).st_atime_ns, a)
+        # Written by the next batch (a few seconds), not by the read.
+        deadline = time.time() + 15
+        while self.m.sql("SELECT atime_ns FROM entry WHERE name = 'r'")[0][0] != a and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.m.sql("SELECT atime_ns FROM entry WHERE name = 'r'")[0][0], a)
+        # Another read soon after changes nothing, in memory or in the catalog.
+        self.read(p)
+        self.assertEqual(os.stat(p).st_atime_ns, a)
+
+    def test_unmount_writes_pending_atimes(self):
+        p = os.path.join(self.files, "u")
+        with open(p, "w") as f:
+            f.write("data")
+        os.utime(p, ns=(10**18, 10**18 + 1))
+        self.read(p)
+        a = os.stat(p).st_atime_ns
+        self.m.stop()
+        self.assertEqual(self.m.sql("SELECT atime_ns FROM entry WHERE name = 'u'")[0][0], a)
+        self.m.start()
+        self.assertEqual(os.stat(p).st_atime_ns, a)
+
+
+class NoatimeMount(PosixTestCase):
+    """Point 1: a noatime mount never moves an atime on a read (as a local
+    read with O_NOATIME), but utimensat still sets it."""
+    mount_options = ("noatime",)
+
+    def test_reads_leave_atime(self):
+        def scenario(root, local):
+            p = os.path.join(root, "n")
+            with open(p, "w") as f:
+                f.write("data")
+            os.utime(p, ns=(10**18, 10**18 + 1))
+            fd = os.open(p, os.O_RDONLY | (os.O_NOATIME if local else 0))
+            os.read(fd, 10)
+            os.close(fd)
+            return os.stat(p).st_atime_ns
+        self.assertEqual(scenario(self.files, False), scenario(self.local, True))
+        self.assertEqual(scenario(self.files, False), 10**18)
+        time.sleep(AtimeWait)
+        self.assertEqual(self.m.sql("SELECT atime_ns FROM entry WHERE name = 'n'")[0][0], 10**18)
+
+
+# Longer than the atime batches' interval (fs/atimes.h, 5 s).
+AtimeWait = 6
+
+
+class SetuidAfterWrite(PosixTestCase):
+    """Point 5: a write by another user clears setuid (and setgid with
+    group execute), through any descriptor, as on a local filesystem."""
+    mount_options = ("allow_other",)
+
+    @needs_root
+    def test_write_by_another_user_clears_setuid_setgid(self):
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.local, 0o755)
+        writes = ["printf x >> s", "printf x > s", "exec 3<> s; printf x >&3", ": > s"]
+        def scenario(root):
+            out = []
+            for mode in (0o4777, 0o2777, 0o2767, 0o6777):
+                for w in writes:
+                    s = os.path.join(root, "s")
+                    with open(s, "w") as f:
+                        f.write("data")
+                    os.chmod(s, mode)
+                    r = as_user(NOBODY, "sh", "-c", w, cwd=root)
+                    out.append((oct(mode), w, r.returncode, oct(os.stat(s).st_mode & 0o7777)))
+                    os.unlink(s)
+            return out
+        result = self.assertSameAsLocal(scenario)
+        self.assertIn(("0o4777", "printf x >> s", 0, "0o777"), result)
+
+    @needs_root
+    def test_root_keeps_them(self):
+        def scenario(root):
+            s = os.path.join(root, "s")
+            with open(s, "w") as f:
+                f.write("data")
+            os.chmod(s, 0o6777)
+            subprocess.run(["sh", "-c", "printf x >> s"], cwd=root, check=True)
+            return oct(os.stat(s).st_mode & 0o7777)
+        self.assertEqual(self.assertSameAsLocal(scenario), "0o6777")
+
+
+class TimesBefore1970(PosixTestCase):
+    """Point 6: times before 1970 are kept exactly: stat, catalog, dump."""
+
+    def test_touch_minus_one(self):
+        def scenario(root):
+            t = os.path.join(root, "t")
+            subprocess.run(["touch", t], check=True)
+            subprocess.run(["touch", "-m", "-d", "@-1", t], check=True)
+            st = os.stat(t)
+            return (st.st_mtime_ns, st.st_mtime)
+        self.assertEqual(self.assertSameAsLocal(scenario), (-10**9, -1.0))
+        self.assertEqual(self.m.sql("SELECT mtime_ns FROM entry WHERE name = 't'")[0][0], -10**9)
+
+    def test_cp_a_of_a_file_from_1965(self):
+        src = tempfile.mkdtemp(prefix="samplefs-src-")
+        self.addCleanup(shutil.rmtree, src, True)
+        old = os.path.join(src, "old.tif")
+        with open(old, "w") as f:
+            f.write("1965")
+        t1965 = -157766400 * 10**9 + 123456789  # 1965-01-01 + 0.123456789 s
+        os.mkdir(os.path.join(src, "d"))
+        def scenario(root):
+            # Again for each run: cp's read moves the source's atime.
+            os.utime(old, ns=(t1965 - 10**9, t1965))
+            os.utime(os.path.join(src, "d"), ns=(t1965, t1965 - 1))
+            subprocess.run(["cp", "-a", old, os.path.join(src, "d"), root], check=True)
+            st, sd = os.stat(os.path.join(root, "old.tif")), os.stat(os.path.join(root, "d"))
+            return (st.st_mtime_ns, st.st_atime_ns, sd.st_mtime_ns, sd.st_atime_ns)
+        self.assertEqual(self.assertSameAsLocal(scenario), (t1965, t1965 - 10**9, t1965 - 1, t1965))
+        deadline = time.time() + 10
+        while self.m.sql("SELECT size FROM entry WHERE name = 'old.tif'")[0][0] != 4 and time.time() < deadline:
+            time.sleep(0.05)
+        deadline = time.time() + 15
+        while (self.m.sql("SELECT mtime_ns, atime_ns FROM entry WHERE name = 'old.tif'")[0] != (t1965, t1965 - 10**9)
+               and time.time() < deadline):
+            time.sleep(0.2)
+        self.assertEqual(self.m.sql("SELECT mtime_ns, atime_ns FROM entry WHERE name = 'old.tif'")[0],
+                         (t1965, t1965 - 10**9))
+        # dump keeps them, load brings them back to a new catalog.
+        self.m.stop()
+        dump = subprocess.run([SAMPLECTL, "--config", self.m.config, "dump"], capture_output=True,
+                              text=True, check=True).stdout
+        self.assertIn(f'"mtime_ns": {t1965}', dump)
+        self.assertIn(f'"atime_ns": {t1965 - 10**9}', dump)
+        self.m.start()
+        self.assertEqual(os.stat(os.path.join(self.files, "old.tif")).st_mtime_ns, t1965)
+
+
+class Owners(PosixTestCase):
+    """Point 8: with allow_other, entries record and show their creator;
+    sticky folders, chown by root and chgrp by the owner work as locally."""
+    mount_options = ("allow_other",)
+
+    def setUp(self):
+        super().setUp()
+        if os.getuid() != 0:
+            self.skipTest("needs root to act as other users")
+        os.chmod(self.tmp, 0o755)
+        os.chmod(self.local, 0o755)
+        os.chmod(self.files, 0o777)
+        os.chmod(self.local, 0o777)
+
+    def test_creator_owns_files_and_folders(self):
+        def scenario(root):
+            for cmd in (["touch", "f"], ["mkdir", "d"], ["ln", "-s", "f", "l"], ["sh", "-c", "echo x > g"]):
+                self.assertEqual(as_user(NOBODY, *cmd, cwd=root).returncode, 0, cmd)
+            return [(n, os.lstat(os.path.join(root, n)).st_uid, os.lstat(os.path.join(root, n)).st_gid)
+                    for n in ("f", "d", "l", "g")]
+        self.assertEqual(self.assertSameAsLocal(scenario), [(n, NOBODY, NOBODY) for n in ("f", "d", "l", "g")])
+        rows = self.m.sql("SELECT name, uid, gid FROM entry WHERE name IN ('f', 'd', 'l', 'g') ORDER BY name")
+        self.assertEqual(rows, [(n, NOBODY, NOBODY) for n in ("d", "f", "g", "l")])
+
+    def test_own_folder_in_a_sticky_folder(self):
+        def scenario(root):
+            st = os.path.join(root, "shared")
+            os.mkdir(st)
+            os.chmod(st, 0o1777)
+            out = [as_user(NOBODY, "mkdir", "shared/mine", cwd=root).returncode,
+                   as_user(NOBODY, "touch", "shared/theirs", cwd=root).returncode]
+            # Another user may not remove them; their owner may.
+            out.append(as_user(1000, "rmdir", "shared/mine", cwd=root).returncode)
+            out.append(as_user(1000, "rm", "-f", "shared/theirs", cwd=root).returncode)
+            out.append(as_user(NOBODY, "rmdir", "shared/mine", cwd=root).returncode)
+            out.append(as_user(NOBODY, "rm", "shared/theirs", cwd=root).returncode)
+            out.append(sorted(os.listdir(st)))
+            return out
+        self.assertEqual(self.assertSameAsLocal(scenario), [0, 0, 1, 1, 0, 0, []])
+
+    def test_chown_by_root_and_chgrp_by_the_owner(self):
+        def scenario(root):
+            f = os.path.join(root, "f")
+            open(f, "w").close()
+            os.chmod(f, 0o6755)
+            out = []
+            os.chown(f, NOBODY, NOBODY)
+            st = os.stat(f)
+            # chown of a setuid file clears setuid/setgid (as a local one).
+            out.append((st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)))
+            # The owner: to a group of theirs yes, to another no; never chown.
+            out.append(as_user(NOBODY, "chgrp", "100", "f", groups=[NOBODY, 100], cwd=root).returncode)
+            out.append(as_user(NOBODY, "chgrp", "1000", "f", groups=[NOBODY, 100], cwd=root).returncode)
+            out.append(as_user(NOBODY, "chown", "1000", "f", cwd=root).returncode)
+            out.append(as_user(1000, "chgrp", "1000", "f", groups=[1000], cwd=root).returncode)
+            st = os.stat(f)
+            out.append((st.st_uid, st.st_gid))
+            d = os.path.join(root, "d")
+            os.mkdir(d)
+            os.chown(d, 1000, 100)
+            out.append((os.stat(d).st_uid, os.stat(d).st_gid))
+            return out
+        self.assertEqual(self.assertSameAsLocal(scenario),
+                         [(NOBODY, NOBODY, "0o755"), 0, 1, 1, 1, (NOBODY, 100), (1000, 100)])
+        self.assertEqual(self.m.sql("SELECT uid, gid FROM entry WHERE name = 'f'"), [(NOBODY, 100)])
+
+    def test_setgid_folder_gives_its_group(self):
+        def scenario(root):
+            g = os.path.join(root, "g")
+            os.mkdir(g)
+            os.chown(g, 0, 100)
+            os.chmod(g, 0o2777)
+            as_user(NOBODY, "touch", "g/f", cwd=root)
+            as_user(NOBODY, "mkdir", "g/sub", cwd=root)
+            return [(os.stat(os.path.join(g, n)).st_uid, os.stat(os.path.join(g, n)).st_gid)
+                    for n in ("f", "sub")]
+        self.assertEqual(self.assertSameAsLocal(scenario), [(NOBODY, 100), (NOBODY, 100)])
+
+    def test_owners_survive_a_remount(self):
+        as_user(NOBODY, "touch", "f", cwd=self.files)
+        self.m.stop()
+        self.m.start()
+        self.assertEqual(os.stat(os.path.join(self.files, "f")).st_uid, NOBODY)
+
 
 if __name__ == "__main__":
     unittest.main()

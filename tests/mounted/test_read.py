@@ -964,7 +964,7 @@ class ReadViews(FixtureTestCase):
             "(SELECT count(*) FROM tag), (SELECT sum(size) FROM entry WHERE type = 'file')")[0]
         self.assertEqual(tuple(want[k] for k in ("species", "samples", "dyes", "slides", "images",
                                                   "files", "folders", "tags", "file_bytes")), sql)
-        self.assertEqual(j["schema_version"], 6)
+        self.assertEqual(j["schema_version"], 7)
         self.assertEqual(j["engine"], self.m.engine)
         # Where the catalog is, never with a password (there is none here:
         # the redaction itself is a catalog unit test).

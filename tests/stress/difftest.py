@@ -13,10 +13,13 @@ append) into one of a few descriptor slots, close, write at offsets (holes
 included), read, ftruncate, fsync, truncate by path, whole-file write and
 read (like cp and cat), rename (files and folders, over existing names),
 unlink, mkdir, rmdir, symlink, readlink, setxattr/getxattr/removexattr/
-listxattr of user.* attributes, chmod, stat, listdir. Every result is
+listxattr of user.* attributes, chmod, chown (the mount runs with
+allow_other), utime (exact atime/mtime back, times before 1970 included,
+ctime now), a read after utime (relatime: whether the atime moved), stat
+(mode, link count, owner), listdir. Every result is
 compared, and after about a third of the steps ("check") and at the end the
 whole tree: names, types, file sizes and bytes, permission bits of files,
-symlink targets and user.* attributes. (Not after every step: reading every
+symlink targets, link counts, owners and user.* attributes. (Not after every step: reading every
 file refills the kernel's page cache and hides bugs in what it caches.)
 
 Where samplefs legitimately differs from a plain directory, the operation
@@ -62,6 +65,10 @@ SLOTS = 4
 NAMES = ["a", "b", "c", "data.bin", "x y", "ü"]
 DIRS = ["d1", "d2", "sub"]
 XATTRS = ["user.t.one", "user.t.two", "user.t.3"]
+# Times for utime: before 1970 (with nanoseconds), around 1970, now-ish
+# and far ahead (an atime in the future is never due under relatime).
+TIMES_NS = [-157766400000000001, -1000000000, -1, 1, 1000000000123456789, 1500000000000000000,
+            4102444800000000000]
 OPEN_FLAGS = {
     "r": os.O_RDONLY,
     "rw": os.O_RDWR,
@@ -272,14 +279,38 @@ class Side:
         if kind == "chmod":
             os.chmod(self.p(op[1]), op[2])
             return None
+        if kind == "chown":
+            # The mount runs with allow_other, so owners are its own (issue 18).
+            os.chown(self.p(op[1]), op[2], op[3], follow_symlinks=False)
+            return None
+        if kind == "utime":
+            # Times given (before 1970 too) come back exactly; ctime is now,
+            # whatever they are (issue 18 points 1, 2 and 6).
+            _, rel, atime, mtime = op
+            before = time.time_ns()
+            os.utime(self.p(rel), ns=(atime, mtime), follow_symlinks=False)
+            st = os.lstat(self.p(rel))
+            return [st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns >= before - 10**7]
+        if kind == "atime":
+            # relatime: a read moves an atime not newer than mtime/ctime and
+            # leaves one in the future (issue 18 point 1).
+            _, rel, atime, mtime = op
+            p = self.p(rel)
+            if not stat.S_ISREG(os.lstat(p).st_mode):
+                return "not a file"
+            os.utime(p, ns=(atime, mtime))
+            with open(p, "rb") as f:
+                f.read(1)
+            st = os.stat(p)
+            return [st.st_atime_ns == atime, st.st_mtime_ns]
         if kind == "stat":
             st = os.lstat(self.p(op[1]))
             t = stat.S_IFMT(st.st_mode)
             if stat.S_ISREG(st.st_mode):
-                return [t, st.st_size, stat.S_IMODE(st.st_mode)]
+                return [t, st.st_size, stat.S_IMODE(st.st_mode), st.st_nlink, st.st_uid, st.st_gid]
             if stat.S_ISLNK(st.st_mode):
-                return [t, st.st_size]
-            return [t, stat.S_IMODE(st.st_mode)]
+                return [t, st.st_size, st.st_uid, st.st_gid]
+            return [t, stat.S_IMODE(st.st_mode), st.st_nlink, st.st_uid, st.st_gid]
         if kind == "listdir":
             return sorted(os.listdir(self.p(op[1])))
         raise ValueError(f"unknown operation {op!r}")
@@ -294,18 +325,19 @@ class Side:
                 try:
                     st = os.lstat(full)
                     if stat.S_ISLNK(st.st_mode):
-                        out[rel] = ("symlink", os.readlink(full))
+                        out[rel] = ("symlink", os.readlink(full), st.st_uid, st.st_gid)
                         continue
                     xattrs = {n: os.getxattr(full, n).decode() for n in sorted(os.listxattr(full))
                               if n.startswith("user.t.")}
                     if stat.S_ISDIR(st.st_mode):
                         # Link counts: 2 + subfolders, as a local filesystem's (issue 18).
-                        out[rel] = ("dir", oct(stat.S_IMODE(st.st_mode)), st.st_nlink, xattrs)
+                        out[rel] = ("dir", oct(stat.S_IMODE(st.st_mode)), st.st_nlink, st.st_uid, st.st_gid,
+                                    xattrs)
                     else:
                         with open(full, "rb") as f:
                             data = f.read()
                         out[rel] = ("file", st.st_size, len(data), digest(data), oct(stat.S_IMODE(st.st_mode)),
-                                    st.st_nlink, xattrs)
+                                    st.st_nlink, st.st_uid, st.st_gid, xattrs)
                 except OSError as e:
                     out[rel] = ("error", err_name(e))
         return out
@@ -370,7 +402,7 @@ class Generator:
             ("fsync", 3), ("truncate", 3), ("writefile", 6), ("readfile", 5), ("rename", 6),
             ("unlink", 4), ("mkdir", 5), ("rmdir", 3), ("symlink", 2), ("readlink", 1),
             ("setxattr", 4), ("getxattr", 2), ("removexattr", 1), ("listxattr", 1), ("chmod", 2),
-            ("stat", 4), ("listdir", 3),
+            ("stat", 4), ("listdir", 3), ("chown", 1), ("utime", 2), ("atime", 2),
         ]
         kind = r.choices([c for c, _ in choices], [w for _, w in choices])[0]
         if kind == "open":
@@ -422,6 +454,12 @@ class Generator:
         if kind == "chmod":
             return ["chmod", self.path(files, dirs, links, r.choice(["file", "file", "dir"])),
                     r.choice([0o600, 0o644, 0o444, 0o755, 0o700])]
+        if kind == "chown":
+            return ["chown", self.path(files, dirs, links), r.choice([0, 1000, 65534]), r.choice([0, 100, 65534])]
+        if kind == "utime":
+            return ["utime", self.path(files, dirs, links), r.choice(TIMES_NS), r.choice(TIMES_NS)]
+        if kind == "atime":
+            return ["atime", self.path(files, dirs, links, "file"), r.choice(TIMES_NS), r.choice(TIMES_NS)]
         if kind == "stat":
             return ["stat", self.path(files, dirs, links)]
         return ["listdir", r.choice(dirs)]
@@ -436,7 +474,8 @@ class Lab:
 
     def __init__(self, base):
         self.base = base
-        self.m = Mount(os.path.join(base, "mount"))
+        # allow_other: files show the owners they record (chown compared).
+        self.m = Mount(os.path.join(base, "mount"), options=("allow_other",))
         self.ref_base = os.path.join(base, "ref")
         os.makedirs(self.ref_base)
         self.n = 0
@@ -647,7 +686,10 @@ def concurrent(lab, workers, seconds, seed, ops_per_sequence, stats):
                     if rng.random() < 0.5 or os.path.islink(os.path.join(dirpath, n)):
                         continue
                     try:
-                        with open(os.path.join(dirpath, n), "rb") as f:
+                        # O_NOATIME: a read here must not move the atime a
+                        # worker's "atime" or "utime" step is comparing.
+                        fd = os.open(os.path.join(dirpath, n), os.O_RDONLY | os.O_NOATIME)
+                        with open(fd, "rb") as f:
                             while f.read(1 << 20):
                                 pass
                         with count_lock:

@@ -101,7 +101,8 @@ Result<Json> StoredFields(Catalog& cat, Entity entity, int64_t id) {
 // dump
 
 // The columns every entry query below selects, and their JSON.
-constexpr const char* kEntryCols = "e.id, p.path, e.type, e.size, e.hash, e.mode, e.mtime_ns, e.target, e.kind";
+constexpr const char* kEntryCols =
+    "e.id, p.path, e.type, e.size, e.hash, e.mode, e.mtime_ns, e.target, e.kind, e.atime_ns, e.uid, e.gid";
 Json EntryJson(const Statement& st, const std::string& path) {
   Json e;
   e["path"] = path;
@@ -109,6 +110,9 @@ Json EntryJson(const Statement& st, const std::string& path) {
   e["type"] = type;
   e["mode"] = st.Int(5);
   e["mtime_ns"] = st.Int(6);
+  e["atime_ns"] = st.Int(9);  // schema v7; an owner only when recorded
+  if (!st.IsNull(10)) e["uid"] = st.Int(10);
+  if (!st.IsNull(11)) e["gid"] = st.Int(11);
   e["kind"] = st.Text(8);
   if (type == "file") {
     e["size"] = st.Int(3);
@@ -566,8 +570,8 @@ class Loader {
     for (const auto& ej : arr) {
       std::string path = Str(ej, "path", where + " entry");
       std::string ew = where + " entry '" + path + "'";
-      CheckKeys(ej, ew, {"path", "type", "mode", "mtime_ns", "kind", "size", "hash", "target", "tags",
-                         "annotations"});
+      CheckKeys(ej, ew, {"path", "type", "mode", "mtime_ns", "atime_ns", "uid", "gid", "kind", "size", "hash",
+                         "target", "tags", "annotations"});
       Entry e;
       std::string type = Str(ej, "type", ew);
       if (type == "file") e.type = EntryType::kFile;
@@ -576,6 +580,13 @@ class Loader {
       else Fail(ew, "type must be file, folder or symlink, not '" + type + "'");
       e.mode = static_cast<uint32_t>(Int(ej, "mode", ew));
       e.mtime_ns = Int(ej, "mtime_ns", ew);
+      // Optional (dumps before schema v7): atime is then the mtime, the
+      // owner not recorded.
+      if (ej.contains("atime_ns")) e.atime_ns = Int(ej, "atime_ns", ew);
+      if (ej.contains("uid")) e.uid = Int(ej, "uid", ew);
+      if (ej.contains("gid")) e.gid = Int(ej, "gid", ew);
+      if (e.uid < -1 || e.gid < -1 || e.uid > UINT32_MAX || e.gid > UINT32_MAX)
+        Fail(ew, "uid and gid must be between 0 and 4294967295");
       e.kind = Str(ej, "kind", ew, false);
       if (e.kind.empty()) e.kind = "other";
       if (e.type == EntryType::kFile) {
@@ -592,6 +603,9 @@ class Loader {
         e.id = top_id;
         e.image_id = image_id;
         Check(cat_.UpdateEntry(e), ew);
+        // UpdateEntry writes neither atime nor owner.
+        Check(cat_.SetAtimes({{top_id, e.atime_ns == Entry::kTimeUnset ? e.mtime_ns : e.atime_ns}}), ew);
+        if (e.uid >= 0 || e.gid >= 0) Check(cat_.SetEntryOwner(top_id, e.uid, e.gid), ew);
         id = top_id;
       } else {
         if (path.empty()) {

@@ -302,7 +302,23 @@ class PostgresDatabase final : public Database {
   }
 
   // Runs a statement (the Step of a fresh execution).
-  Status Execute(PostgresStatement& st) { return Watch(ExecuteOnce(st)); }
+  //
+  // A reader (a read-only session outside any transaction: Catalog
+  // readers) whose connection died while it sat idle in the pool (the
+  // server restarted, failed over, or ended the session) learns so only
+  // from the next statement; that statement is run once more on a new
+  // connection instead of failing a lookup or readdir after the server is
+  // back. Reads outside a transaction are safe to repeat; the writer is
+  // not retried (a write may have been applied before the connection broke).
+  Status Execute(PostgresStatement& st) {
+    // Only a connection that looked alive: during an outage a dead one
+    // keeps failing at once (Reconnect's pace), without a second attempt.
+    const bool was_up = conn_ && PQstatus(conn_) == CONNECTION_OK;
+    Status s = ExecuteOnce(st);
+    if (!s.ok() && was_up && options_.read_only && !txn_open_ && PQstatus(conn_) == CONNECTION_BAD)
+      s = ExecuteOnce(st);
+    return Watch(s);
+  }
   Status ExecuteOnce(PostgresStatement& st) {
     SFS_RETURN_IF_ERROR(Ready());
     const int n = static_cast<int>(st.params_.size());

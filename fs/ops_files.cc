@@ -472,22 +472,38 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* f
   auto* object = dynamic_cast<ObjectHandle*>(in.get());
   auto of = out->open_file();
   if (object && out->writable() && of && off_in == 0 && off_out == 0) {
-    auto src = fs.catalog().EntryById(in->spec().record_id);
-    if (src.ok() && src->hash == object->opened_hash() && len >= src->size) {
+    // Both records are read and the copy written in one transaction (lock
+    // order: the file's lock, then the catalog's): outside one, the reads
+    // go to a reader connection and answer as before a transaction still
+    // open on another thread, and writing that back whole (mode, times,
+    // kind) undid a chmod, touch or copy committed in between.
+    std::optional<Entry> copied;
+    Status s;
+    {
       std::lock_guard lock(of->mu);
+      Transaction txn(fs.catalog());
+      s = txn.status();
+      auto src = fs.catalog().EntryById(in->spec().record_id);
       auto dst = fs.catalog().EntryById(out->spec().record_id);
-      if (dst.ok() && !of->writer && dst->size == 0 && of->error.ok()) {
+      if (s.ok() && src.ok() && src->hash == object->opened_hash() && len >= src->size && dst.ok() &&
+          !of->writer && dst->size == 0 && of->error.ok()) {
         dst->hash = src->hash;
         dst->size = src->size;
         dst->mtime_ns = NowNs();
-        Status s = fs.catalog().UpdateEntry(*dst);
-        if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs.PathOf(out->ino()), s);
-        // The kernel updates the written inode itself (a file has one
-        // inode for all its paths).
-        fs.invalidator().PostAttrs(NodeKind::kFile, dst->id, out->ino());
-        fuse_reply_write(req, src->size);
-        return;
+        s = fs.catalog().UpdateEntry(*dst);
+        if (s.ok()) s = txn.Commit();
+        if (s.ok()) copied = *dst;
+      } else {
+        s = Status::Ok();  // not such a copy: the kernel's fallback
       }
+    }
+    if (!s.ok()) return ReplyStatus(req, "copy_file_range", fs.PathOf(out->ino()), s);
+    if (copied) {
+      // The kernel updates the written inode itself (a file has one
+      // inode for all its paths).
+      fs.invalidator().PostAttrs(NodeKind::kFile, copied->id, out->ino());
+      fuse_reply_write(req, copied->size);
+      return;
     }
   }
   fuse_reply_err(req, EOPNOTSUPP);

@@ -2756,5 +2756,46 @@ TEST_P(CatalogTest, ReadersServeManyThreadsWithinTheirBound) {
   EXPECT_FALSE(s.ok());
 }
 
+// A PostgreSQL reader whose session ended while it sat idle in the pool
+// (the server restarted, or ended it) answers the next read on a new
+// session, as the writer does once the server is back. Without the retry,
+// the first read on each idle reader after a restart failed ("server
+// closed the connection unexpectedly": ECONNREFUSED for an ls), up to one
+// failure per reader of the mount.
+TEST_P(CatalogTest, PostgresReaderReconnectsAfterItsSessionEnded) {
+  if (!postgres()) GTEST_SKIP() << "PostgreSQL sessions only";
+  // The sessions of this database (other tests' schemas share it).
+  auto sessions = [&] {
+    std::set<int64_t> pids;
+    Statement* st = MUST(c_->db().Prepare(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"));
+    StatementScope scope(*st);
+    while (MUST(st->Step())) pids.insert(st->Int(0));
+    return pids;
+  };
+  const std::set<int64_t> before = sessions();
+  c_->EnableReaders(1);
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif", 1, 7);
+  // Reads outside any transaction opened the reader; it sits idle in the pool.
+  ASSERT_EQ(MUST(c_->EntryById(f.id)).size, 7u);
+  ASSERT_EQ(c_->readers_open(), 1);
+  std::vector<int64_t> reader;
+  for (int64_t pid : sessions())
+    if (!before.count(pid)) reader.push_back(pid);
+  ASSERT_EQ(reader.size(), 1u);
+  // End the reader's session, as a server restart does, and wait until
+  // it is gone.
+  ASSERT_OK(c_->db().Exec("SELECT pg_terminate_backend(" + std::to_string(reader[0]) + ")"));
+  for (int i = 0; i < 100 && sessions().count(reader[0]); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_FALSE(sessions().count(reader[0]));
+  auto again = c_->EntryById(f.id);
+  ASSERT_OK(again.status());
+  EXPECT_EQ(again->size, 7u);
+  EXPECT_EQ(MUST(c_->ListEntries(w.root.id, 0, 10)).size(), 1u);
+  EXPECT_EQ(c_->readers_open(), 1);
+}
+
 }  // namespace
 }  // namespace samplefs

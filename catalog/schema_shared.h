@@ -25,4 +25,17 @@ std::string ViewsV3(const std::string& views);
 // file_info of v4: v3's, without trashed entries and what is below them.
 std::string FileInfoV4(const std::string& views);
 
+// v4: the desktop trash (table trash, view trash_info); v5: live mounts
+// (mount_session); v6: entry.ctime_ns and entry.subfolders. In SQLite's
+// words (INTEGER ids and columns).
+extern const char* const kV4Trash;
+extern const char* const kV5MountSessions;
+extern const char* const kV6PosixTimes;
+// v7: entry.atime_ns, entry.uid, entry.gid.
+extern const char* const kV7AtimeOwners;
+
+// `sql` in PostgreSQL's words: "INTEGER PRIMARY KEY" becomes an identity
+// column (ids from a sequence, never reused), INTEGER becomes BIGINT.
+std::string ForPostgres(const std::string& sql);
+
 }  // namespace samplefs::schema

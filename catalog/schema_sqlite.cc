@@ -186,82 +186,9 @@ CREATE VIEW file_info AS
 
 // v3 is the same text on both engines: schema_shared.cc.
 
-// ---- Schema v4 (trash; issue 17.2). A block of its own so that it can be
-// renumbered when merged with other v4 work. ----
-// The desktop trash (docs/DECISIONS.md "Trash"): a trashed entry keeps its
-// row (and so its object: gc keeps every hash an entry names) but leaves the
-// namespace: it moves to its image's files/ root under the name
-// '/' || trash.id, which no file tool can create (names never hold '/').
-// file_info leaves out every path that starts with '/'; trash_info lists the
-// trash.
-const char* kV4Additions = R"SQL(
-CREATE TABLE trash (
-  id                 INTEGER PRIMARY KEY,
-  entry_id           INTEGER NOT NULL UNIQUE REFERENCES entry(id) ON DELETE CASCADE,
-  uid                INTEGER NOT NULL,
-  name               TEXT NOT NULL,
-  original_parent_id INTEGER REFERENCES entry(id) ON DELETE SET NULL,
-  original_name      TEXT NOT NULL,
-  original_path      TEXT NOT NULL,
-  deleted_at         TEXT NOT NULL,
-  UNIQUE (uid, name)
-);
-CREATE INDEX trash_deleted ON trash(deleted_at);
-CREATE VIEW trash_info AS
-  SELECT t.id AS trash_id, t.uid AS uid, t.name AS trash_name, t.original_path AS original_path,
-         t.deleted_at AS deleted_at, e.id AS entry_id, e.type AS type, e.size AS size,
-         e.hash AS hash, e.image_id AS image_id
-    FROM trash t JOIN entry e ON e.id = t.entry_id;
-)SQL";
+// v4 (trash), v5 (live mounts), v6 (POSIX times) and v7 (atime, owners)
+// are written once for both engines: schema_shared.cc.
 
-// ---- end of schema v4 ----
-
-// ---- v5: live mounts (catalog/mount_session.h) ----------------------------
-// Self-contained: one table, no trigger (a heartbeat must not look like a
-// change of the catalog to the other mounts), shared by the fresh schema
-// and the 4 -> 5 migration. Renumber here, in SchemaSql and in the
-// migration ladder together.
-const char* kV5MountSessions = R"SQL(
-CREATE TABLE mount_session (
-  id         INTEGER PRIMARY KEY,
-  host       TEXT NOT NULL,
-  pid        INTEGER NOT NULL,
-  mountpoint TEXT NOT NULL,
-  started    INTEGER NOT NULL,
-  heartbeat  INTEGER NOT NULL
-);
-)SQL";
-// ---- end of v5 ---------------------------------------------------------------
-
-// Additions of v6 (issue 18), shared by the fresh schema and the 5 -> 6
-// migration; a block of its own so that it can be renumbered on merging
-// with another v4. entry.ctime_ns is the status-change time (an existing
-// entry's is its mtime: the best guess there is); entry.subfolders counts
-// a folder's child folders, kept by Catalog in the transaction of every
-// mkdir/rmdir/move, so that a folder's nlink costs no COUNT.
-const char* kV6PosixTimes = R"SQL(
-ALTER TABLE entry ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE entry ADD COLUMN subfolders INTEGER NOT NULL DEFAULT 0 CHECK (subfolders >= 0);
-UPDATE entry SET ctime_ns = mtime_ns;
-UPDATE entry SET subfolders = (SELECT count(*) FROM entry c WHERE c.parent_id = entry.id AND c.type = 'folder')
- WHERE type = 'folder';
-)SQL";
-
-// ---- v7: atime and owners (issue 18, points 1 and 8) ----------------------
-// Shared by the fresh schema and the 6 -> 7 migration. entry.atime_ns is
-// the access time (an existing entry's is its mtime, the best guess there
-// is); the mount writes reads' atimes in batches, relatime-style, never one
-// write per read. entry.uid/gid are the creator's (the requesting user of a
-// mount, or whoever changed them with chown); NULL, as for entries made by
-// samplectl or before v7, shows as the mounting user (docs/DECISIONS.md
-// "Owners").
-const char* kV7AtimeOwners = R"SQL(
-ALTER TABLE entry ADD COLUMN atime_ns INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE entry ADD COLUMN uid INTEGER CHECK (uid >= 0);
-ALTER TABLE entry ADD COLUMN gid INTEGER CHECK (gid >= 0);
-UPDATE entry SET atime_ns = mtime_ns;
-)SQL";
-// ---- end of v7 ---------------------------------------------------------------
 
 }  // namespace
 
@@ -274,8 +201,8 @@ std::string SqliteSchemaSql() {
   return std::string(kTablesV1) + kV2Additions +
          "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
          "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
-         Triggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions + kV5MountSessions + kV6PosixTimes +
-         kV7AtimeOwners + "INSERT INTO meta(key, value) VALUES ('schema_version', '7');\n";
+         Triggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + schema::kV4Trash + schema::kV5MountSessions + schema::kV6PosixTimes +
+         schema::kV7AtimeOwners + "INSERT INTO meta(key, value) VALUES ('schema_version', '7');\n";
 }
 
 std::string SqliteSessionSql() {
@@ -312,14 +239,14 @@ std::string SqliteMigrationSql(int from_version) {
       return "DROP VIEW file_info;\n" + schema::FileInfoV3(kViews) + schema::kV3Additions +
              "UPDATE meta SET value = '3' WHERE key = 'schema_version';\n";
     case 3:  // schema v4: trash
-      return "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + kV4Additions +
+      return "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + schema::kV4Trash +
              "UPDATE meta SET value = '4' WHERE key = 'schema_version';\n";
     case 4:  // schema v5: live mounts
-      return std::string(kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
+      return std::string(schema::kV5MountSessions) + "UPDATE meta SET value = '5' WHERE key = 'schema_version';\n";
     case 5:  // schema v6: entry.ctime_ns, entry.subfolders (issue 18)
-      return std::string(kV6PosixTimes) + "UPDATE meta SET value = '6' WHERE key = 'schema_version';\n";
+      return std::string(schema::kV6PosixTimes) + "UPDATE meta SET value = '6' WHERE key = 'schema_version';\n";
     case 6:  // schema v7: entry.atime_ns, entry.uid, entry.gid (issue 18)
-      return std::string(kV7AtimeOwners) + "UPDATE meta SET value = '7' WHERE key = 'schema_version';\n";
+      return std::string(schema::kV7AtimeOwners) + "UPDATE meta SET value = '7' WHERE key = 'schema_version';\n";
     default:
       return "";
   }

@@ -4,6 +4,120 @@
 
 namespace samplefs::schema {
 
+// Tables common to v1 and v2. Timestamps of records are ISO-8601 UTC text
+// ("2026-11-22T17:37:40Z") so they sort and compare as text and read well
+// in pandas; file mtimes are integer nanoseconds since the epoch, so
+// `cp -a` keeps them exactly.
+const char* const kV1Tables = R"SQL(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE species (
+  id      INTEGER PRIMARY KEY,
+  name    TEXT NOT NULL UNIQUE,
+  species TEXT NOT NULL DEFAULT '',
+  strain  TEXT NOT NULL DEFAULT '',
+  notes   TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE sample (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  species_id  INTEGER NOT NULL REFERENCES species(id) ON DELETE RESTRICT,
+  patient_id  TEXT NOT NULL DEFAULT '',
+  sample_type TEXT NOT NULL DEFAULT '',
+  notes       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX sample_species ON sample(species_id, id);
+CREATE TABLE dye (
+  id              INTEGER PRIMARY KEY,
+  short_name      TEXT NOT NULL UNIQUE,
+  long_name       TEXT NOT NULL DEFAULT '',
+  spectra_db_name TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE slide (
+  id        INTEGER PRIMARY KEY,
+  reference TEXT NOT NULL UNIQUE,
+  sample_id INTEGER NOT NULL REFERENCES sample(id) ON DELETE RESTRICT,
+  creator   TEXT NOT NULL DEFAULT '',
+  notes     TEXT NOT NULL DEFAULT '',
+  created   TEXT NOT NULL,
+  modified  TEXT NOT NULL
+);
+CREATE INDEX slide_sample ON slide(sample_id, id);
+CREATE INDEX slide_creator ON slide(creator, id);
+CREATE INDEX slide_created ON slide(created);
+CREATE TABLE labelling (
+  id        INTEGER PRIMARY KEY,
+  slide_id  INTEGER NOT NULL REFERENCES slide(id) ON DELETE CASCADE,
+  structure TEXT NOT NULL,
+  isotype   TEXT NOT NULL DEFAULT '',
+  antibody  TEXT NOT NULL DEFAULT '',
+  dye_id    INTEGER NOT NULL REFERENCES dye(id) ON DELETE RESTRICT
+);
+CREATE INDEX labelling_slide ON labelling(slide_id);
+CREATE INDEX labelling_dye ON labelling(dye_id, slide_id);
+CREATE INDEX labelling_structure ON labelling(structure, slide_id);
+CREATE TABLE image (
+  id       INTEGER PRIMARY KEY,
+  slide_id INTEGER NOT NULL REFERENCES slide(id) ON DELETE RESTRICT,
+  name     TEXT NOT NULL,
+  user     TEXT NOT NULL DEFAULT '',
+  acquired TEXT NOT NULL,
+  comments TEXT NOT NULL DEFAULT '',
+  UNIQUE (slide_id, name)
+);
+CREATE INDEX image_user ON image(user, slide_id);
+-- Everything inside an image's files/: files, folders and symlinks. Each
+-- image has exactly one root folder (parent_id NULL, name '') that stands
+-- for files/ itself, so every other entry has a parent and (parent, name)
+-- is unique. Entries are a tree, so renaming a folder is one UPDATE.
+CREATE TABLE entry (
+  id        INTEGER PRIMARY KEY,
+  image_id  INTEGER NOT NULL REFERENCES image(id) ON DELETE CASCADE,
+  parent_id INTEGER REFERENCES entry(id) ON DELETE CASCADE,
+  name      TEXT NOT NULL,
+  type      TEXT NOT NULL CHECK (type IN ('file', 'folder', 'symlink')),
+  size      INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+  hash      TEXT CHECK (hash IS NULL OR length(hash) = 32),
+  mode      INTEGER NOT NULL,
+  mtime_ns  INTEGER NOT NULL,
+  target    TEXT,
+  CHECK ((type = 'file') = (hash IS NOT NULL)),
+  CHECK ((type = 'symlink') = (target IS NOT NULL))
+);
+CREATE UNIQUE INDEX entry_name ON entry(parent_id, name);
+CREATE UNIQUE INDEX entry_root ON entry(image_id) WHERE parent_id IS NULL;
+CREATE INDEX entry_parent ON entry(parent_id, id);
+CREATE INDEX entry_hash ON entry(hash) WHERE hash IS NOT NULL;
+CREATE TABLE tag (
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE
+);
+-- Tags on any record: entity is 'species', 'sample', 'dye', 'slide',
+-- 'image' or 'entry'. A tag in use cannot be deleted (RESTRICT).
+CREATE TABLE tagging (
+  tag_id    INTEGER NOT NULL REFERENCES tag(id) ON DELETE RESTRICT,
+  entity    TEXT NOT NULL,
+  record_id INTEGER NOT NULL,
+  PRIMARY KEY (tag_id, entity, record_id)
+);
+CREATE INDEX tagging_record ON tagging(entity, record_id);
+)SQL";
+
+// Additions of v2, shared by the fresh schema and the 1 -> 2 migration.
+const char* const kV2Additions = R"SQL(
+CREATE TABLE annotation (
+  entity    TEXT NOT NULL,
+  record_id INTEGER NOT NULL,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (entity, record_id, key)
+);
+CREATE INDEX annotation_key ON annotation(key, value);
+ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' CHECK (kind IN ('raw', 'analysis', 'other'));
+)SQL";
+
 const char* const kTaggedTables[6] = {"species", "sample", "dye", "slide", "image", "entry"};
 
 const char* const kV3Additions = R"SQL(
@@ -21,7 +135,7 @@ CREATE VIEW labelling_info AS
     JOIN dye d ON d.id = l.dye_id;
 )SQL";
 
-// The DDL below is in SQLite's words; ForPostgres() turns it into
+// The DDL here is in SQLite's words; ForPostgres() turns it into
 // PostgreSQL's. Each version is a block of its own, shared by the fresh
 // schema and its migration step.
 
@@ -115,10 +229,14 @@ std::string FileInfoV4(const std::string& views) {
   return Replaced(FileInfoV3(views), "WHERE e.type = 'file';", "WHERE e.type = 'file' AND ep.path NOT LIKE '/%';");
 }
 
-std::string ForPostgres(const std::string& sql) {
-  static const std::regex kKey("INTEGER PRIMARY KEY"), kInteger("\\bINTEGER\\b");
-  return std::regex_replace(std::regex_replace(sql, kKey, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
-                            kInteger, "BIGINT");
+std::string ForPostgres(const std::string& sql, bool collate_c) {
+  static const std::regex kKey("INTEGER PRIMARY KEY"), kInteger("\\bINTEGER\\b"), kText("\\bTEXT\\b"),
+      kUser("\\buser\\b");
+  std::string out = std::regex_replace(std::regex_replace(sql, kKey, "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+                                       kInteger, "BIGINT");
+  if (!collate_c) return out;
+  // "user" is a reserved word in PostgreSQL (image.user).
+  return std::regex_replace(std::regex_replace(out, kText, "TEXT COLLATE \"C\""), kUser, "\"user\"");
 }
 
 }  // namespace samplefs::schema

@@ -7,6 +7,10 @@
 
 namespace samplefs::schema {
 
+// v1: the tables; v2: annotations and entry.kind. In SQLite's words.
+extern const char* const kV1Tables;
+extern const char* const kV2Additions;
+
 // The records that carry tags and annotations (Entity in records.h). Both
 // have no foreign key (none can name "any record"), so each engine deletes
 // a record's own with a cleanup trigger per table.
@@ -35,7 +39,9 @@ extern const char* const kV6PosixTimes;
 extern const char* const kV7AtimeOwners;
 
 // `sql` in PostgreSQL's words: "INTEGER PRIMARY KEY" becomes an identity
-// column (ids from a sequence, never reused), INTEGER becomes BIGINT.
-std::string ForPostgres(const std::string& sql);
+// column (ids from a sequence, never reused), INTEGER becomes BIGINT; with
+// `collate_c` (the tables of v1 and v2), TEXT compares bytewise as in
+// SQLite (COLLATE "C") and the column user is quoted.
+std::string ForPostgres(const std::string& sql, bool collate_c = false);
 
 }  // namespace samplefs::schema

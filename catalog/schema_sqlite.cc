@@ -9,118 +9,8 @@ namespace samplefs {
 
 namespace {
 
-// Tables common to v1 and v2. Timestamps of records are ISO-8601 UTC text
-// ("2026-11-22T17:37:40Z") so they sort and compare as text and read well
-// in pandas; file mtimes are integer nanoseconds since the epoch, so
-// `cp -a` keeps them exactly.
-const char* kTablesV1 = R"SQL(
-CREATE TABLE meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-CREATE TABLE species (
-  id      INTEGER PRIMARY KEY,
-  name    TEXT NOT NULL UNIQUE,
-  species TEXT NOT NULL DEFAULT '',
-  strain  TEXT NOT NULL DEFAULT '',
-  notes   TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE sample (
-  id          INTEGER PRIMARY KEY,
-  name        TEXT NOT NULL UNIQUE,
-  species_id  INTEGER NOT NULL REFERENCES species(id) ON DELETE RESTRICT,
-  patient_id  TEXT NOT NULL DEFAULT '',
-  sample_type TEXT NOT NULL DEFAULT '',
-  notes       TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX sample_species ON sample(species_id, id);
-CREATE TABLE dye (
-  id              INTEGER PRIMARY KEY,
-  short_name      TEXT NOT NULL UNIQUE,
-  long_name       TEXT NOT NULL DEFAULT '',
-  spectra_db_name TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE slide (
-  id        INTEGER PRIMARY KEY,
-  reference TEXT NOT NULL UNIQUE,
-  sample_id INTEGER NOT NULL REFERENCES sample(id) ON DELETE RESTRICT,
-  creator   TEXT NOT NULL DEFAULT '',
-  notes     TEXT NOT NULL DEFAULT '',
-  created   TEXT NOT NULL,
-  modified  TEXT NOT NULL
-);
-CREATE INDEX slide_sample ON slide(sample_id, id);
-CREATE INDEX slide_creator ON slide(creator, id);
-CREATE INDEX slide_created ON slide(created);
-CREATE TABLE labelling (
-  id        INTEGER PRIMARY KEY,
-  slide_id  INTEGER NOT NULL REFERENCES slide(id) ON DELETE CASCADE,
-  structure TEXT NOT NULL,
-  isotype   TEXT NOT NULL DEFAULT '',
-  antibody  TEXT NOT NULL DEFAULT '',
-  dye_id    INTEGER NOT NULL REFERENCES dye(id) ON DELETE RESTRICT
-);
-CREATE INDEX labelling_slide ON labelling(slide_id);
-CREATE INDEX labelling_dye ON labelling(dye_id, slide_id);
-CREATE INDEX labelling_structure ON labelling(structure, slide_id);
-CREATE TABLE image (
-  id       INTEGER PRIMARY KEY,
-  slide_id INTEGER NOT NULL REFERENCES slide(id) ON DELETE RESTRICT,
-  name     TEXT NOT NULL,
-  user     TEXT NOT NULL DEFAULT '',
-  acquired TEXT NOT NULL,
-  comments TEXT NOT NULL DEFAULT '',
-  UNIQUE (slide_id, name)
-);
-CREATE INDEX image_user ON image(user, slide_id);
--- Everything inside an image's files/: files, folders and symlinks. Each
--- image has exactly one root folder (parent_id NULL, name '') that stands
--- for files/ itself, so every other entry has a parent and (parent, name)
--- is unique. Entries are a tree, so renaming a folder is one UPDATE.
-CREATE TABLE entry (
-  id        INTEGER PRIMARY KEY,
-  image_id  INTEGER NOT NULL REFERENCES image(id) ON DELETE CASCADE,
-  parent_id INTEGER REFERENCES entry(id) ON DELETE CASCADE,
-  name      TEXT NOT NULL,
-  type      TEXT NOT NULL CHECK (type IN ('file', 'folder', 'symlink')),
-  size      INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
-  hash      TEXT CHECK (hash IS NULL OR length(hash) = 32),
-  mode      INTEGER NOT NULL,
-  mtime_ns  INTEGER NOT NULL,
-  target    TEXT,
-  CHECK ((type = 'file') = (hash IS NOT NULL)),
-  CHECK ((type = 'symlink') = (target IS NOT NULL))
-);
-CREATE UNIQUE INDEX entry_name ON entry(parent_id, name);
-CREATE UNIQUE INDEX entry_root ON entry(image_id) WHERE parent_id IS NULL;
-CREATE INDEX entry_parent ON entry(parent_id, id);
-CREATE INDEX entry_hash ON entry(hash) WHERE hash IS NOT NULL;
-CREATE TABLE tag (
-  id   INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE
-);
--- Tags on any record: entity is 'species', 'sample', 'dye', 'slide',
--- 'image' or 'entry'. A tag in use cannot be deleted (RESTRICT).
-CREATE TABLE tagging (
-  tag_id    INTEGER NOT NULL REFERENCES tag(id) ON DELETE RESTRICT,
-  entity    TEXT NOT NULL,
-  record_id INTEGER NOT NULL,
-  PRIMARY KEY (tag_id, entity, record_id)
-);
-CREATE INDEX tagging_record ON tagging(entity, record_id);
-)SQL";
 
-// Additions of v2, shared by the fresh schema and the 1 -> 2 migration.
-const char* kV2Additions = R"SQL(
-CREATE TABLE annotation (
-  entity    TEXT NOT NULL,
-  record_id INTEGER NOT NULL,
-  key       TEXT NOT NULL,
-  value     TEXT NOT NULL,
-  PRIMARY KEY (entity, record_id, key)
-);
-CREATE INDEX annotation_key ON annotation(key, value);
-)SQL";
+// v1 and v2 are written once for both engines: schema_shared.cc.
 
 // Tags and annotations are polymorphic (no foreign key can name "any
 // record"), so deleting a record removes its own through triggers.
@@ -193,14 +83,12 @@ CREATE VIEW file_info AS
 }  // namespace
 
 std::string SqliteSchemaV1Sql() {
-  return std::string(kTablesV1) +
+  return std::string(schema::kV1Tables) +
          "INSERT INTO meta(key, value) VALUES ('schema_version', '1');\n";
 }
 
 std::string SqliteSchemaSql() {
-  return std::string(kTablesV1) + kV2Additions +
-         "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
-         "CHECK (kind IN ('raw', 'analysis', 'other'));\n" +
+  return std::string(schema::kV1Tables) + schema::kV2Additions +
          Triggers() + schema::ViewsV3(kViews) + schema::kV3Additions + "DROP VIEW file_info;\n" + schema::FileInfoV4(kViews) + schema::kV4Trash + schema::kV5MountSessions + schema::kV6PosixTimes +
          schema::kV7AtimeOwners + "INSERT INTO meta(key, value) VALUES ('schema_version', '7');\n";
 }
@@ -225,9 +113,7 @@ std::string SqliteMigrationSql(int from_version) {
   switch (from_version) {
     case 1:
       // v1 had no file kinds: derive them from the name as the importer does.
-      return std::string(kV2Additions) +
-             "ALTER TABLE entry ADD COLUMN kind TEXT NOT NULL DEFAULT 'other' "
-             "CHECK (kind IN ('raw', 'analysis', 'other'));\n"
+      return std::string(schema::kV2Additions) +
              "UPDATE entry SET kind = CASE "
              " WHEN lower(name) GLOB '*.h5r' OR lower(name) GLOB '*.csv' OR lower(name) GLOB '*.json' THEN 'analysis'"
              " WHEN lower(name) GLOB '*.h5' OR lower(name) GLOB '*.tif' OR lower(name) GLOB '*.tiff'"

@@ -25,10 +25,7 @@ void SetupLogging(const std::string& level, bool quiet, bool verbose) {
 
 int Context::Init() {
   auto loaded = LoadConfig(globals.config_path);
-  if (!loaded.ok()) {
-    spdlog::error("bad configuration: {}", loaded.status().message());
-    return kExitUsage;
-  }
+  if (!loaded.ok()) return UsageError("bad configuration: {}", loaded.status().message());
   config = std::move(loaded).value();
   spdlog::set_level(spdlog::level::from_str(config.log_level == "warning" ? "warn"
                                             : config.log_level == "error" ? "err"

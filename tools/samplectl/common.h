@@ -3,6 +3,8 @@
 // formats and the helpers several commands use.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -79,6 +81,14 @@ std::pair<CLI::App*, std::shared_ptr<Options>> AddCommand(CLI::App& app, Command
   CLI::App* sub = app.add_subcommand(name, description);
   out.push_back({sub, [options, run](Context& ctx) { return run(ctx, *options); }});
   return {sub, options};
+}
+
+// Logs an error and returns kExitUsage: for a command line or an input the
+// command refuses before changing anything.
+template <typename... Args>
+int UsageError(spdlog::format_string_t<Args...> format, Args&&... args) {
+  spdlog::error(format, std::forward<Args>(args)...);
+  return kExitUsage;
 }
 
 void AddInitCommand(CLI::App& app, Commands& out);

@@ -309,10 +309,7 @@ int RunDump(Context& ctx, const DumpOptions& o) {
   int rc = ctx.Open(OpenMode::kReadOnly);
   if (rc != kExitOk) return rc;
   Output out;
-  if (Status s = out.Open(o.output); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return kExitUsage;
-  }
+  if (Status s = out.Open(o.output); !s.ok()) return UsageError("{}", s.message());
   // One read transaction, so the document is a consistent snapshot even
   // while a mount writes.
   Status began = ctx.catalog->db().BeginRead();
@@ -687,10 +684,7 @@ class Loader {
 
 int RunLoad(Context& ctx, const LoadOptions& o) {
   std::ifstream in(o.file, std::ios::binary);
-  if (!in) {
-    spdlog::error("cannot read {}: {}", o.file, std::strerror(errno));
-    return kExitUsage;
-  }
+  if (!in) return UsageError("cannot read {}: {}", o.file, std::strerror(errno));
   int rc = ctx.Open(OpenMode::kReadWrite);
   if (rc != kExitOk) return rc;
   Catalog& cat = *ctx.catalog;

@@ -291,12 +291,8 @@ struct GcOptions {
 
 int RunGc(Context& ctx, const GcOptions& o) {
   auto grace = ParseDuration(o.grace);
-  if (!grace.ok()) {
-    spdlog::error("--grace: {}", grace.status().message());
-    return kExitUsage;
-  }
-  int rc = ctx.Open(o.dry_run ? OpenMode::kReadOnly : OpenMode::kReadWrite);
-  if (rc != kExitOk) return rc;
+  if (!grace.ok()) return UsageError("--grace: {}", grace.status().message());
+  if (int rc = ctx.Open(o.dry_run ? OpenMode::kReadOnly : OpenMode::kReadWrite); rc != kExitOk) return rc;
   Catalog& cat = *ctx.catalog;
   ObjectStore& store = *ctx.store;
   // Live mounts (catalog/mount_session.h): what one published since it

@@ -336,10 +336,8 @@ class Importer {
     std::string src = o_.src;
     while (src.size() > 1 && src.back() == '/') src.pop_back();
     struct stat st;
-    if (::stat(src.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      spdlog::error("import: source '{}' is not a readable folder", o_.src);
-      return kExitUsage;
-    }
+    if (::stat(src.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return UsageError("import: source '{}' is not a readable folder", o_.src);
     if (ctx_.progress()) {
       progress_ = std::make_unique<Progress>(true, o_.dry_run ? "checking" : "importing");
       uint64_t total = 0, total_bytes = 0;
@@ -925,12 +923,8 @@ class Importer {
 
 int RunImport(Context& ctx, const ImportOptions& o) {
   auto t = ParseTemplate(o.layout);
-  if (!t.ok()) {
-    spdlog::error("{}", t.status().message());
-    return kExitUsage;
-  }
-  int rc = ctx.Open(o.dry_run ? OpenMode::kReadOnly : OpenMode::kReadWrite);
-  if (rc != kExitOk) return rc;
+  if (!t.ok()) return UsageError("{}", t.status().message());
+  if (int rc = ctx.Open(o.dry_run ? OpenMode::kReadOnly : OpenMode::kReadWrite); rc != kExitOk) return rc;
   Importer importer(ctx, o, std::move(t).value());
   return importer.Run();
 }

@@ -55,10 +55,7 @@ int RunQuery(Context& ctx, const QueryOptions& o) {
   Query query;
   if (!o.expression.empty()) {
     auto parsed = Query::Parse(o.expression);
-    if (!parsed.ok()) {
-      spdlog::error("bad query expression: {}", parsed.status().message());
-      return kExitUsage;
-    }
+    if (!parsed.ok()) return UsageError("bad query expression: {}", parsed.status().message());
     query = std::move(parsed).value();
   }
   int rc = ctx.Open(OpenMode::kReadOnly);
@@ -72,10 +69,7 @@ int RunQuery(Context& ctx, const QueryOptions& o) {
   Format format = o.csv ? Format::kCsv : o.json ? Format::kJson : Format::kTable;
 
   Output out;
-  if (Status s = out.Open(o.output); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return kExitUsage;
-  }
+  if (Status s = out.Open(o.output); !s.ok()) return UsageError("{}", s.message());
   std::map<int64_t, Sample> samples;
   std::map<int64_t, std::string> species, dyes;
   auto row_of = [&](const Slide& s) -> Result<SlideRow> {
@@ -228,10 +222,7 @@ int RunExport(Context& ctx, const ExportOptions& o) {
   sql += " FROM " + QuoteIdent(name);
 
   Output out;
-  if (Status s = out.Open(o.output); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return kExitUsage;
-  }
+  if (Status s = out.Open(o.output); !s.ok()) return UsageError("{}", s.message());
   auto st = db.Prepare(sql);
   if (!st.ok()) {
     spdlog::error("{}", st.status().message());

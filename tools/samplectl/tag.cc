@@ -24,10 +24,7 @@ const char* Noun(Entity e) {
 
 int ResolveOrFail(Context& ctx, const std::string& spec, Target* t) {
   auto r = ResolveTarget(*ctx.catalog, spec);
-  if (!r.ok()) {
-    spdlog::error("{}: {}", spec, r.status().message());
-    return kExitUsage;
-  }
+  if (!r.ok()) return UsageError("{}: {}", spec, r.status().message());
   *t = *r;
   return kExitOk;
 }

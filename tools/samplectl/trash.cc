@@ -75,10 +75,7 @@ int RunRestore(Context& ctx, const TrashOptions& o) {
   int64_t into = 0;
   if (!o.into.empty()) {
     auto t = ResolveTarget(cat, o.into);
-    if (!t.ok()) {
-      spdlog::error("{}: {}", o.into, t.status().message());
-      return kExitUsage;
-    }
+    if (!t.ok()) return UsageError("{}: {}", o.into, t.status().message());
     if (t->entity == Entity::kImage) {
       auto root = cat.FilesRoot(t->id);
       if (!root.ok()) {

@@ -1119,13 +1119,13 @@ Status Catalog::SetEntryAtime(int64_t id, int64_t atime_ns) {
   return r.status();
 }
 
-Status Catalog::SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime) {
+Status Catalog::SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime, int wait_ms) {
   if (id_atime.empty()) return Status::Ok();
-  return InTxn(*this, [&]() -> Status {
-    for (const auto& [id, atime] : id_atime)
-      SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET atime_ns = ? WHERE id = ?", {atime, id}));
-    return Status::Ok();
-  });
+  Transaction txn(*this, wait_ms);
+  SFS_RETURN_IF_ERROR(txn.status());
+  for (const auto& [id, atime] : id_atime)
+    SFS_RETURN_IF_ERROR(Exec(*db_, "UPDATE entry SET atime_ns = ? WHERE id = ?", {atime, id}));
+  return txn.Commit();
 }
 
 Status Catalog::SetEntryOwner(int64_t id, int64_t uid, int64_t gid) {
@@ -1541,6 +1541,18 @@ Status Catalog::RemoveAnnotation(Entity entity, int64_t record_id, const std::st
 
 Result<CatalogStats> Catalog::Stats() {
   std::lock_guard lock(mu_);
+  // All the counts from one snapshot (another process may commit between
+  // two of them): a read transaction of their own, unless the caller's
+  // transaction is open on this thread.
+  if (txn_depth_ > 0) return CountEverything();
+  SFS_RETURN_IF_ERROR(db_->BeginRead());
+  auto r = CountEverything();
+  Status end = r.ok() ? db_->Commit() : db_->Rollback();
+  if (r.ok() && !end.ok()) return end;
+  return r;
+}
+
+Result<CatalogStats> Catalog::CountEverything() {
   CatalogStats s;
   struct { const char* sql; int64_t* out; } qs[] = {
       {"SELECT count(*) FROM species", &s.species},

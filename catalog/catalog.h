@@ -205,7 +205,10 @@ class Catalog {
   Status SetEntryAtime(int64_t id, int64_t atime_ns);
   // Reads' atimes, written by the mount in batches (relatime): one
   // transaction, no ctime change; ids that are gone are skipped.
-  Status SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime);
+  // `wait_ms` as for Transaction: a background flush waits briefly for
+  // another process's write lock and retries later, rather than holding
+  // the catalog (and every operation behind it) for the busy timeout.
+  Status SetAtimes(const std::vector<std::pair<int64_t, int64_t>>& id_atime, int wait_ms = -1);
   // chown/chgrp (schema v7): -1 leaves uid or gid as it is; ctime = now.
   Status SetEntryOwner(int64_t id, int64_t uid, int64_t gid);
   // kNotEmpty for a folder with children; kPermission for a root folder.
@@ -304,6 +307,7 @@ class Catalog {
   std::unique_ptr<Database> BorrowReader();
   void ReturnReader(std::unique_ptr<Database> reader);
   Status Migrate();
+  Result<CatalogStats> CountEverything();  // Stats() without its snapshot; REQUIRES(mu_)
   Status CheckRecordExists(const char* table, int64_t id, const char* what);
 
   std::recursive_mutex mu_;

@@ -48,7 +48,7 @@ void AtimeBook::Forget(int64_t id) {
   count_.store(pending_.size(), std::memory_order_relaxed);
 }
 
-Status AtimeBook::Flush() {
+Status AtimeBook::Flush(int wait_ms) {
   std::lock_guard flush_lock(flush_mu_);
   std::vector<std::pair<int64_t, int64_t>> batch;
   {
@@ -58,7 +58,7 @@ Status AtimeBook::Flush() {
   if (batch.empty()) return Status::Ok();
   // The values stay pending (and shown from here) until written: a getattr
   // meanwhile reads either the book or the new record, never the old one.
-  Status s = catalog_.SetAtimes(batch);
+  Status s = catalog_.SetAtimes(batch, wait_ms);
   if (!s.ok()) {
     spdlog::warn("access times of {} files not written yet: {}", batch.size(), s.message());
     return s;
@@ -80,7 +80,7 @@ void AtimeBook::Start() {
       cv_.wait_for(lock, kFlushInterval, [this] { return stopping_; });
       if (stopping_) break;
       lock.unlock();
-      (void)Flush();
+      (void)Flush(kBackgroundWaitMs);
       lock.lock();
     }
   });

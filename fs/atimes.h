@@ -23,6 +23,11 @@ namespace samplefs::fs {
 class AtimeBook {
  public:
   static constexpr std::chrono::seconds kFlushInterval{5};
+  // How long the periodic flush waits for another process's write lock
+  // before it leaves the atimes pending for the next round: briefly, so
+  // that a locked catalog never holds up the operations behind it (the
+  // flush at unmount waits the full busy timeout).
+  static constexpr int kBackgroundWaitMs = 200;
   static constexpr int64_t kDayNs = int64_t{86400} * 1000000000;
 
   // `enabled` false (noatime, ro): Accessed never records anything.
@@ -56,7 +61,7 @@ class AtimeBook {
   void Start();
   // Writes what is pending (one transaction); kept for the next round if
   // the catalog refuses (locked).
-  Status Flush();
+  Status Flush(int wait_ms = -1);
   // Stops the thread after a last Flush (unmount).
   void Stop();
 

@@ -211,18 +211,9 @@ Status CheckValue(const std::string& value) {
 
 }  // namespace
 
-Status SetXattr(Catalog& c, const NodeSpec& node, const std::string& name, const std::string& value,
-                int flags) {
-  auto rec = XattrRecord(node);
-  if (!rec) return Status(Code::kPermission, std::string(NodeKindName(node.kind)) + " has no attributes");
-  auto [entity, id] = *rec;
-  SFS_RETURN_IF_ERROR(CheckValue(value));
-  if (flags & (XATTR_CREATE | XATTR_REPLACE)) {
-    auto cur = GetXattr(c, node, name);
-    if (!cur.ok() && !cur.status().is_not_found()) return cur.status();
-    if ((flags & XATTR_CREATE) && cur.ok()) return Status(Code::kAlreadyExists, name + " exists");
-    if ((flags & XATTR_REPLACE) && !cur.ok()) return Status(Code::kNotFound, name + " does not exist");
-  }
+namespace {
+
+Status StoreXattr(Catalog& c, Entity entity, int64_t id, const std::string& name, const std::string& value) {
   if (name == kTags) return c.SetTags(entity, id, SplitTags(value));
   std::string comment_field = CommentField(entity);
   if (name == kComment && !comment_field.empty()) return SetRecordField(c, entity, id, comment_field, value);
@@ -231,6 +222,28 @@ Status SetXattr(Catalog& c, const NodeSpec& node, const std::string& name, const
   if (name.rfind("user.", 0) != 0 || name.size() == 5)
     return Status(Code::kInvalidArgument, "only user.* attributes can be stored");
   return c.SetAnnotation(entity, id, name.substr(5), value);
+}
+
+}  // namespace
+
+Status SetXattr(Catalog& c, const NodeSpec& node, const std::string& name, const std::string& value,
+                int flags) {
+  auto rec = XattrRecord(node);
+  if (!rec) return Status(Code::kPermission, std::string(NodeKindName(node.kind)) + " has no attributes");
+  auto [entity, id] = *rec;
+  SFS_RETURN_IF_ERROR(CheckValue(value));
+  if (!(flags & (XATTR_CREATE | XATTR_REPLACE))) return StoreXattr(c, entity, id, name, value);
+  // setfattr --create/--replace: the check and the change in one
+  // transaction (its reads go to the writer), so that of two --create of
+  // one name exactly one succeeds.
+  Transaction txn(c);
+  SFS_RETURN_IF_ERROR(txn.status());
+  auto cur = GetXattr(c, node, name);
+  if (!cur.ok() && !cur.status().is_not_found()) return cur.status();
+  if ((flags & XATTR_CREATE) && cur.ok()) return Status(Code::kAlreadyExists, name + " exists");
+  if ((flags & XATTR_REPLACE) && !cur.ok()) return Status(Code::kNotFound, name + " does not exist");
+  SFS_RETURN_IF_ERROR(StoreXattr(c, entity, id, name, value));
+  return txn.Commit();
 }
 
 Status RemoveXattr(Catalog& c, const NodeSpec& node, const std::string& name) {

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <sys/xattr.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -283,6 +285,30 @@ TEST_F(XattrTest, CreateAndReplaceFlags) {
   EXPECT_CODE(Set(SlideNode(), "user.samplefs.notes", "m", XATTR_CREATE), Code::kAlreadyExists);
   EXPECT_OK(Set(SlideNode(), "user.samplefs.notes", "m", XATTR_REPLACE));
   EXPECT_EQ(MUST(cat().SlideById(s1.id)).notes, "m");
+}
+
+// Two setfattr --create of one name at once (two FUSE threads, or two
+// tools on one mount): exactly one succeeds, the other gets EEXIST; the
+// check and the change are one transaction.
+TEST_F(XattrTest, ConcurrentCreatesOfOneNameLetOneWin) {
+  constexpr int kThreads = 4;
+  for (int round = 0; round < 300; ++round) {
+    const std::string name = "user.race" + std::to_string(round);
+    std::atomic<int> ready{0}, created{0}, refused{0};
+    auto create = [&](int i) {
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) {
+      }
+      Status s = Set(SlideNode(), name, "v" + std::to_string(i), XATTR_CREATE);
+      if (s.ok()) created.fetch_add(1);
+      else if (s.code() == Code::kAlreadyExists) refused.fetch_add(1);
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) threads.emplace_back(create, i);
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(created.load(), 1) << name;
+    ASSERT_EQ(refused.load(), kThreads - 1) << name;
+  }
 }
 
 TEST_F(XattrTest, ValueLimits) {

@@ -44,7 +44,11 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
   ns_.set_status_hook([this](nlohmann::ordered_json& j) {
     j["mount"] = {{"kernel_inodes", nodes_.size()},
                   {"listings", RichListings() ? "rich" : "lean"},
-                  {"writes_behind", writes_behind_.load(std::memory_order_relaxed)}};
+                  {"writes_behind", writes_behind_.load(std::memory_order_relaxed)},
+                  // Versions published: data synced, and duplicates dropped
+                  // before any sync (docs/DECISIONS.md "Object store").
+                  {"data_syncs", store_.data_syncs()},
+                  {"early_dedups", store_.early_dedups()}};
   });
 }
 

@@ -73,13 +73,18 @@ bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
   return true;
 }
 
+double AttrTimeout(const Filesystem& fs, const NodeSpec& spec) {
+  if (spec.kind == NodeKind::kErrorsFile || spec.kind == NodeKind::kStatusFile) return 0;
+  return fs.options().attr_timeout;
+}
+
 fuse_entry_param EntryParam(Filesystem& fs, const Node& node, const struct stat& st) {
   fuse_entry_param e{};
   e.ino = node.ino;
   e.generation = 0;
   e.attr = st;
   e.attr.st_ino = InodeNumber(node.ino, node.spec);
-  e.attr_timeout = fs.options().attr_timeout;
+  e.attr_timeout = AttrTimeout(fs, node.spec);
   e.entry_timeout = fs.options().entry_timeout;
   return e;
 }

@@ -91,7 +91,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   if (!node) return (void)fuse_reply_err(req, ESTALE);
   auto st = NodeAttr(fs, ino, node->spec);
   if (!st.ok()) return ReplyStatus(req, "getattr", fs.PathOf(ino), st.status());
-  fuse_reply_attr(req, &*st, fs.options().attr_timeout);
+  fuse_reply_attr(req, &*st, AttrTimeout(fs, node->spec));
   SFS_FUSE_CATCH("getattr")
 }
 

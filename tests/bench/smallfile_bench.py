@@ -142,6 +142,14 @@ class Sampler(RssSampler):
                 out.append((s[1] / 1024, s[2]))
         return out
 
+    def summary(self):
+        """(RSS growth MiB, fd growth) after the first tenth, and the text that
+        shows them with the RSS / descriptor profile."""
+        g_rss, g_fd = self.growth_after_tenth()
+        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in self.profile())
+        return g_rss, g_fd, (f"RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first "
+                             f"tenth: {g_rss:.1f} MiB, {g_fd} fds")
+
 
 # ---------------------------------------------------------------------------
 # Targets
@@ -602,6 +610,10 @@ class Bench(BenchBase):
                     self.record(rkey, f"rm -rf {what}", rgoal, tn, out, nfiles)
                 for tn in targets:
                     self.targets[tn].remove_dest(f"{tool}-new")
+        self.note_copies(rounds)
+
+    def note_copies(self, rounds):
+        """How the copy tables were measured (a note under them)."""
         self.results.notes.append(
             f"Copies: best of {rounds} rounds in alternating target order, new content each round; samplefs "
             "on a fresh catalog per case. A cell is the tool's time, then (in parentheses) with a sync(2) "
@@ -727,26 +739,21 @@ class Bench(BenchBase):
                 res = f"{v:.1f} s (+ sync {v + sy:.1f} s)"
             except CommandFailed as e:
                 res = f"failed: {str(e)[:200]}"
-        g_rss, g_fd = s.growth_after_tenth()
-        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in s.profile())
+        g_rss, g_fd, text = s.summary()
         ok = g_rss is not None and g_rss <= 4 and s.max_fds() < limit and not res.startswith("failed")
         self.results.checks.append(
             (f"memory and descriptors flat: cp -r of {human_count(nfiles)} files",
-             f"{res}; RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first tenth: "
-             f"{g_rss:.1f} MiB, {g_fd} fds; peak RSS {s.hwm_kib / 1024:.0f} MiB; most descriptors "
-             f"{s.max_fds()} (limit {limit})", ok))
+             f"{res}; {text}; peak RSS {s.hwm_kib / 1024:.0f} MiB; most descriptors {s.max_fds()} (limit {limit})",
+             ok))
         log(f"  {self.results.checks[-1][1]}")
         huge = self.sz["huge"]
         log(f"memory: dd of {human_bytes(huge)} into samplefs")
         d2 = t.new_dest("huge")
         with Sampler(t.pid, 0.25) as s:
             v = timed(f"dd if=/dev/zero of={d2}/zeros bs=1M count={huge // MIB} status=none")
-        g_rss, g_fd = s.growth_after_tenth()
-        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in s.profile())
-        self.results.checks.append(
-            (f"memory flat: dd of {human_bytes(huge)}",
-             f"{v:.1f} s; RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first tenth: "
-             f"{g_rss:.1f} MiB, {g_fd} fds", g_rss is not None and g_rss <= 4 and g_fd <= 2))
+        g_rss, g_fd, text = s.summary()
+        self.results.checks.append((f"memory flat: dd of {human_bytes(huge)}", f"{v:.1f} s; {text}",
+                                    g_rss is not None and g_rss <= 4 and g_fd <= 2))
         log(f"  {self.results.checks[-1][1]}")
         t.fresh()
 
@@ -938,12 +945,7 @@ class Bench(BenchBase):
                 self.record(f"{dsname}:rm", f"rm -rf {what}", ("< bindfs tuned, <= 1.5x plain", "copy", 1.5),
                             e[0], (e[1], e[2] - e[1], None if e[3] is None else e[3] * nfiles / 1e6, None),
                             nfiles)
-        self.results.notes.append(
-            f"Copies: best of {rounds} rounds in alternating target order, new content each round; samplefs "
-            "on a fresh catalog per case. A cell is the tool's time, then (in parentheses) with a sync(2) "
-            "and an fsync of the destination folder added. rm -rf: the best over all the cases of that tree."
-            + ("" if self.args.zarr_bindfs else " bindfs with its defaults is left out of the 3-level tree "
-               "(minutes per copy; `--zarr-bindfs` adds it)."))
+        self.note_copies(rounds)
 
     def run_groups(self):
         for g in ("copy", "meta", "memory", "trace", "perf"):

@@ -390,6 +390,74 @@ class Atime(PosixTestCase):
         self.assertEqual(os.stat(p).st_atime_ns, a)
 
 
+class FolderAtime(PosixTestCase):
+    """A listing moves a folder's atime as relatime does on ext4 (readdir:
+    not newer than the folder's mtime/ctime, or a day old), written to the
+    catalog in the atime batches; O_NOATIME leaves it."""
+
+    @staticmethod
+    def ls(d):
+        os.listdir(d)
+
+    def listing(self, root):
+        d = os.path.join(root, "d")
+        os.mkdir(d)
+        open(os.path.join(d, "f"), "w").close()
+        now = time.time_ns()
+        out = []
+        # An atime older than the mtime moves on a listing.
+        os.utime(d, ns=(now - 2 * 3600 * 10**9, now - 3600 * 10**9))
+        out.append(moved(d, self.ls, "atime")[0])
+        # Just moved: newer than mtime and ctime, so the next listing leaves it.
+        out.append(moved(d, self.ls, "atime")[0])
+        # A new entry (new mtime) makes it due again.
+        time.sleep(TICK)
+        open(os.path.join(d, "g"), "w").close()
+        out.append(moved(d, self.ls, "atime")[0])
+        # An atime in the future is never due.
+        os.utime(d, ns=(now + DAY_NS, now - 3600 * 10**9))
+        os.listdir(d)
+        out.append(os.stat(d).st_atime_ns == now + DAY_NS)
+        # A day-old atime is due even if newer than the mtime.
+        os.utime(d, ns=(now - 2 * DAY_NS + 10**9, now - 2 * DAY_NS))
+        out.append(moved(d, self.ls, "atime")[0])
+        return out
+
+    def test_listing_moves_atime_as_relatime(self):
+        self.assertEqual(self.assertSameAsLocal(self.listing), [True, False, True, True, True])
+
+    def test_o_noatime_listing_leaves_it(self):
+        def scenario(root):
+            d = os.path.join(root, "n")
+            os.mkdir(d)
+            os.utime(d, ns=(10**18, 10**18 + 1))
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
+            try:
+                os.listdir(fd)
+            finally:
+                os.close(fd)
+            return os.stat(d).st_atime_ns
+        self.assertEqual(self.assertSameAsLocal(scenario), 10**18)
+
+    def test_the_catalog_gets_it_in_batches(self):
+        d = os.path.join(self.files, "b")
+        os.mkdir(d)
+        os.utime(d, ns=(10**18, 10**18 + 1))
+        os.listdir(d)
+        a = os.stat(d).st_atime_ns
+        self.assertGreater(a, 10**18 + 1)
+        species_path = self.m.path("species", "HeLa", "slides", "S1", "images", "cell01", "files", "b")
+        self.assertEqual(os.stat(species_path).st_atime_ns, a)
+        deadline = time.time() + 15
+        while self.m.sql("SELECT atime_ns FROM entry WHERE name = 'b'")[0][0] != a and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.m.sql("SELECT atime_ns FROM entry WHERE name = 'b'")[0][0], a)
+        # Through a fresh mount too.
+        self.m.stop()
+        self.m.start()
+        self.assertEqual(os.stat(d).st_atime_ns, a)
+
+
 class NoatimeMount(PosixTestCase):
     """Point 1: a noatime mount never moves an atime on a read (as a local
     read with O_NOATIME), but utimensat still sets it."""

@@ -73,19 +73,9 @@ class DesktopTestCase(TrashTestCase):
         seen = set()
         deadline = time.time() + 10
         while self.marked_pids() and time.time() < deadline:
-            for pid in self.marked_pids():
-                seen.add(pid)
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            self.signal_marked(signal.SIGTERM, seen)
             time.sleep(0.2)
-        for pid in self.marked_pids():
-            seen.add(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self.signal_marked(signal.SIGKILL, seen)
         # Detached workers (and a D-Bus daemon) were reparented to this
         # process, a subreaper for the daemonized mount: reap those that are
         # zombies (the mount's daemon, still running, is not one of them).
@@ -109,6 +99,16 @@ class DesktopTestCase(TrashTestCase):
                 p.kill()
                 p.wait()
         super().tearDown()
+
+    def signal_marked(self, sig, seen):
+        """Sends `sig` to every process of the session still there, adding
+        them to `seen`."""
+        for pid in self.marked_pids():
+            seen.add(pid)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def marked_pids(self):
         """Processes this test started, by the marker in their environment."""

@@ -1,7 +1,6 @@
-// Access times of reads (issue 18 point 1), relatime-style: a read of a file
-// (its open for reading) or a listing of a folder (its opendir) moves the
-// atime to now only when the atime is not newer than its mtime or ctime,
-// or is a day old; the new atime is kept here in memory and written
+// Access times of reads (issue 18 point 1), relatime-style: a read moves a
+// file's atime to now only when the atime is not newer than its mtime or
+// ctime, or is a day old; the new atime is kept here in memory and written
 // to the catalog in batches (one transaction every kFlushInterval, and at
 // unmount), never one catalog write per read. Until written, every answer
 // with attributes takes it from here (OverlayLiveAttr, NodeAttr), so all

@@ -7,17 +7,8 @@
 namespace samplefs::fs {
 
 void OverlayAtime(Filesystem& fs, const NodeSpec& spec, struct stat* st) {
-  if ((spec.kind != NodeKind::kFile && spec.kind != NodeKind::kFolder) || fs.atimes().Empty()) return;
+  if (spec.kind != NodeKind::kFile || fs.atimes().Empty()) return;
   if (auto a = fs.atimes().Pending(spec.record_id)) st->st_atim = NsToTimespec(*a);
-}
-
-// The kernel drops its cached atime after a READ, but no READ may come
-// (see OpenHandle), and no READDIR for a listing it keeps (cache_readdir).
-// An open holds no lock the notice needs.
-void NoteAccess(Filesystem& fs, const NodeSpec& spec, int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns) {
-  if (!fs.atimes().Accessed(spec.record_id, atime_ns, mtime_ns, ctime_ns)) return;
-  fs.invalidator().PostAttrs(spec.kind, spec.record_id);
-  fs.invalidator().Drain();
 }
 
 void OverlayLiveAttr(Filesystem& fs, const NodeSpec& spec, struct stat* st) {

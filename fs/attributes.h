@@ -38,10 +38,4 @@ void OverlayLiveAttr(Filesystem& fs, const NodeSpec& spec, struct stat* st);
 // Only the part of it for a read's atime not yet written (fs/atimes.h).
 void OverlayAtime(Filesystem& fs, const NodeSpec& spec, struct stat* st);
 
-// A read of file or folder `spec` (an open for reading, an opendir) whose
-// attributes show these times: moves its atime to now if relatime says it
-// is due (fs/atimes.h), and then drops the attributes the kernel caches
-// for its inodes before the caller replies.
-void NoteAccess(Filesystem& fs, const NodeSpec& spec, int64_t atime_ns, int64_t mtime_ns, int64_t ctime_ns);
-
 }  // namespace samplefs::fs

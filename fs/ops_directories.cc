@@ -1,5 +1,4 @@
 // The callbacks of directories: opendir, readdir, readdirplus, fsyncdir.
-#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <memory>
@@ -89,17 +88,6 @@ void ReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   fuse_reply_buf(req, buf.get(), pos);
 }
 
-// relatime (fs/atimes.h): a listing of a folder moves its atime if due, as
-// readdir does on a local filesystem. Decided at its opendir, as a file's
-// at its open: the kernel answers a listing it keeps (cache_readdir)
-// without a READDIR. O_NOATIME is honoured.
-void NoteListing(Filesystem& fs, fuse_ino_t ino, const NodeSpec& folder, int open_flags) {
-  if (!fs.atimes().enabled() || (open_flags & O_NOATIME)) return;
-  auto st = NodeAttr(fs, ino, folder);
-  if (st.ok())
-    NoteAccess(fs, folder, TimespecToNs(st->st_atim), TimespecToNs(st->st_mtim), TimespecToNs(st->st_ctim));
-}
-
 }  // namespace
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -117,7 +105,6 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (node->spec.kind == NodeKind::kFolder) {
     fi->cache_readdir = 1;
     fi->keep_cache = 1;
-    NoteListing(Fs(req), ino, node->spec, fi->flags);
   }
   fuse_reply_open(req, fi);
   SFS_FUSE_CATCH("opendir")

@@ -31,9 +31,8 @@ when each side ran the step), and the user.samplefs.* and
 user.xdg.* attributes samplefs lists on every record.
 
 Concurrent mode (--workers N) runs N workers, each on its own subtree and
-its own plain directory, while other threads list the mount and read its
-files (both with O_NOATIME, so that they move no atime a worker compares)
-and tag the image (setfattr user.xdg.tags), for --seconds.
+its own plain directory, while other threads list the mount (os.walk), read
+its files and tag the image (setfattr user.xdg.tags), for --seconds.
 
 Usage:
   difftest.py                               # the ctest budget: the regressions,
@@ -639,30 +638,6 @@ def report(lab, seed, ops, failure, do_shrink, out_dir):
 # Concurrent mode
 
 
-def walk_noatime(top):
-    """(dirpath, dirnames, filenames) as os.walk gives them, each folder
-    listed through an O_NOATIME descriptor: a listing moves a due folder
-    atime (relatime, as on ext4), and the walkers must not move one that a
-    worker's "utime" step is comparing. Folders that vanish are skipped."""
-    stack = [top]
-    while stack:
-        d = stack.pop()
-        try:
-            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
-        except OSError:
-            continue
-        try:
-            dirs, files = [], []
-            for e in os.scandir(fd):
-                (dirs if e.is_dir(follow_symlinks=False) else files).append(e.name)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        yield d, dirs, files
-        stack.extend(os.path.join(d, x) for x in reversed(dirs))
-
-
 def concurrent(lab, workers, seconds, seed, ops_per_sequence, stats):
     stop_event = threading.Event()
     failures = []
@@ -688,7 +663,7 @@ def concurrent(lab, workers, seconds, seed, ops_per_sequence, stats):
 
     def lister():
         while not stop_event.is_set():
-            for dirpath, dirnames, filenames in walk_noatime(lab.m.mnt):
+            for dirpath, dirnames, filenames in os.walk(lab.m.mnt):
                 if stop_event.is_set():
                     break
                 for n in filenames:
@@ -704,7 +679,7 @@ def concurrent(lab, workers, seconds, seed, ops_per_sequence, stats):
     def reader():
         rng = random.Random(seed)
         while not stop_event.is_set():
-            for dirpath, dirnames, filenames in walk_noatime(lab.files):
+            for dirpath, dirnames, filenames in os.walk(lab.files):
                 if stop_event.is_set():
                     break
                 for n in filenames:

@@ -1066,31 +1066,37 @@ static Status ValidateEntryFields(const Entry& e) {
 Result<Entry> Catalog::CreateEntry(const Entry& e) {
   SFS_RETURN_IF_ERROR(ValidateEntryFields(e));
   return InTxn(*this, [&]() -> Result<Entry> {
-    auto found = EntryById(e.parent_id);
-    if (found.status().is_not_found())
-      return Status(Code::kReferenceMissing, "parent folder " + std::to_string(e.parent_id) + " of " +
-                                                 Quoted(e.name) + " does not exist");
-    SFS_ASSIGN_OR_RETURN(Entry parent, std::move(found));
-    if (parent.type != EntryType::kFolder)
-      return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
     // A new entry's ctime is now, whatever mtime it is given (cp -a); its
     // folder's times become now too.
     const int64_t now = NowNs();
-    // An owner given (the mount's requesting user) takes the group of a
-    // setgid folder, as on a local filesystem (shared group folders).
-    const int64_t gid = e.gid >= 0 && (parent.mode & 02000) ? parent.gid : e.gid;
+    // One statement reads the parent (it must be a folder; the entry joins
+    // its image) and inserts: on PostgreSQL one round trip less per file
+    // created. An owner given (the mount's requesting user) takes the
+    // group of a setgid folder, as on a local filesystem (shared group
+    // folders).
     auto r = OneRow<Entry>(
         *db_, std::string("INSERT INTO entry(id, image_id, parent_id, name, type, size, hash, mode, "
-                          "mtime_ns, target, kind, ctime_ns, atime_ns, uid, gid) VALUES (") +
-                  db_->NewIdSql("entry") + ", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING " +
+                          "mtime_ns, target, kind, ctime_ns, atime_ns, uid, gid) SELECT ") +
+                  db_->NewIdSql("entry") +
+                  ", p.image_id, p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                  "CASE WHEN CAST(?13 AS BIGINT) < 0 THEN NULL WHEN (p.mode & 1024) <> 0 THEN p.gid "
+                  "ELSE CAST(?13 AS BIGINT) END FROM entry p WHERE p.id = ?1 AND p.type = 'folder' RETURNING " +
                   kEntryCols,
-        {parent.image_id, e.parent_id, e.name, std::string(EntryTypeName(e.type)),
-         static_cast<int64_t>(e.size),
-         e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr), int64_t{e.mode & 07777},
-         e.mtime_ns, e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, now,
+        {e.parent_id, e.name, std::string(EntryTypeName(e.type)), static_cast<int64_t>(e.size),
+         e.type == EntryType::kFile ? Param(e.hash) : Param(nullptr), int64_t{e.mode & 07777}, e.mtime_ns,
+         e.type == EntryType::kSymlink ? Param(e.target) : Param(nullptr), e.kind, now,
          e.atime_ns == Entry::kTimeUnset ? e.mtime_ns : e.atime_ns, e.uid >= 0 ? Param(e.uid) : Param(nullptr),
-         gid >= 0 ? Param(gid) : Param(nullptr)},
+         int64_t{e.gid >= 0 ? e.gid : -1}},
         ReadEntry, "");
+    if (r.status().is_not_found()) {
+      // No row: no such parent, or not a folder.
+      auto found = EntryById(e.parent_id);
+      if (found.status().is_not_found())
+        return Status(Code::kReferenceMissing, "parent folder " + std::to_string(e.parent_id) + " of " +
+                                                   Quoted(e.name) + " does not exist");
+      SFS_RETURN_IF_ERROR(found.status());
+      return Status(Code::kInvalidArgument, "parent of " + Quoted(e.name) + " is not a folder");
+    }
     if (!r.ok()) return Explain(r.status(), Quoted(e.name) + " already exists", "");
     SFS_RETURN_IF_ERROR(FolderChanged(*db_, e.parent_id, now, e.type == EntryType::kFolder ? 1 : 0));
     return r;

@@ -2207,6 +2207,46 @@ TEST_P(CatalogTest, PushedChangeCounterMovesOnAnotherConnectionsCommit) {
   EXPECT_EQ(*mount->PushedChangeCounter(), before);
 }
 
+// CreateEntry reads its parent inside its INSERT (one round trip on
+// PostgreSQL): the new entry joins the parent's image, takes the group of
+// a setgid folder when an owner is given, and the refusals still say why.
+TEST_P(CatalogTest, CreateEntryReadsItsParentInItsInsert) {
+  World w = NewWorld();
+  Entry shared;
+  shared.parent_id = w.root.id;
+  shared.name = "shared";
+  shared.type = EntryType::kFolder;
+  shared.mode = 02775;
+  shared.uid = 1000;
+  shared.gid = 4242;
+  shared = MUST(c_->CreateEntry(shared));
+  EXPECT_EQ(shared.image_id, w.image.id);
+  EXPECT_EQ(shared.gid, 4242);
+  auto file_in = [&](int64_t parent, const std::string& name, int64_t gid) {
+    Entry e;
+    e.parent_id = parent;
+    e.name = name;
+    e.type = EntryType::kFile;
+    e.hash = HashN(1);
+    e.uid = gid < 0 ? -1 : 1001;
+    e.gid = gid;
+    return c_->CreateEntry(e);
+  };
+  EXPECT_EQ(MUST(file_in(shared.id, "a", 1001)).gid, 4242);         // the setgid folder's group
+  EXPECT_EQ(MUST(file_in(shared.id, "b", -1)).gid, -1);             // no owner given: none
+  EXPECT_EQ(MUST(file_in(w.root.id, "c", 1001)).gid, 1001);         // an ordinary folder
+  EXPECT_EQ(MUST(file_in(w.root.id, "d", 4000000000)).gid, 4000000000);  // gids past 2^31
+  EXPECT_EQ(MUST(file_in(shared.id, "a2", 1001)).image_id, w.image.id);
+  EXPECT_EQ(Scalar(NameN("SELECT subfolders FROM entry WHERE id = ", w.root.id)), 1);
+  // Refusals: the name taken, no such parent, a parent that is a file.
+  EXPECT_CODE(file_in(shared.id, "a", 1001), Code::kAlreadyExists);
+  EXPECT_CODE(file_in(987654, "x", 1001), Code::kReferenceMissing);
+  Entry a = MUST(c_->EntryByName(shared.id, "a"));
+  auto under_file = file_in(a.id, "x", 1001);
+  EXPECT_CODE(under_file, Code::kInvalidArgument);
+  EXPECT_THAT(under_file.status().message(), HasSubstr("not a folder"));
+}
+
 TEST_P(CatalogTest, MoveEntryIsAtomic) {
   World w = NewWorld();
   Image other = NewImage("img1", w.slide.id);

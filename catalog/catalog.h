@@ -297,6 +297,9 @@ class Catalog {
   Status ForEachReferencedHash(const std::function<Status(const std::string&)>& fn);
   // Changes when another process commits to the catalog.
   Result<int64_t> ExternalChangeCounter();
+  // The same counter where the engine has it pushed (PostgreSQL's NOTIFY),
+  // without a query or the catalog lock; nullopt otherwise (SQLite).
+  std::optional<int64_t> PushedChangeCounter() const { return db_->PushedChangeCounter(); }
 
  private:
   friend class Transaction;

@@ -1963,6 +1963,180 @@ TEST_P(CatalogTest, SetTagsIsAtomicAtItsLastTagging) {
   EXPECT_CODE(c_->TagByName("new1"), Code::kNotFound);  // tags made on the way are undone too
 }
 
+// Statement::Defer: on PostgreSQL the deferred writes wait in the
+// pipeline and go with the next statement that needs an answer, or with
+// the COMMIT. One failing in the middle of a batch fails the transaction
+// whole: nothing before or after it is recorded, and the error names the
+// statement and keeps its code (a unique key: kAlreadyExists). SQLite runs
+// each at once and reports the failure from Defer itself.
+TEST_P(CatalogTest, DeferredWriteFailureMidBatchRollsBackEverything) {
+  Database& db = c_->db();
+  const std::string insert = "INSERT INTO tag(id, name) VALUES (" + db.NewIdSql("tag") + ", ?)";
+  auto defer = [&](const std::string& name) {
+    auto st = db.Prepare(insert);
+    if (!st.ok()) return st.status();
+    StatementScope scope(**st);
+    scope->Bind(1, name);
+    return scope->Defer();
+  };
+  MUST(c_->CreateTag("taken"));
+  // Failure reported at the COMMIT.
+  ASSERT_OK(db.BeginWrite());
+  Status s = defer("before");
+  ASSERT_OK(s);
+  s = defer("taken");
+  if (s.ok()) s = defer("after");
+  if (s.ok()) {
+    EXPECT_TRUE(postgres()) << "SQLite reports the failure at once";
+    s = db.Commit();
+  } else {
+    EXPECT_FALSE(postgres()) << "PostgreSQL sends the statement later";
+    ASSERT_OK(db.Rollback());
+  }
+  EXPECT_EQ(s.code(), Code::kAlreadyExists) << s.ToString();
+  if (postgres()) {
+    EXPECT_THAT(s.message(), HasSubstr("INSERT INTO tag"));  // which of the batch
+  }
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 0);
+
+  // Failure reported by the next statement that needs an answer; every
+  // call after it in the transaction says the same, and the commit too.
+  ASSERT_OK(db.BeginWrite());
+  ASSERT_OK(defer("before"));
+  s = defer("taken");
+  if (s.ok()) {
+    // (Preparing a new statement waits for an answer too: it may be the
+    // call that reports.)
+    Status read;
+    auto st = db.Prepare("SELECT count(*) FROM tag");
+    if (!st.ok()) {
+      read = st.status();
+    } else {
+      StatementScope scope(**st);
+      read = scope->Step().status();
+    }
+    EXPECT_EQ(read.code(), Code::kAlreadyExists) << read.ToString();
+    EXPECT_THAT(read.message(), HasSubstr("INSERT INTO tag"));
+    EXPECT_EQ(defer("after").code(), Code::kAlreadyExists);
+    EXPECT_EQ(db.Commit().code(), Code::kAlreadyExists);
+  } else {
+    ASSERT_OK(db.Rollback());
+  }
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 0);
+
+  // The connection is sound afterwards, and deferred writes that succeed
+  // are recorded, seen by the transaction's own reads on the way.
+  ASSERT_OK(db.BeginWrite());
+  ASSERT_OK(defer("before"));
+  ASSERT_OK(defer("after"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 2);
+  ASSERT_OK(defer("third"));
+  ASSERT_OK(db.Commit());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after', 'third')"), 3);
+}
+
+// A catalog method's deferred write that fails inside a caller's
+// Transaction fails the caller's transaction whole on PostgreSQL (no
+// savepoint isolates it); on SQLite the method fails at once. Either way
+// nothing of the transaction is recorded once it does not commit.
+TEST_P(CatalogTest, DeferredWriteFailureInsideACallersTransaction) {
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif");
+  Status s;
+  {
+    Transaction txn(*c_);
+    ASSERT_OK(txn.status());
+    MUST(c_->CreateTag("kept-if-committed"));
+    InjectedFailure fail(*c_, "UPDATE ON entry", NameN("NEW.id = ", f.id));
+    s = c_->SetTags(Entity::kEntry, f.id, {"x"});  // its ctime UPDATE fails
+    if (s.ok()) s = txn.Commit();
+  }
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("injected failure"));
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), IsEmpty());
+  EXPECT_CODE(c_->TagByName("kept-if-committed"), Code::kNotFound);
+  // And the catalog goes on.
+  ASSERT_OK(c_->SetTags(Entity::kEntry, f.id, {"x", "y"}));
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), ElementsAre("x", "y"));
+}
+
+// Another connection's commit moves the counter pushed by NOTIFY, which
+// a mount's caches compare without a query (fs/xattr.h XattrMemo); SQLite
+// has none.
+TEST_P(CatalogTest, PushedChangeCounterMovesOnAnotherConnectionsCommit) {
+  if (!postgres()) {
+    EXPECT_FALSE(c_->PushedChangeCounter().has_value());
+    return;
+  }
+  EXPECT_FALSE(c_->PushedChangeCounter().has_value()) << "no listener unless asked for";
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif");
+  DatabaseOptions o;
+  o.listen = true;
+  auto mount = MUST(Catalog::OpenUrl(url_, o));
+  auto other = MUST(Catalog::OpenUrl(url_));
+  ASSERT_TRUE(mount->PushedChangeCounter().has_value());
+  auto waits_for_change = [&](int64_t before) {
+    for (int i = 0; i < 200; ++i) {
+      if (*mount->PushedChangeCounter() != before) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  // The listener's first connection counts as a change: wait it out.
+  (void)waits_for_change(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int64_t before = *mount->PushedChangeCounter();
+  ASSERT_OK(other->SetTags(Entity::kEntry, f.id, {"good"}));
+  EXPECT_TRUE(waits_for_change(before)) << "another session's tag edit was not notified";
+  // Its own commits are not counted (the mount told its kernel itself).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  before = *mount->PushedChangeCounter();
+  ASSERT_OK(mount->SetTags(Entity::kEntry, f.id, {"bad"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*mount->PushedChangeCounter(), before);
+}
+
+// CreateEntry reads its parent inside its INSERT (one round trip on
+// PostgreSQL): the new entry joins the parent's image, takes the group of
+// a setgid folder when an owner is given, and the refusals still say why.
+TEST_P(CatalogTest, CreateEntryReadsItsParentInItsInsert) {
+  World w = NewWorld();
+  Entry shared;
+  shared.parent_id = w.root.id;
+  shared.name = "shared";
+  shared.type = EntryType::kFolder;
+  shared.mode = 02775;
+  shared.uid = 1000;
+  shared.gid = 4242;
+  shared = MUST(c_->CreateEntry(shared));
+  EXPECT_EQ(shared.image_id, w.image.id);
+  EXPECT_EQ(shared.gid, 4242);
+  auto file_in = [&](int64_t parent, const std::string& name, int64_t gid) {
+    Entry e;
+    e.parent_id = parent;
+    e.name = name;
+    e.type = EntryType::kFile;
+    e.hash = HashN(1);
+    e.uid = gid < 0 ? -1 : 1001;
+    e.gid = gid;
+    return c_->CreateEntry(e);
+  };
+  EXPECT_EQ(MUST(file_in(shared.id, "a", 1001)).gid, 4242);         // the setgid folder's group
+  EXPECT_EQ(MUST(file_in(shared.id, "b", -1)).gid, -1);             // no owner given: none
+  EXPECT_EQ(MUST(file_in(w.root.id, "c", 1001)).gid, 1001);         // an ordinary folder
+  EXPECT_EQ(MUST(file_in(w.root.id, "d", 4000000000)).gid, 4000000000);  // gids past 2^31
+  EXPECT_EQ(MUST(file_in(shared.id, "a2", 1001)).image_id, w.image.id);
+  EXPECT_EQ(Scalar(NameN("SELECT subfolders FROM entry WHERE id = ", w.root.id)), 1);
+  // Refusals: the name taken, no such parent, a parent that is a file.
+  EXPECT_CODE(file_in(shared.id, "a", 1001), Code::kAlreadyExists);
+  EXPECT_CODE(file_in(987654, "x", 1001), Code::kReferenceMissing);
+  Entry a = MUST(c_->EntryByName(shared.id, "a"));
+  auto under_file = file_in(a.id, "x", 1001);
+  EXPECT_CODE(under_file, Code::kInvalidArgument);
+  EXPECT_THAT(under_file.status().message(), HasSubstr("not a folder"));
+}
+
 TEST_P(CatalogTest, MoveEntryIsAtomic) {
   World w = NewWorld();
   Image other = NewImage("img1", w.slide.id);

@@ -333,6 +333,9 @@ class Catalog {
   // write method or Transaction, committed or not), on the writing thread,
   // under the catalog lock: `fn` must not call the catalog. Null: none.
   void SetWriteListener(std::function<void()> fn) { mu_.set_listener(std::move(fn)); }
+  // The same counter where the engine has it pushed (PostgreSQL's NOTIFY),
+  // without a query or the catalog lock; nullopt otherwise (SQLite).
+  std::optional<int64_t> PushedChangeCounter() const { return db_->PushedChangeCounter(); }
 
  private:
   friend class Transaction;

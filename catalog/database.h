@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,15 @@ class Statement {
   virtual Result<bool> Step() = 0;
   // Steps until done (for statements that return no rows).
   Status Run();
+  // Runs a write whose answer the caller does not need and that is not
+  // expected to fail, inside a transaction (an UPDATE of a folder's times,
+  // an INSERT ... ON CONFLICT DO NOTHING). An engine behind a server
+  // (PostgreSQL) may send it with the next statement whose answer is
+  // needed, or with the COMMIT: one round trip for all. Then its failure
+  // comes back from that later call or from Commit(), and the whole
+  // transaction is rolled back (no savepoint isolates it, unlike Run()).
+  // SQLite, and any engine outside a transaction: Run().
+  virtual Status Defer() { return Run(); }
   virtual int64_t Int(int column) const = 0;  // 0-based
   virtual std::string Text(int column) const = 0;
   virtual bool IsNull(int column) const = 0;
@@ -84,6 +94,11 @@ class Database {
   // (LISTEN/NOTIFY, sent by triggers) from other sessions, read without a
   // query. Used to invalidate the kernel's caches.
   virtual Result<int64_t> ExternalChangeCounter() = 0;
+  // Where other writers' changes are pushed to this connection (PostgreSQL
+  // with the listener: NOTIFY), ExternalChangeCounter's value, read without
+  // a query: safe from any thread, without the Catalog's lock. nullopt on
+  // engines where the counter must be asked for (SQLite).
+  virtual std::optional<int64_t> PushedChangeCounter() const { return std::nullopt; }
 
   // --- what the tools need of the engine's own catalogs -----------------
   struct SchemaPresence {

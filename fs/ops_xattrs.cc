@@ -42,14 +42,16 @@ bool IsEntry(const NodeSpec& spec) {
   return spec.kind == NodeKind::kFile || spec.kind == NodeKind::kFolder || spec.kind == NodeKind::kSymlink;
 }
 
-// An entry's names and tags: memoized a moment (XattrMemo), else one
-// catalog statement, then memoized.
+// An entry's names and tags: memoized a moment, or on PostgreSQL until
+// another writer's change is notified (XattrMemo), else one catalog
+// statement, then memoized.
 Result<EntryXattrs> EntryXattrsOf(Filesystem& fs, fuse_ino_t ino, const NodeSpec& spec) {
   const int64_t now = Filesystem::MonotonicNs();
-  if (auto memo = fs.xattr_memo().Get(ino, spec.record_id, now)) return std::move(*memo);
+  const std::optional<int64_t> changes = fs.catalog().PushedChangeCounter();
+  if (auto memo = fs.xattr_memo().Get(ino, spec.record_id, now, changes)) return std::move(*memo);
   const uint64_t epoch = fs.xattr_memo().epoch();
   SFS_ASSIGN_OR_RETURN(EntryXattrs x, ReadEntryXattrs(fs.catalog(), spec.record_id));
-  fs.xattr_memo().Put(ino, spec.record_id, x, epoch, now);
+  fs.xattr_memo().Put(ino, spec.record_id, x, epoch, now, changes);
   return x;
 }
 

@@ -209,6 +209,12 @@ Result<std::string> Namespace::RenderTrashInfo(int64_t trash_id) {
 
 std::optional<Status> Namespace::UnlinkTrash(const NodeSpec& parent, const std::string& name, bool dir) {
   if (parent.kind == NodeKind::kTrashFiles) {
+    // The check (a folder must be empty) and the delete in one transaction
+    // (its reads go to the writer): the delete takes the subtree with it,
+    // so an entry created in the folder after a check outside it would go
+    // too. rmdir and a create in the folder: one of them fails.
+    Transaction txn(catalog_);
+    SFS_RETURN_IF_ERROR(txn.status());
     SFS_ASSIGN_OR_RETURN(TrashItem t, catalog_.TrashItemByName(parent.record_id, name));
     if (dir != (t.type == EntryType::kFolder))
       return Status(dir ? Code::kNotADirectory : Code::kIsADirectory, "'" + name + "'");
@@ -216,7 +222,8 @@ std::optional<Status> Namespace::UnlinkTrash(const NodeSpec& parent, const std::
       SFS_ASSIGN_OR_RETURN(int64_t n, catalog_.CountEntries(t.entry_id));
       if (n) return Status(Code::kNotEmpty, "folder '" + name + "' is not empty");
     }
-    return catalog_.DeleteTrashItem(t.id);
+    SFS_RETURN_IF_ERROR(catalog_.DeleteTrashItem(t.id));
+    return txn.Commit();
   }
   if (parent.kind == NodeKind::kTrashInfoDir && !dir) {
     // The .trashinfo and its file are one record: deleting either deletes

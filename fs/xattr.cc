@@ -126,11 +126,14 @@ uint64_t XattrMemo::epoch() {
   return epoch_;
 }
 
-std::optional<EntryXattrs> XattrMemo::Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns) {
+std::optional<EntryXattrs> XattrMemo::Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns,
+                                          std::optional<int64_t> changes) {
   std::lock_guard lock(mu_);
   auto it = memos_.find(ino);
   if (it == memos_.end()) return std::nullopt;
-  if (it->second.record_id != record_id || now_ns >= it->second.until_ns) {
+  const Memo& m = it->second;
+  const bool stale = m.changes ? m.changes != changes : now_ns >= m.until_ns;
+  if (m.record_id != record_id || stale) {
     memos_.erase(it);
     return std::nullopt;
   }
@@ -138,16 +141,20 @@ std::optional<EntryXattrs> XattrMemo::Get(fuse_ino_t ino, int64_t record_id, int
 }
 
 void XattrMemo::Put(fuse_ino_t ino, int64_t record_id, const EntryXattrs& answer, uint64_t epoch,
-                    int64_t now_ns) {
+                    int64_t now_ns, std::optional<int64_t> changes) {
   std::lock_guard lock(mu_);
   if (epoch != epoch_) return;  // changed while it was read
-  if (memos_.size() >= kMaxEntries) {
+  const size_t max = changes ? kMaxPushedEntries : kMaxEntries;
+  if (memos_.size() >= max) {
     // Expired ones first; if all are young (many files at once), all.
-    for (auto it = memos_.begin(); it != memos_.end();)
-      it = now_ns >= it->second.until_ns ? memos_.erase(it) : std::next(it);
-    if (memos_.size() >= kMaxEntries) memos_.clear();
+    for (auto it = memos_.begin(); it != memos_.end();) {
+      const Memo& m = it->second;
+      const bool stale = m.changes ? m.changes != changes : now_ns >= m.until_ns;
+      it = stale ? memos_.erase(it) : std::next(it);
+    }
+    if (memos_.size() >= max) memos_.clear();
   }
-  memos_[ino] = Memo{record_id, now_ns + kMemoNs, answer};
+  memos_[ino] = Memo{record_id, now_ns + kMemoNs, answer, changes};
 }
 
 void XattrMemo::Changed() {

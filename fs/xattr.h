@@ -61,15 +61,26 @@ Result<EntryXattrs> ReadEntryXattrs(Catalog& catalog, int64_t entry_id);
 // fs/notices.cc); another process's change shows after at most kMemoNs,
 // far within the kernel's own caches' delay for such changes (the
 // Invalidator's poll). docs/DECISIONS.md "Extended attributes of files".
+//
+// Where other writers' changes are pushed (PostgreSQL's NOTIFY:
+// Catalog::PushedChangeCounter), an answer is kept instead until that
+// counter moves, however long: a warm getfattr -d asks the catalog
+// nothing, and another mount's change is seen as soon as its notification
+// arrives (issue 15).
 class XattrMemo {
  public:
   static constexpr int64_t kMemoNs = 100'000'000;  // 0.1 s
   static constexpr size_t kMaxEntries = 4096;
+  static constexpr size_t kMaxPushedEntries = 65536;  // ~10 MB at most
   // The epoch to pass to Put: read it before reading the catalog, so an
   // answer read before a change is never kept after it.
   uint64_t epoch();
-  std::optional<EntryXattrs> Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns);
-  void Put(fuse_ino_t ino, int64_t record_id, const EntryXattrs& answer, uint64_t epoch, int64_t now_ns);
+  // `changes`: Catalog::PushedChangeCounter(), read before the catalog
+  // (Put) and now (Get).
+  std::optional<EntryXattrs> Get(fuse_ino_t ino, int64_t record_id, int64_t now_ns,
+                                 std::optional<int64_t> changes = std::nullopt);
+  void Put(fuse_ino_t ino, int64_t record_id, const EntryXattrs& answer, uint64_t epoch, int64_t now_ns,
+           std::optional<int64_t> changes = std::nullopt);
   // Something changed through the mount: forget every answer.
   void Changed();
 
@@ -78,6 +89,7 @@ class XattrMemo {
     int64_t record_id;
     int64_t until_ns;
     EntryXattrs answer;
+    std::optional<int64_t> changes;  // kept until the pushed counter moves
   };
   std::mutex mu_;
   uint64_t epoch_ = 0;                          // GUARDED_BY(mu_)

@@ -184,20 +184,26 @@ def reset_peak_rss(pid):
 
 
 class RssSampler:
-    """Samples a process's VmRSS every `period` seconds while in a with block."""
+    """Samples a process's VmRSS every `period` seconds while in a with block
+    (smallfile_bench.Sampler adds its open descriptors through sample())."""
 
     def __init__(self, pid, period=0.1):
         self.pid = pid
         self.period = period
-        self.samples = []  # (seconds since start, KiB)
+        self.samples = []  # (seconds since start, KiB, what sample() adds)
+        self.hwm_kib = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self):
+        """What is measured at each tick after the time: (VmRSS KiB,)."""
+        return (proc_status_kib(self.pid, "VmRSS"),)
 
     def _run(self):
         t0 = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic() - t0, proc_status_kib(self.pid, "VmRSS")))
+                self.samples.append((time.monotonic() - t0,) + self.sample())
             except OSError:
                 return
             self._stop.wait(self.period)
@@ -210,7 +216,10 @@ class RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.hwm_kib = proc_status_kib(self.pid, "VmHWM")
+        try:
+            self.hwm_kib = proc_status_kib(self.pid, "VmHWM")
+        except OSError:
+            self.hwm_kib = 0
         return False
 
     def profile(self):
@@ -352,16 +361,141 @@ class Results:
 
 
 # ---------------------------------------------------------------------------
+# What every bench of this folder shares: smallfile_bench.py and pg_bench.py
+# subclass BenchBase, as Bench below does (the work dir with its tmpfs of
+# sources, the run's time and load, teardown, the environment line's parts
+# and the README blocks).
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, all its threads (dead ones included), in
+    seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class BenchBase:
+    def __init__(self, args, sizes):
+        self.args = args
+        self.mode = "quick" if args.quick else "full"
+        self.sz = sizes[self.mode]
+        self.work = os.path.abspath(args.workdir)
+        self.src = os.path.join(self.work, "src")  # tmpfs (as root): copy sources
+        self.src_is_tmpfs = False
+        self.elapsed = 0.0
+        self.load_before = self.load_after = (0.0,)
+
+    def make_work(self, tmpfs_size, tmpfs_name):
+        """A fresh work dir (an earlier run's mounts undone, its files removed
+        in the background) with src/ on a private tmpfs of `tmpfs_size` (a
+        mount option value) when root."""
+        if os.path.exists(self.work):
+            self.cleanup_mounts()
+            remove_in_background(self.work)
+        os.makedirs(self.src)
+        if IS_ROOT:
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_size},mode=0700", tmpfs_name,
+                                self.src], capture_output=True, text=True)
+            self.src_is_tmpfs = r.returncode == 0
+        if not self.src_is_tmpfs:
+            log("warning: sources are on the disk, not on a tmpfs (needs root)")
+
+    def cleanup_mounts(self):
+        """Unmounts the sources' tmpfs; a subclass unmounts its targets first."""
+        if is_mounted(self.src):
+            subprocess.run(["umount", self.src], check=False)
+
+    def teardown(self):
+        self.cleanup_mounts()
+        if not self.args.keep and os.path.exists(self.work):
+            remove_in_background(self.work)
+
+    def setup(self):
+        raise NotImplementedError
+
+    def run_groups(self):
+        raise NotImplementedError
+
+    def run_all(self):
+        """setup, the groups and teardown (also after a failure), timed, with
+        the load average before and after."""
+        t0 = time.monotonic()
+        self.load_before = os.getloadavg()
+        try:
+            self.setup()
+            log(f"setup done in {time.monotonic() - t0:.0f} s")
+            self.run_groups()
+        finally:
+            self.teardown()
+            self.elapsed = time.monotonic() - t0
+            self.load_after = os.getloadavg()
+
+    # -- the parts of the environment line every README table starts with
+    def run_text(self):
+        """The date, mode, groups (--only) and length of the run."""
+        only = f", only {self.args.only}" if getattr(self.args, "only", None) else ""
+        return f"{datetime.date.today().isoformat()}, {self.mode} mode{only} ({self.elapsed / 60:.1f} min)"
+
+    @staticmethod
+    def machine_text():
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+        return f"Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB"
+
+    def load_text(self):
+        return f"load average {self.load_before[0]:.1f} before, {self.load_after[0]:.1f} after"
+
+    def sources_text(self):
+        return f"sources on {'tmpfs' if self.src_is_tmpfs else 'the disk'}"
+
+    def print_tables(self, environment, sections):
+        """The environment line, then each of `sections` ((key, title)) that
+        has figures, as a table."""
+        print()
+        print(environment)
+        for key, title in sections:
+            body = self.results.table(key)
+            if body:
+                print(f"\n## {title}\n\n{body}")
+
+
+def bindfs_version():
+    try:
+        return subprocess.run(["bindfs", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "bindfs ?"
+
+
+def put_block(text, key, body, headings=()):
+    """`text` (a README) with the block between <!-- KEY:begin --> and
+    <!-- KEY:end --> replaced by `body`; a new block is appended at the end,
+    after the lines `headings`."""
+    begin, end = f"<!-- {key}:begin -->", f"<!-- {key}:end -->"
+    block = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        return text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    for h in headings:
+        text = text.rstrip("\n") + f"\n\n{h}\n"
+    return text.rstrip("\n") + f"\n\n{block}\n"
+
+
+def write_file(path, text):
+    """Replaces `path` whole (a temporary file renamed over it)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+# ---------------------------------------------------------------------------
 # The three targets
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args):
-        self.args = args
-        self.mode = "quick" if args.quick else "full"
-        self.sz = SIZES[self.mode]
-        self.work = os.path.abspath(args.workdir)
-        self.src = os.path.join(self.work, "src")          # tmpfs: copy sources
+        super().__init__(args, SIZES)
         self.plain = os.path.join(self.work, "plain")      # the plain directory
         self.bmnt = os.path.join(self.work, "bindfs-mnt")  # bindfs of self.plain
         self.sroot = os.path.join(self.work, "samplefs")   # catalog, store, mnt
@@ -372,7 +506,6 @@ class Bench:
         self.bproc = None
         self.sproc = None
         self.qproc = None
-        self.src_is_tmpfs = False
         self.results = Results()
 
     # -- paths where each target's data goes
@@ -441,17 +574,8 @@ class Bench:
 
     # -- setup
     def setup(self):
-        if os.path.exists(self.work):
-            self.cleanup_mounts()
-            remove_in_background(self.work)
-        os.makedirs(self.src)
         src_bytes = 2 * self.sz["big"] + 3 * self.sz["small_n"] * self.sz["small_size"] + 64 * MIB
-        if IS_ROOT:
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={src_bytes + 256 * MIB},mode=0700",
-                                "samplefs-bench-src", self.src], capture_output=True, text=True)
-            self.src_is_tmpfs = r.returncode == 0
-        if not self.src_is_tmpfs:
-            log("warning: sources are on the disk, not on a tmpfs (needs root)")
+        self.make_work(src_bytes + 256 * MIB, "samplefs-bench-src")
         os.makedirs(os.path.join(self.plain, "data"))
         for root in (self.sroot, self.qroot):
             os.makedirs(root)
@@ -494,13 +618,7 @@ class Bench:
             if is_mounted(mnt) or proc is not None:
                 unmount(mnt, proc)
         self.bproc = self.sproc = self.qproc = None
-        if is_mounted(self.src):
-            subprocess.run(["umount", self.src], check=False)
-
-    def teardown(self):
-        self.cleanup_mounts()
-        if not self.args.keep:
-            remove_in_background(self.work)
+        super().cleanup_mounts()
 
     # -- measurement helpers
     def measure(self, section, label, target, fn, goal=None, nbytes=None, best=False):
@@ -755,13 +873,7 @@ class Bench:
         lists = {}
         for t in TARGETS:
             files = self.xattr_files(t)
-            listfile = os.path.join(self.work, f"xattr-{t}.list")
-            with open(listfile, "w") as f:
-                f.write("\0".join(files) + "\0")
-            dump = os.path.join(self.work, f"xattr-{t}.dump")
-            with open(dump, "w") as f:
-                for i, p in enumerate(files):
-                    f.write(f'# file: {p}\nuser.xdg.tags="good,batch{i % 10},bench"\n\n')
+            listfile, dump = write_tag_inputs(os.path.join(self.work, f"xattr-{t}"), files)
             lists[t] = listfile
             os.sync()
             self.measure(S5, f"setfattr tags on {human_count(len(files))} files", t,
@@ -881,24 +993,14 @@ class Bench:
 
     # -----------------------------------------------------------------------
 
-    def run_all(self):
+    def run_groups(self):
         groups = self.args.only.split(",") if self.args.only else ["copy", "fsync", "reads", "xattrs", "query",
                                                                     "contention"]
-        t_start = time.monotonic()
-        load = os.getloadavg()
-        self.setup()
-        log(f"setup done in {time.monotonic() - t_start:.0f} s")
-        try:
-            # smallcopy and listings are parts of copy and reads, for runs
-            # that need only them (--only smallcopy,listings).
-            for g in ("copy", "smallcopy", "fsync", "reads", "listings", "xattrs", "query", "contention"):
-                if g in groups:
-                    getattr(self, f"bench_{g}")()
-        finally:
-            self.teardown()
-        self.elapsed = time.monotonic() - t_start
-        self.load_before = load
-        self.load_after = os.getloadavg()
+        # smallcopy and listings are parts of copy and reads, for runs that
+        # need only them (--only smallcopy,listings).
+        for g in ("copy", "smallcopy", "fsync", "reads", "listings", "xattrs", "query", "contention"):
+            if g in groups:
+                getattr(self, f"bench_{g}")()
 
 
 def remove_in_background(path):
@@ -915,6 +1017,19 @@ def remove_in_background(path):
 
 # ---------------------------------------------------------------------------
 # Data generation
+
+
+def write_tag_inputs(stem, files, shift=0):
+    """STEM.list, the NUL-separated `files` (for xargs -0 getfattr), and
+    STEM.dump, a `setfattr --restore` input that tags file i with
+    user.xdg.tags=good,batch<(i + shift) % 10>,bench. Returns their paths."""
+    listfile, dump = stem + ".list", stem + ".dump"
+    with open(listfile, "w") as f:
+        f.write("\0".join(files) + "\0")
+    with open(dump, "w") as f:
+        for i, p in enumerate(files):
+            f.write(f'# file: {p}\nuser.xdg.tags="good,batch{(i + shift) % 10},bench"\n\n')
+    return listfile, dump
 
 
 def write_pattern_file(path, size, seed):
@@ -1015,17 +1130,8 @@ SECTIONS = (
 
 
 def environment_line(bench):
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    try:
-        bindfs_v = subprocess.run(["bindfs", "--version"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        bindfs_v = "bindfs ?"
-    only = f", only {bench.args.only}" if bench.args.only else ""
-    return (f"{datetime.date.today().isoformat()}, {bench.mode} mode{only} ({bench.elapsed / 60:.1f} min), "
-            f"Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, {bindfs_v}; "
-            f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after "
-            f"(other engineers' builds share the machine); sources on "
-            f"{'tmpfs' if bench.src_is_tmpfs else 'the disk'}.")
+    return (f"{bench.run_text()}, {bench.machine_text()}, {bindfs_version()}; {bench.load_text()} "
+            f"(other engineers' builds share the machine); {bench.sources_text()}.")
 
 
 def update_readme(path, bench, sections=None):
@@ -1034,19 +1140,10 @@ def update_readme(path, bench, sections=None):
         body = bench.results.table(key)
         if not body or (sections and key not in sections):
             continue
-        begin, end = f"<!-- mount_bench:{key}:begin -->", f"<!-- mount_bench:{key}:end -->"
-        block = (f"{begin}\n_Measured by `tests/bench/mount_bench.py`: {environment_line(bench)}_\n\n"
-                 f"{body}\n{end}")
-        if begin in text and end in text:
-            a = text.index(begin)
-            b = text.index(end) + len(end)
-            text = text[:a] + block + text[b:]
-        else:
-            text = text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+        text = put_block(text, f"mount_bench:{key}",
+                         f"_Measured by `tests/bench/mount_bench.py`: {environment_line(bench)}_\n\n{body}",
+                         [f"## {title}"])
+    write_file(path, text)
 
 
 def main():
@@ -1081,17 +1178,8 @@ def main():
         print("mount_bench: warning: not root, so cold runs cannot drop the page cache", file=sys.stderr)
 
     bench = Bench(args)
-    try:
-        bench.run_all()
-    except KeyboardInterrupt:
-        bench.teardown()
-        raise
-    print()
-    print(environment_line(bench))
-    for key, title in SECTIONS:
-        body = bench.results.table(key)
-        if body:
-            print(f"\n## {title}\n\n{body}")
+    bench.run_all()
+    bench.print_tables(environment_line(bench), SECTIONS)
     if args.readme == "yes" or (args.readme == "auto" and not args.quick):
         update_readme(README, bench, args.sections.split(",") if args.sections else None)
         print(f"\nwrote {README}")

@@ -34,9 +34,7 @@ wall-clock figure (where the time goes). Not registered in ctest: a full
 run takes 20-40 minutes, most of it building the 10M-record catalogs.
 """
 import argparse
-import datetime
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -47,6 +45,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import mount_bench as mb  # noqa: E402  (shared helpers: timing, mounts, data)
+from mount_bench import cpu_seconds  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 README = os.path.join(HERE, "README.md")
@@ -60,16 +59,6 @@ SIZES = {
     "quick": dict(small_n=1000, small_size=64 << 10, list_dirs=100, list_per_dir=100, xattr_n=1000,
                   changes=40, lookup_sizes=(100_000, 1_000_000), lookups=500, per_dir=1000),
 }
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def children_cpu(ppid):
@@ -306,13 +295,9 @@ class Results:
 # ---------------------------------------------------------------------------
 
 
-class Bench:
+class Bench(mb.BenchBase):
     def __init__(self, args):
-        self.args = args
-        self.mode = "quick" if args.quick else "full"
-        self.sz = SIZES[self.mode]
-        self.work = os.path.abspath(args.workdir)
-        self.src = os.path.join(self.work, "src")
+        super().__init__(args, SIZES)
         self.samplefs = os.path.abspath(args.samplefs)
         self.samplectl = os.path.abspath(args.samplectl)
         self.only = set(args.only.split(",")) if args.only else None
@@ -320,7 +305,6 @@ class Bench:
         self.targets = {}
         self.extra = []  # other Targets (lookup catalogs, second mounts)
         self.pg_dir = None
-        self.src_is_tmpfs = False
 
     def wants(self, group):
         return self.only is None or group in self.only
@@ -361,14 +345,8 @@ class Bench:
 
     # -- setup and teardown
     def setup(self):
-        if os.path.exists(self.work):
-            mb.remove_in_background(self.work)
-        os.makedirs(self.src)
         n, size = self.sz["small_n"], self.sz["small_size"]
-        if mb.IS_ROOT:
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={2 * n * size + 256 * mb.MIB},mode=0700",
-                                "samplefs-pgbench-src", self.src], capture_output=True, text=True)
-            self.src_is_tmpfs = r.returncode == 0
+        self.make_work(2 * n * size + 256 * mb.MIB, "samplefs-pgbench-src")
         self.start_cluster()
         for e in ENGINES:
             t = Target(self, e, e)
@@ -377,7 +355,7 @@ class Bench:
             t.make_image("BENCH", "data")
             self.targets[e] = t
 
-    def teardown(self):
+    def cleanup_mounts(self):
         for t in list(self.targets.values()) + self.extra:
             try:
                 t.drop()
@@ -385,11 +363,8 @@ class Bench:
                 log(f"teardown of {t.name}: {e}")
         for p, mnt in getattr(self, "second_mounts", []):
             mb.unmount(mnt, p)
-        if mb.is_mounted(self.src):
-            subprocess.run(["umount", self.src], check=False)
+        super().cleanup_mounts()
         self.stop_cluster()
-        if not self.args.keep and os.path.exists(self.work):
-            mb.remove_in_background(self.work)
 
     def order(self, rnd):
         return ENGINES if rnd % 2 == 0 else tuple(reversed(ENGINES))
@@ -474,13 +449,7 @@ class Bench:
                         os.close(os.open(os.path.join(d, f"frame_{i:05d}.tif"), os.O_CREAT | os.O_WRONLY, 0o644))
                     mb.timed_sync(d)  # every file recorded before the clock starts
                 files = [os.path.join(d, x) for x in sorted(os.listdir(d))[:n]]
-                listfile = os.path.join(self.work, f"xattr-{e}.list")
-                with open(listfile, "w") as f:
-                    f.write("\0".join(files) + "\0")
-                dump = os.path.join(self.work, f"xattr-{e}.dump")
-                with open(dump, "w") as f:
-                    for i, p in enumerate(files):
-                        f.write(f'# file: {p}\nuser.xdg.tags="good,batch{(i + rnd) % 10},bench"\n\n')
+                listfile, dump = mb.write_tag_inputs(os.path.join(self.work, f"xattr-{e}"), files, rnd)
                 self.measure(S, f"setfattr tags on {mb.human_count(len(files))} files", t,
                              lambda: mb.timed(f"setfattr --restore={dump}"))
                 cmd = f"xargs -0 -a {listfile} getfattr --absolute-names -d > /dev/null"
@@ -669,27 +638,19 @@ class Bench:
         log("  EXPLAIN ANALYZE of a lookup:\n    " + "\n    ".join(out.splitlines()))
 
     # -----------------------------------------------------------------------
-    def run_all(self):
-        self.load_before = os.getloadavg()
-        t_start = time.monotonic()
-        try:
-            self.setup()
-            if self.wants("copy"):
-                self.bench_copy()
-            if self.wants("listing"):
-                self.bench_listing()
-            if self.wants("xattrs"):
-                self.bench_xattrs()
-            if self.wants("propagate"):
-                self.bench_propagation()
-            for t in self.targets.values():
-                t.umount()
-            if self.wants("lookup"):
-                self.bench_lookup()
-        finally:
-            self.load_after = os.getloadavg()
-            self.teardown()
-        self.elapsed = time.monotonic() - t_start
+    def run_groups(self):
+        if self.wants("copy"):
+            self.bench_copy()
+        if self.wants("listing"):
+            self.bench_listing()
+        if self.wants("xattrs"):
+            self.bench_xattrs()
+        if self.wants("propagate"):
+            self.bench_propagation()
+        for t in self.targets.values():
+            t.umount()
+        if self.wants("lookup"):
+            self.bench_lookup()
 
 
 SECTIONS = (
@@ -702,29 +663,18 @@ SECTIONS = (
 
 
 def environment_line(bench):
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / mb.GIB
-    only = f", only {bench.args.only}" if bench.args.only else ""
-    return (f"{datetime.date.today().isoformat()}, {bench.mode} mode{only} ({bench.elapsed / 60:.1f} min), "
-            f"Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, PostgreSQL "
+    return (f"{bench.run_text()}, {bench.machine_text()}, PostgreSQL "
             f"{getattr(bench, 'pg_version', '?')} on a Unix socket (fsync off, shared_buffers {bench.args.shared_buffers}), SQLite "
             f"{subprocess.run(['sqlite3', '--version'], capture_output=True, text=True).stdout.split()[0]}; "
-            f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after "
-            f"(other engineers share the 2 cores).")
+            f"{bench.load_text()} (other engineers share the 2 cores).")
 
 
 def update_readme(path, bench):
-    text = open(path).read()
     body = "\n\n".join(f"**{title}**\n\n{bench.results.table(key)}" for key, title in SECTIONS
                        if bench.results.table(key))
-    begin, end = "<!-- pg_bench:begin -->", "<!-- pg_bench:end -->"
-    block = f"{begin}\n_Measured by `tests/bench/pg_bench.py`: {environment_line(bench)}_\n\n{body}\n{end}"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + f"\n\n## Facility: SQLite and PostgreSQL\n\n{block}\n"
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    mb.write_file(path, mb.put_block(open(path).read(), "pg_bench",
+                                     f"_Measured by `tests/bench/pg_bench.py`: {environment_line(bench)}_\n\n{body}",
+                                     ["## Facility: SQLite and PostgreSQL"]))
 
 
 def main():
@@ -751,12 +701,7 @@ def main():
         return 2
     bench = Bench(args)
     bench.run_all()
-    print()
-    print(environment_line(bench))
-    for key, title in SECTIONS:
-        body = bench.results.table(key)
-        if body:
-            print(f"\n## {title}\n\n{body}")
+    bench.print_tables(environment_line(bench), SECTIONS)
     if args.readme == "yes" or (args.readme == "auto" and not args.quick and not args.only):
         update_readme(README, bench)
         print(f"\nwrote {README}")

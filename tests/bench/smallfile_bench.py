@@ -60,22 +60,19 @@ import argparse
 import collections
 import datetime
 import os
-import platform
 import re
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import mount_bench as mb  # noqa: E402
-from mount_bench import (GIB, IS_ROOT, MIB, CommandFailed, drop_caches, human_bytes,  # noqa: E402
-                         human_count, is_mounted, log, proc_status_kib, reset_peak_rss, run,
-                         timed, timed_sync, unmount, wait_mounted)
+from mount_bench import (GIB, MIB, BenchBase, CommandFailed, RssSampler, bindfs_version,  # noqa: E402
+                         cpu_seconds, drop_caches, human_bytes, human_count, log, put_block, run,
+                         timed, timed_sync, unmount, wait_mounted, write_file)
 
 README = os.path.join(HERE, "README.md")
 ALL_TARGETS = ("plain", "bindfs", "bindfs-mt", "pthp", "samplefs")
@@ -109,13 +106,6 @@ DEFAULT_CASES = ("flat:cp-r,flat:cp-a,flat:tar-x,flat:rsync-a,flat:rsync-aX,flat
 ALL_CASES = ",".join(f"{d}:{t}" for d in ("flat", "zarr") for t in TOOLS)
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, all its threads (dead ones included)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def fd_count(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -123,39 +113,14 @@ def fd_count(pid):
         return 0
 
 
-class Sampler:
+class Sampler(RssSampler):
     """RSS and open descriptors of a daemon, sampled while in a with block."""
 
     def __init__(self, pid, period=0.25):
-        self.pid = pid
-        self.period = period
-        self.samples = []  # (seconds, rss KiB, fds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(pid, period)  # samples: (seconds, rss KiB, fds)
 
-    def _run(self):
-        t0 = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.monotonic() - t0, proc_status_kib(self.pid, "VmRSS"),
-                                     fd_count(self.pid)))
-            except OSError:
-                return
-            self._stop.wait(self.period)
-
-    def __enter__(self):
-        reset_peak_rss(self.pid)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        try:
-            self.hwm_kib = proc_status_kib(self.pid, "VmHWM")
-        except OSError:
-            self.hwm_kib = 0
-        return False
+    def sample(self):
+        return super().sample() + (fd_count(self.pid),)
 
     def max_fds(self):
         return max((s[2] for s in self.samples), default=0)
@@ -176,6 +141,14 @@ class Sampler:
                 s = self.samples[min(len(self.samples) - 1, int(q * (len(self.samples) - 1)))]
                 out.append((s[1] / 1024, s[2]))
         return out
+
+    def summary(self):
+        """(RSS growth MiB, fd growth) after the first tenth, and the text that
+        shows them with the RSS / descriptor profile."""
+        g_rss, g_fd = self.growth_after_tenth()
+        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in self.profile())
+        return g_rss, g_fd, (f"RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first "
+                             f"tenth: {g_rss:.1f} MiB, {g_fd} fds")
 
 
 # ---------------------------------------------------------------------------
@@ -500,17 +473,12 @@ def trace_table(counts, nfiles):
 # The bench
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, args):
-        self.args = args
-        self.mode = "quick" if args.quick else "full"
-        self.sz = SIZES[self.mode]
-        self.work = os.path.abspath(args.workdir)
-        self.src = os.path.join(self.work, "src")
+        super().__init__(args, SIZES)
         self.results = Results()
         self.traces = collections.OrderedDict()  # target -> OrderedDict label -> Counter
         self.perf_text = []
-        self.src_is_tmpfs = False
         self.targets = collections.OrderedDict()
         wanted = args.targets.split(",") if args.targets else list(ALL_TARGETS)
         for t in wanted:
@@ -541,16 +509,7 @@ class Bench:
 
     # -- setup
     def setup(self):
-        if os.path.exists(self.work):
-            self.cleanup_mounts()
-            mb.remove_in_background(self.work)
-        os.makedirs(self.src)
-        if IS_ROOT:
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6g,mode=0700", "smallfile-bench-src",
-                                self.src], capture_output=True, text=True)
-            self.src_is_tmpfs = r.returncode == 0
-        if not self.src_is_tmpfs:
-            log("warning: sources are on the disk, not on a tmpfs (needs root)")
+        self.make_work("6g", "smallfile-bench-src")
         sz = self.sz
         log("generating sources")
         self.datasets["flat"] = make_flat(os.path.join(self.src, "flat"), "frames",
@@ -576,13 +535,7 @@ class Bench:
                 t.umount()
             except (OSError, subprocess.SubprocessError) as e:
                 log(f"unmounting {t.name}: {e}")
-        if is_mounted(self.src):
-            subprocess.run(["umount", self.src], check=False)
-
-    def teardown(self):
-        self.cleanup_mounts()
-        if not self.args.keep:
-            mb.remove_in_background(self.work)
+        super().cleanup_mounts()
 
     # -- one timed copy
     def copy_once(self, t, tool, ds, dst):
@@ -657,6 +610,10 @@ class Bench:
                     self.record(rkey, f"rm -rf {what}", rgoal, tn, out, nfiles)
                 for tn in targets:
                     self.targets[tn].remove_dest(f"{tool}-new")
+        self.note_copies(rounds)
+
+    def note_copies(self, rounds):
+        """How the copy tables were measured (a note under them)."""
         self.results.notes.append(
             f"Copies: best of {rounds} rounds in alternating target order, new content each round; samplefs "
             "on a fresh catalog per case. A cell is the tool's time, then (in parentheses) with a sync(2) "
@@ -782,26 +739,21 @@ class Bench:
                 res = f"{v:.1f} s (+ sync {v + sy:.1f} s)"
             except CommandFailed as e:
                 res = f"failed: {str(e)[:200]}"
-        g_rss, g_fd = s.growth_after_tenth()
-        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in s.profile())
+        g_rss, g_fd, text = s.summary()
         ok = g_rss is not None and g_rss <= 4 and s.max_fds() < limit and not res.startswith("failed")
         self.results.checks.append(
             (f"memory and descriptors flat: cp -r of {human_count(nfiles)} files",
-             f"{res}; RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first tenth: "
-             f"{g_rss:.1f} MiB, {g_fd} fds; peak RSS {s.hwm_kib / 1024:.0f} MiB; most descriptors "
-             f"{s.max_fds()} (limit {limit})", ok))
+             f"{res}; {text}; peak RSS {s.hwm_kib / 1024:.0f} MiB; most descriptors {s.max_fds()} (limit {limit})",
+             ok))
         log(f"  {self.results.checks[-1][1]}")
         huge = self.sz["huge"]
         log(f"memory: dd of {human_bytes(huge)} into samplefs")
         d2 = t.new_dest("huge")
         with Sampler(t.pid, 0.25) as s:
             v = timed(f"dd if=/dev/zero of={d2}/zeros bs=1M count={huge // MIB} status=none")
-        g_rss, g_fd = s.growth_after_tenth()
-        prof = " / ".join(f"{r:.0f} MiB, {fd} fds" for r, fd in s.profile())
-        self.results.checks.append(
-            (f"memory flat: dd of {human_bytes(huge)}",
-             f"{v:.1f} s; RSS / open descriptors at 10/25/50/75/100 %: {prof}; growth after the first tenth: "
-             f"{g_rss:.1f} MiB, {g_fd} fds", g_rss is not None and g_rss <= 4 and g_fd <= 2))
+        g_rss, g_fd, text = s.summary()
+        self.results.checks.append((f"memory flat: dd of {human_bytes(huge)}", f"{v:.1f} s; {text}",
+                                    g_rss is not None and g_rss <= 4 and g_fd <= 2))
         log(f"  {self.results.checks[-1][1]}")
         t.fresh()
 
@@ -993,26 +945,12 @@ class Bench:
                 self.record(f"{dsname}:rm", f"rm -rf {what}", ("< bindfs tuned, <= 1.5x plain", "copy", 1.5),
                             e[0], (e[1], e[2] - e[1], None if e[3] is None else e[3] * nfiles / 1e6, None),
                             nfiles)
-        self.results.notes.append(
-            f"Copies: best of {rounds} rounds in alternating target order, new content each round; samplefs "
-            "on a fresh catalog per case. A cell is the tool's time, then (in parentheses) with a sync(2) "
-            "and an fsync of the destination folder added. rm -rf: the best over all the cases of that tree."
-            + ("" if self.args.zarr_bindfs else " bindfs with its defaults is left out of the 3-level tree "
-               "(minutes per copy; `--zarr-bindfs` adds it)."))
+        self.note_copies(rounds)
 
-    def run_all(self):
-        t0 = time.monotonic()
-        self.load_before = os.getloadavg()
-        self.setup()
-        log(f"setup done in {time.monotonic() - t0:.0f} s")
-        try:
-            for g in ("copy", "meta", "memory", "trace", "perf"):
-                if g in self.groups:
-                    getattr(self, f"bench_{g}")()
-        finally:
-            self.teardown()
-        self.elapsed = time.monotonic() - t0
-        self.load_after = os.getloadavg()
+    def run_groups(self):
+        for g in ("copy", "meta", "memory", "trace", "perf"):
+            if g in self.groups:
+                getattr(self, f"bench_{g}")()
 
 
 # ---------------------------------------------------------------------------
@@ -1020,11 +958,6 @@ class Bench:
 
 
 def environment_line(bench, args):
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    try:
-        bindfs_v = subprocess.run(["bindfs", "--version"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        bindfs_v = "bindfs ?"
     picked = []
     if args.groups:
         picked.append(f"groups {args.groups}")
@@ -1036,11 +969,9 @@ def environment_line(bench, args):
         picked.append("copy group; tables rebuilt from the run's log with --from-log")
     return (f"{datetime.date.today().isoformat()}, {bench.mode} mode"
             f"{' (' + '; '.join(picked) + ')' if picked else ''}, {args.rounds} rounds, "
-            f"{bench.elapsed / 60:.1f} min; Linux {platform.release()}, {os.cpu_count()} cores, {mem:.0f} GiB, "
-            f"{bindfs_v}, passthrough_hp {'from libfuse 3.14' if 'pthp' in bench.targets else 'absent'}; "
-            + (f"load average {bench.load_before[0]:.1f} before, {bench.load_after[0]:.1f} after; "
-               if bench.load_before[0] else "") +
-            f"sources on {'tmpfs' if bench.src_is_tmpfs else 'the disk'}.")
+            f"{bench.elapsed / 60:.1f} min; {bench.machine_text()}, "
+            f"{bindfs_version()}, passthrough_hp {'from libfuse 3.14' if 'pthp' in bench.targets else 'absent'}; "
+            + (f"{bench.load_text()}; " if bench.load_before[0] else "") + f"{bench.sources_text()}.")
 
 
 def report_blocks(bench, args):
@@ -1069,21 +1000,10 @@ SECTION_TITLE = "Mount: small files and metadata edits (issue 16)"
 def update_readme(path, blocks):
     text = open(path).read()
     for key, body in zip(("results", "where"), blocks[:2]):
-        if not body:
-            continue
-        begin, end = f"<!-- smallfile_bench:{key}:begin -->", f"<!-- smallfile_bench:{key}:end -->"
-        block = f"{begin}\n{body}\n{end}"
-        if begin in text and end in text:
-            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-        else:
-            if f"## {SECTION_TITLE}" not in text:
-                text = text.rstrip("\n") + f"\n\n## {SECTION_TITLE}\n"
-            if key == "where" and "### Where the time goes" not in text:
-                text = text.rstrip("\n") + "\n\n### Where the time goes\n"
-            text = text.rstrip("\n") + f"\n\n{block}\n"
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+        if body:
+            headings = [f"## {SECTION_TITLE}"] + (["### Where the time goes"] if key == "where" else [])
+            text = put_block(text, f"smallfile_bench:{key}", body, [h for h in headings if h not in text])
+    write_file(path, text)
 
 
 def main():
@@ -1126,11 +1046,7 @@ def main():
         if args.readme == "yes":
             update_readme(README, blocks)
         return 0
-    try:
-        bench.run_all()
-    except KeyboardInterrupt:
-        bench.teardown()
-        raise
+    bench.run_all()
     blocks = report_blocks(bench, args)
     print("\n" + "\n\n".join(b for b in blocks if b))
     if args.readme == "yes" or (args.readme == "auto" and not args.quick):

@@ -90,6 +90,13 @@ T MustOk(Result<T> r, const char* expr, const char* file, int line) {
     const auto& _st = StatusOf(_res);                                       \
     EXPECT_EQ(_st.code(), expected_code) << #expr << ": " << _st.ToString(); \
   } while (0)
+// `expr` refused with `expected_code`, its message saying `what`.
+#define EXPECT_REFUSED(expr, expected_code, what)                              \
+  do {                                                                         \
+    const auto& _refused = StatusOf(expr);                                     \
+    EXPECT_EQ(_refused.code(), expected_code) << #expr << ": " << _refused.ToString(); \
+    EXPECT_THAT(_refused.message(), HasSubstr(what)) << #expr;                 \
+  } while (0)
 
 // A distinct valid content hash per n (32 lowercase hex digits).
 std::string HashN(unsigned n) {
@@ -179,59 +186,65 @@ class CatalogTest : public ::testing::TestWithParam<Engine> {
     return out;
   }
 
+  // `created` (a record made with a key), then the record `lookup` finds by
+  // that key: the key as stored.
+  template <class R, class Lookup>
+  static Result<std::string> ReadBack(const Result<R>& created, Lookup lookup, std::string R::*key) {
+    SFS_RETURN_IF_ERROR(created.status());
+    SFS_ASSIGN_OR_RETURN(R back, lookup());
+    return back.*key;
+  }
+
+  // Records with their key and parent only, not created yet: what a test
+  // of the name rules creates and reads back; the New* helpers below fill
+  // in more and create them.
+  static Species SpeciesRecord(const std::string& name) { return {.name = name}; }
+  static Sample SampleRecord(const std::string& name, int64_t species_id) {
+    return {.name = name, .species_id = species_id};
+  }
+  static Dye DyeRecord(const std::string& name) { return {.short_name = name}; }
+  static Slide SlideRecord(const std::string& reference, int64_t sample_id) {
+    return {.reference = reference, .sample_id = sample_id};
+  }
+  static Image ImageRecord(const std::string& name, int64_t slide_id) { return {.slide_id = slide_id, .name = name}; }
+  static Labelling LabellingRecord(int64_t slide_id, const std::string& structure, int64_t dye_id) {
+    return {.slide_id = slide_id, .structure = structure, .dye_id = dye_id};
+  }
+  static Entry EntryRecord(int64_t parent, const std::string& name, EntryType type = EntryType::kFile) {
+    return {.parent_id = parent, .name = name, .type = type};
+  }
+
   Species NewSpecies(const std::string& name) {
-    Species s;
-    s.name = name;
+    Species s = SpeciesRecord(name);
     s.species = "Human";
     return MUST(c_->CreateSpecies(s));
   }
   Sample NewSample(const std::string& name, int64_t species_id) {
-    Sample s;
-    s.name = name;
-    s.species_id = species_id;
-    return MUST(c_->CreateSample(s));
+    return MUST(c_->CreateSample(SampleRecord(name, species_id)));
   }
   Dye NewDye(const std::string& name) {
-    Dye d;
-    d.short_name = name;
+    Dye d = DyeRecord(name);
     d.long_name = "Long " + name;
     return MUST(c_->CreateDye(d));
   }
   Slide NewSlide(const std::string& reference, int64_t sample_id) {
-    Slide s;
-    s.reference = reference;
-    s.sample_id = sample_id;
-    return MUST(c_->CreateSlide(s));
+    return MUST(c_->CreateSlide(SlideRecord(reference, sample_id)));
   }
-  Image NewImage(const std::string& name, int64_t slide_id) {
-    Image i;
-    i.name = name;
-    i.slide_id = slide_id;
-    return MUST(c_->CreateImage(i));
-  }
+  Image NewImage(const std::string& name, int64_t slide_id) { return MUST(c_->CreateImage(ImageRecord(name, slide_id))); }
   Entry NewFile(int64_t parent, const std::string& name, unsigned hash_n = 1, uint64_t size = 100) {
-    Entry e;
-    e.parent_id = parent;
-    e.name = name;
-    e.type = EntryType::kFile;
+    Entry e = EntryRecord(parent, name);
     e.size = size;
     e.hash = HashN(hash_n);
     e.mtime_ns = 1700000000123456789;
     return MUST(c_->CreateEntry(e));
   }
   Entry NewFolder(int64_t parent, const std::string& name) {
-    Entry e;
-    e.parent_id = parent;
-    e.name = name;
-    e.type = EntryType::kFolder;
+    Entry e = EntryRecord(parent, name, EntryType::kFolder);
     e.mode = 0755;
     return MUST(c_->CreateEntry(e));
   }
   Entry NewSymlink(int64_t parent, const std::string& name, const std::string& target) {
-    Entry e;
-    e.parent_id = parent;
-    e.name = name;
-    e.type = EntryType::kSymlink;
+    Entry e = EntryRecord(parent, name, EntryType::kSymlink);
     e.target = target;
     e.mode = 0777;
     return MUST(c_->CreateEntry(e));
@@ -258,6 +271,21 @@ class CatalogTest : public ::testing::TestWithParam<Engine> {
   }
 
   bool postgres() const { return GetParam().postgres; }
+
+  // Reader connections (docs/DECISIONS.md "Catalog readers"): a catalog in
+  // a file or on a server has them, an in-memory one cannot.
+  bool can_have_readers() const { return GetParam().file_backed || postgres(); }
+  // Up to `readers` reader connections, and a world with one file.
+  struct ReaderWorld {
+    World w;
+    Entry f;
+  };
+  ReaderWorld WithReaders(int readers, const std::string& file, uint64_t size) {
+    c_->EnableReaders(readers);
+    ReaderWorld r{NewWorld(), {}};
+    r.f = NewFile(r.w.root.id, file, 1, size);
+    return r;
+  }
   // Reopens the catalog as a new process would.
   void Reopen() {
     c_.reset();
@@ -303,8 +331,7 @@ bool IsIso8601Utc(const std::string& s) {
 // Species.
 
 TEST_P(CatalogTest, SpeciesCreateReadUpdateDelete) {
-  Species in;
-  in.name = "Rat-Wistar";
+  Species in = SpeciesRecord("Rat-Wistar");
   in.species = "Rat";
   in.strain = "Wistar";
   in.notes = "from the animal facility";
@@ -336,36 +363,30 @@ TEST_P(CatalogTest, SpeciesErrorsNameTheRecord) {
   Species a = NewSpecies("HeLa");
   Species b = NewSpecies("Cos7");
 
-  Species dup;
-  dup.name = "HeLa";
+  Species dup = SpeciesRecord("HeLa");
   auto r = c_->CreateSpecies(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("'HeLa'"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "'HeLa'");
   EXPECT_EQ(r.status().to_errno(), EEXIST);
 
   b.name = "HeLa";  // rename onto a taken name
   Status s = c_->UpdateSpecies(b);
-  EXPECT_CODE(s, Code::kAlreadyExists);
-  EXPECT_THAT(s.message(), HasSubstr("'HeLa'"));
+  EXPECT_REFUSED(s, Code::kAlreadyExists, "'HeLa'");
   EXPECT_EQ(MUST(c_->SpeciesById(b.id)).name, "Cos7");
 
   Species ghost;
   ghost.id = 999;
   ghost.name = "Ghost";
   s = c_->UpdateSpecies(ghost);
-  EXPECT_CODE(s, Code::kNotFound);
-  EXPECT_THAT(s.message(), HasSubstr("999"));
+  EXPECT_REFUSED(s, Code::kNotFound, "999");
 
   auto missing = c_->SpeciesByName("Nope");
-  EXPECT_CODE(missing, Code::kNotFound);
-  EXPECT_THAT(missing.status().message(), HasSubstr("'Nope'"));
+  EXPECT_REFUSED(missing, Code::kNotFound, "'Nope'");
 
   // A species with samples cannot be deleted, and nothing is deleted.
   Sample sa = NewSample("P1", a.id);
   NewSample("P2", a.id);
   s = c_->DeleteSpecies(a.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("'HeLa'"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "'HeLa'");
   EXPECT_THAT(s.message(), HasSubstr("2 sample"));
   EXPECT_EQ(s.to_errno(), ENOTEMPTY);
   EXPECT_OK(c_->SpeciesById(a.id));
@@ -378,9 +399,7 @@ TEST_P(CatalogTest, SpeciesErrorsNameTheRecord) {
 TEST_P(CatalogTest, SampleCreateReadUpdateDelete) {
   Species hela = NewSpecies("HeLa");
   Species rat = NewSpecies("Rat");
-  Sample in;
-  in.name = "P12";
-  in.species_id = hela.id;
+  Sample in = SampleRecord("P12", hela.id);
   in.patient_id = "patient 7";
   in.sample_type = "Cell Culture";
   in.notes = "passage 12";
@@ -420,19 +439,13 @@ TEST_P(CatalogTest, SampleUniqueAndForeignKeyViolationsAreDistinct) {
   Species hela = NewSpecies("HeLa");
   Sample p = NewSample("P12", hela.id);
 
-  Sample dup;
-  dup.name = "P12";
-  dup.species_id = hela.id;
+  Sample dup = SampleRecord("P12", hela.id);
   auto r = c_->CreateSample(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("sample 'P12' already exists"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "sample 'P12' already exists");
 
-  Sample orphan;
-  orphan.name = "P13";
-  orphan.species_id = 4242;
+  Sample orphan = SampleRecord("P13", 4242);
   r = c_->CreateSample(orphan);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("species 4242"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "species 4242");
   EXPECT_EQ(r.status().to_errno(), ENOENT);
   EXPECT_CODE(c_->SampleByName("P13"), Code::kNotFound);
 
@@ -446,21 +459,18 @@ TEST_P(CatalogTest, SampleUniqueAndForeignKeyViolationsAreDistinct) {
 
   p.species_id = 4242;
   Status s = c_->UpdateSample(p);
-  EXPECT_CODE(s, Code::kReferenceMissing);
-  EXPECT_THAT(s.message(), HasSubstr("species 4242"));
+  EXPECT_REFUSED(s, Code::kReferenceMissing, "species 4242");
   EXPECT_EQ(MUST(c_->SampleById(p.id)).species_id, hela.id);
 
   Sample other = NewSample("P99", hela.id);
   other.name = "P12";
   s = c_->UpdateSample(other);
-  EXPECT_CODE(s, Code::kAlreadyExists);
-  EXPECT_THAT(s.message(), HasSubstr("'P12'"));
+  EXPECT_REFUSED(s, Code::kAlreadyExists, "'P12'");
 
   // A sample with slides cannot be deleted.
   NewSlide("S1", p.id);
   s = c_->DeleteSample(p.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("sample 'P12' still has 1 slide"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "sample 'P12' still has 1 slide");
   EXPECT_OK(c_->SampleById(p.id));
   EXPECT_OK(c_->SlideByReference("S1"));
 }
@@ -469,8 +479,7 @@ TEST_P(CatalogTest, SampleUniqueAndForeignKeyViolationsAreDistinct) {
 // Dyes.
 
 TEST_P(CatalogTest, DyeCreateReadUpdateDelete) {
-  Dye in;
-  in.short_name = "A647";
+  Dye in = DyeRecord("A647");
   in.long_name = "Alexa Fluor 647";
   in.spectra_db_name = "Alexa Fluor 647";
   Dye d = MUST(c_->CreateDye(in));
@@ -497,16 +506,13 @@ TEST_P(CatalogTest, DyeCreateReadUpdateDelete) {
 
 TEST_P(CatalogTest, DyeErrors) {
   Dye d = NewDye("A647");
-  Dye dup;
-  dup.short_name = "A647";
+  Dye dup = DyeRecord("A647");
   auto r = c_->CreateDye(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("dye 'A647' already exists"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "dye 'A647' already exists");
 
   // Short names have no spaces (they are typed in query expressions).
   for (std::string bad : {"Alexa 647", "A\t647", "A647\n", "A\r647"}) {
-    Dye spaced;
-    spaced.short_name = bad;
+    Dye spaced = DyeRecord(bad);
     EXPECT_CODE(c_->CreateDye(spaced), Code::kInvalidArgument);
     Dye renamed = d;
     renamed.short_name = bad;
@@ -515,14 +521,10 @@ TEST_P(CatalogTest, DyeErrors) {
 
   // A dye used by a labelling cannot be deleted.
   World w = NewWorld("-w");
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = d.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", d.id);
   MUST(c_->AddLabelling(l));
   Status s = c_->DeleteDye(d.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("'A647'"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "'A647'");
   EXPECT_OK(c_->DyeById(d.id));
   EXPECT_EQ(MUST(c_->LabellingsOfSlide(w.slide.id)).size(), 1u);
 }
@@ -535,9 +537,7 @@ TEST_P(CatalogTest, SlideCreateReadUpdateDelete) {
   Sample sa = NewSample("P12", sp.id);
   Sample sb = NewSample("P13", sp.id);
 
-  Slide in;
-  in.reference = "S-2024-001";
-  in.sample_id = sa.id;
+  Slide in = SlideRecord("S-2024-001", sa.id);
   in.creator = "alice";
   in.notes = "fixed in PFA";
   Slide s = MUST(c_->CreateSlide(in));
@@ -549,9 +549,7 @@ TEST_P(CatalogTest, SlideCreateReadUpdateDelete) {
   EXPECT_EQ(MUST(c_->SlideById(s.id)).notes, "fixed in PFA");
 
   // An explicit creation time is kept.
-  Slide old;
-  old.reference = "S-1999";
-  old.sample_id = sa.id;
+  Slide old = SlideRecord("S-1999", sa.id);
   old.created = "1999-12-31T23:59:59Z";
   Slide o = MUST(c_->CreateSlide(old));
   EXPECT_EQ(o.created, "1999-12-31T23:59:59Z");
@@ -588,19 +586,13 @@ TEST_P(CatalogTest, SlideCreateReadUpdateDelete) {
 
 TEST_P(CatalogTest, SlideErrorsAndChildren) {
   World w = NewWorld();
-  Slide dup;
-  dup.reference = w.slide.reference;
-  dup.sample_id = w.sample.id;
+  Slide dup = SlideRecord(w.slide.reference, w.sample.id);
   auto r = c_->CreateSlide(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("slide 'S-001' already exists"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "slide 'S-001' already exists");
 
-  Slide orphan;
-  orphan.reference = "S-002";
-  orphan.sample_id = 777;
+  Slide orphan = SlideRecord("S-002", 777);
   r = c_->CreateSlide(orphan);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("sample 777"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "sample 777");
 
   Slide moved = w.slide;
   moved.sample_id = 777;
@@ -613,16 +605,12 @@ TEST_P(CatalogTest, SlideErrorsAndChildren) {
 
   // Images keep a slide alive; nothing is deleted.
   Status s = c_->DeleteSlide(w.slide.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("slide 'S-001' still has 1 image"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "slide 'S-001' still has 1 image");
   EXPECT_OK(c_->SlideById(w.slide.id));
   EXPECT_OK(c_->ImageById(w.image.id));
 
   // Labellings, tags and annotations belong to the slide and go with it.
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(l));
   ASSERT_OK(c_->AddTag(Entity::kSlide, w.slide.id, "good"));
   ASSERT_OK(c_->SetAnnotation(Entity::kSlide, w.slide.id, "stain", "fresh"));
@@ -638,9 +626,7 @@ TEST_P(CatalogTest, SlideErrorsAndChildren) {
 
 TEST_P(CatalogTest, SlideTimestampsMustBeIso8601) {
   World w = NewWorld();
-  Slide bad;
-  bad.reference = "S-bad";
-  bad.sample_id = w.sample.id;
+  Slide bad = SlideRecord("S-bad", w.sample.id);
   for (std::string t : {"yesterday", "2024-13-01T00:00:00Z", "2024/01/01", "2024-01-01 10:00:00"}) {
     bad.created = t;
     EXPECT_CODE(c_->CreateSlide(bad), Code::kInvalidArgument);
@@ -657,9 +643,7 @@ TEST_P(CatalogTest, SlideTimestampsMustBeIso8601) {
   EXPECT_CODE(c_->UpdateSlide(dated), Code::kInvalidArgument);
   dated.created = "2024-02-29T23:59:59Z";  // a leap day
   EXPECT_OK(c_->UpdateSlide(dated));
-  Image im;
-  im.slide_id = w.slide.id;
-  im.name = "late";
+  Image im = ImageRecord("late", w.slide.id);
   im.acquired = "whenever";
   EXPECT_CODE(c_->CreateImage(im), Code::kInvalidArgument);
 }
@@ -729,19 +713,14 @@ TEST_P(CatalogTest, LabellingCreateReadDeleteReplace) {
 
 TEST_P(CatalogTest, LabellingReferencesAreChecked) {
   World w = NewWorld();
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = 999;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", 999);
   auto r = c_->AddLabelling(l);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("dye 999 does not exist"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "dye 999 does not exist");
 
   l.dye_id = w.dye.id;
   l.slide_id = 888;
   r = c_->AddLabelling(l);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("slide 888 does not exist"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "slide 888 does not exist");
   EXPECT_EQ(Scalar("SELECT count(*) FROM labelling"), 0);
 
   l.slide_id = w.slide.id;
@@ -754,10 +733,7 @@ TEST_P(CatalogTest, LabellingReferencesAreChecked) {
 TEST_P(CatalogTest, ReplaceLabellingsIsAllOrNothing) {
   World w = NewWorld();
   Dye a488 = NewDye("A488");
-  Labelling keep;
-  keep.slide_id = w.slide.id;
-  keep.structure = "tubulin";
-  keep.dye_id = w.dye.id;
+  Labelling keep = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(keep));
   keep.structure = "actin";
   keep.dye_id = a488.id;
@@ -771,8 +747,7 @@ TEST_P(CatalogTest, ReplaceLabellingsIsAllOrNothing) {
   bad.structure = "mito";
   bad.dye_id = 4040;  // no such dye
   Status s = c_->ReplaceLabellings(w.slide.id, {good, bad});
-  EXPECT_CODE(s, Code::kReferenceMissing);
-  EXPECT_THAT(s.message(), HasSubstr("dye 4040"));
+  EXPECT_REFUSED(s, Code::kReferenceMissing, "dye 4040");
 
   // An invalid structure name is refused up front.
   Labelling unnamed;
@@ -797,9 +772,7 @@ TEST_P(CatalogTest, ImageCreateReadUpdateDelete) {
   World w = NewWorld();
   Slide other = NewSlide("S-002", w.sample.id);
 
-  Image in;
-  in.slide_id = w.slide.id;
-  in.name = "cell 1 (488nm)";
+  Image in = ImageRecord("cell 1 (488nm)", w.slide.id);
   in.user = "bob";
   in.acquired = "2024-05-06T07:08:09Z";
   in.comments = "drift at the end";
@@ -854,19 +827,13 @@ TEST_P(CatalogTest, ImageErrorsLeaveNothingHalfWritten) {
   World w = NewWorld();
   const int64_t entries_before = Scalar("SELECT count(*) FROM entry");
 
-  Image dup;
-  dup.slide_id = w.slide.id;
-  dup.name = w.image.name;
+  Image dup = ImageRecord(w.image.name, w.slide.id);
   auto r = c_->CreateImage(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("'img0'"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "'img0'");
 
-  Image orphan;
-  orphan.slide_id = 5150;
-  orphan.name = "lost";
+  Image orphan = ImageRecord("lost", 5150);
   r = c_->CreateImage(orphan);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("slide 5150"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "slide 5150");
 
   // Neither failure left an image or a root entry behind.
   EXPECT_EQ(Scalar("SELECT count(*) FROM image"), 1);
@@ -889,8 +856,7 @@ TEST_P(CatalogTest, ImageErrorsLeaveNothingHalfWritten) {
   // Files keep an image alive.
   Entry f = NewFile(w.root.id, "a.tif");
   s = c_->DeleteImage(w.image.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("'img0'"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "'img0'");
   EXPECT_OK(c_->ImageById(w.image.id));
   EXPECT_OK(c_->EntryById(f.id));
   EXPECT_OK(c_->FilesRoot(w.image.id));
@@ -901,10 +867,7 @@ TEST_P(CatalogTest, ImageErrorsLeaveNothingHalfWritten) {
 
 TEST_P(CatalogTest, FileCreateReadUpdateDelete) {
   World w = NewWorld();
-  Entry in;
-  in.parent_id = w.root.id;
-  in.name = "frame_0001.tif";
-  in.type = EntryType::kFile;
+  Entry in = EntryRecord(w.root.id, "frame_0001.tif", EntryType::kFile);
   in.size = 123456789012;
   in.hash = HashN(0xabcdef);
   in.mode = 0640;
@@ -997,8 +960,7 @@ TEST_P(CatalogTest, FolderAndSymlinkCreateReadUpdateDelete) {
 
   // A folder with children cannot be deleted.
   Status s = c_->DeleteEntry(dir.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("'Pos0'"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "'Pos0'");
   EXPECT_OK(c_->EntryById(inner.id));
   EXPECT_CODE(c_->DeleteEntry(sub.id), Code::kNotEmpty);
   // Nor can the root folder, ever.
@@ -1017,33 +979,23 @@ TEST_P(CatalogTest, EntryErrors) {
   Entry f = NewFile(w.root.id, "a.tif");
   Entry dir = NewFolder(w.root.id, "dir");
 
-  Entry dup;
-  dup.parent_id = w.root.id;
-  dup.name = "a.tif";
+  Entry dup = EntryRecord(w.root.id, "a.tif");
   dup.hash = HashN(2);
   auto r = c_->CreateEntry(dup);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("'a.tif'"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "'a.tif'");
   dup.type = EntryType::kFolder;  // a folder may not take a file's name either
   EXPECT_CODE(c_->CreateEntry(dup), Code::kAlreadyExists);
 
-  Entry under_file;
-  under_file.parent_id = f.id;
-  under_file.name = "x";
+  Entry under_file = EntryRecord(f.id, "x");
   under_file.hash = HashN(3);
   EXPECT_CODE(c_->CreateEntry(under_file), Code::kInvalidArgument);
 
-  Entry orphan;
-  orphan.parent_id = 424242;
-  orphan.name = "x";
+  Entry orphan = EntryRecord(424242, "x");
   orphan.hash = HashN(3);
   r = c_->CreateEntry(orphan);
-  EXPECT_CODE(r, Code::kReferenceMissing);
-  EXPECT_THAT(r.status().message(), HasSubstr("424242"));
+  EXPECT_REFUSED(r, Code::kReferenceMissing, "424242");
 
-  Entry no_hash;
-  no_hash.parent_id = dir.id;
-  no_hash.name = "x";
+  Entry no_hash = EntryRecord(dir.id, "x");
   EXPECT_CODE(c_->CreateEntry(no_hash), Code::kInvalidArgument);
   for (std::string bad_hash : {HashN(1).substr(1), HashN(1) + "0", std::string(32, 'A'),
                                std::string(31, '0') + "/", std::string(32, 'g')}) {
@@ -1052,17 +1004,12 @@ TEST_P(CatalogTest, EntryErrors) {
     EXPECT_CODE(c_->CreateEntry(no_hash), Code::kInvalidArgument);
   }
 
-  Entry bad_kind;
-  bad_kind.parent_id = dir.id;
-  bad_kind.name = "y";
+  Entry bad_kind = EntryRecord(dir.id, "y");
   bad_kind.hash = HashN(4);
   bad_kind.kind = "precious";
   EXPECT_CODE(c_->CreateEntry(bad_kind), Code::kInvalidArgument);
 
-  Entry link;
-  link.parent_id = dir.id;
-  link.name = "link";
-  link.type = EntryType::kSymlink;
+  Entry link = EntryRecord(dir.id, "link", EntryType::kSymlink);
   EXPECT_CODE(c_->CreateEntry(link), Code::kInvalidArgument);  // no target
   link.target = std::string(4096, 't');
   EXPECT_CODE(c_->CreateEntry(link), Code::kInvalidArgument);
@@ -1082,8 +1029,7 @@ TEST_P(CatalogTest, EntryErrors) {
   bad = f;
   bad.type = EntryType::kFolder;
   Status s = c_->UpdateEntry(bad);
-  EXPECT_CODE(s, Code::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("file"));
+  EXPECT_REFUSED(s, Code::kInvalidArgument, "file");
   Entry back = MUST(c_->EntryById(f.id));
   EXPECT_EQ(back.type, EntryType::kFile);
   EXPECT_EQ(back.hash, f.hash);
@@ -1102,8 +1048,7 @@ TEST_P(CatalogTest, TagCreateReadDelete) {
   EXPECT_EQ(MUST(c_->TagByName("good")).id, good.id);
   EXPECT_EQ(MUST(c_->TagById(good.id)).name, "good");
   auto r = c_->CreateTag("good");
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("tag 'good' already exists"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "tag 'good' already exists");
   // A comma separates tags in sidecars and views, so no tag contains one.
   EXPECT_CODE(c_->CreateTag("a,b"), Code::kInvalidArgument);
   EXPECT_CODE(c_->CreateTag(""), Code::kInvalidArgument);
@@ -1148,8 +1093,7 @@ TEST_P(CatalogTest, TaggingAnyRecord) {
 
   // A tag in use cannot be deleted.
   Status s = c_->DeleteTag(good.id);
-  EXPECT_CODE(s, Code::kNotEmpty);
-  EXPECT_THAT(s.message(), HasSubstr("'good'"));
+  EXPECT_REFUSED(s, Code::kNotEmpty, "'good'");
   EXPECT_THAT(s.message(), HasSubstr("7 record"));
 
   ASSERT_OK(c_->RemoveTag(Entity::kSlide, w.slide.id, "good"));
@@ -1191,12 +1135,10 @@ TEST_P(CatalogTest, TagsAndAnnotationsNeedAnExistingRecord) {
       {Entity::kSlide, 9004},   {Entity::kImage, 9005},  {Entity::kEntry, 9006}};
   for (auto [entity, id] : missing) {
     Status s = c_->AddTag(entity, id, "good");
-    EXPECT_CODE(s, Code::kReferenceMissing);
-    EXPECT_THAT(s.message(), HasSubstr(std::string(EntityName(entity)) + NameN(" ", id)));
+    EXPECT_REFUSED(s, Code::kReferenceMissing, std::string(EntityName(entity)) + NameN(" ", id));
     EXPECT_CODE(c_->SetTags(entity, id, {"good"}), Code::kReferenceMissing);
     s = c_->SetAnnotation(entity, id, "k", "v");
-    EXPECT_CODE(s, Code::kReferenceMissing);
-    EXPECT_THAT(s.message(), HasSubstr(std::to_string(id)));
+    EXPECT_REFUSED(s, Code::kReferenceMissing, std::to_string(id));
   }
   EXPECT_EQ(Scalar("SELECT count(*) FROM tagging"), 0);
   EXPECT_EQ(Scalar("SELECT count(*) FROM annotation"), 0);
@@ -1227,8 +1169,7 @@ TEST_P(CatalogTest, AnnotationsCreateReadUpdateDelete) {
 
   ASSERT_OK(c_->RemoveAnnotation(Entity::kSlide, w.slide.id, "stain"));
   auto gone = c_->Annotation(Entity::kSlide, w.slide.id, "stain");
-  EXPECT_CODE(gone, Code::kNotFound);
-  EXPECT_THAT(gone.status().message(), HasSubstr("'stain'"));
+  EXPECT_REFUSED(gone, Code::kNotFound, "'stain'");
   EXPECT_CODE(c_->RemoveAnnotation(Entity::kSlide, w.slide.id, "stain"), Code::kNotFound);
   EXPECT_EQ(MUST(c_->Annotation(Entity::kEntry, f.id, "stain")), "other record");
 
@@ -1276,63 +1217,34 @@ TEST_P(CatalogTest, EveryRecordKeyObeysTheNameRules) {
     bool spaces_ok;
   };
   const std::vector<Kind> kinds = {
-      {"species", [&](const std::string& name) -> Result<std::string> {
-         Species s;
-         s.name = name;
-         SFS_RETURN_IF_ERROR(c_->CreateSpecies(s).status());
-         SFS_ASSIGN_OR_RETURN(Species back, c_->SpeciesByName(name));
-         return back.name;
+      {"species", [&](const std::string& name) {
+         return ReadBack(c_->CreateSpecies(SpeciesRecord(name)), [&] { return c_->SpeciesByName(name); }, &Species::name);
        }, true},
-      {"sample", [&](const std::string& name) -> Result<std::string> {
-         Sample s;
-         s.name = name;
-         s.species_id = w.species.id;
-         SFS_RETURN_IF_ERROR(c_->CreateSample(s).status());
-         SFS_ASSIGN_OR_RETURN(Sample back, c_->SampleByName(name));
-         return back.name;
+      {"sample", [&](const std::string& name) {
+         return ReadBack(c_->CreateSample(SampleRecord(name, w.species.id)), [&] { return c_->SampleByName(name); },
+                         &Sample::name);
        }, true},
-      {"dye", [&](const std::string& name) -> Result<std::string> {
-         Dye d;
-         d.short_name = name;
-         SFS_RETURN_IF_ERROR(c_->CreateDye(d).status());
-         SFS_ASSIGN_OR_RETURN(Dye back, c_->DyeByName(name));
-         return back.short_name;
+      {"dye", [&](const std::string& name) {
+         return ReadBack(c_->CreateDye(DyeRecord(name)), [&] { return c_->DyeByName(name); }, &Dye::short_name);
        }, false},
-      {"slide", [&](const std::string& name) -> Result<std::string> {
-         Slide s;
-         s.reference = name;
-         s.sample_id = w.sample.id;
-         SFS_RETURN_IF_ERROR(c_->CreateSlide(s).status());
-         SFS_ASSIGN_OR_RETURN(Slide back, c_->SlideByReference(name));
-         return back.reference;
+      {"slide", [&](const std::string& name) {
+         return ReadBack(c_->CreateSlide(SlideRecord(name, w.sample.id)), [&] { return c_->SlideByReference(name); },
+                         &Slide::reference);
        }, true},
-      {"image", [&](const std::string& name) -> Result<std::string> {
-         Image i;
-         i.name = name;
-         i.slide_id = w.slide.id;
-         SFS_RETURN_IF_ERROR(c_->CreateImage(i).status());
-         SFS_ASSIGN_OR_RETURN(Image back, c_->ImageByName(w.slide.id, name));
-         return back.name;
+      {"image", [&](const std::string& name) {
+         return ReadBack(c_->CreateImage(ImageRecord(name, w.slide.id)),
+                         [&] { return c_->ImageByName(w.slide.id, name); }, &Image::name);
        }, true},
-      {"file", [&](const std::string& name) -> Result<std::string> {
-         Entry e;
-         e.parent_id = w.root.id;
-         e.name = name;
+      {"file", [&](const std::string& name) {
+         Entry e = EntryRecord(w.root.id, name);
          e.hash = HashN(static_cast<unsigned>(++n));
-         SFS_RETURN_IF_ERROR(c_->CreateEntry(e).status());
-         SFS_ASSIGN_OR_RETURN(Entry back, c_->EntryByName(w.root.id, name));
-         return back.name;
+         return ReadBack(c_->CreateEntry(e), [&] { return c_->EntryByName(w.root.id, name); }, &Entry::name);
        }, true},
-      {"tag", [&](const std::string& name) -> Result<std::string> {
-         SFS_RETURN_IF_ERROR(c_->CreateTag(name).status());
-         SFS_ASSIGN_OR_RETURN(Tag back, c_->TagByName(name));
-         return back.name;
+      {"tag", [&](const std::string& name) {
+         return ReadBack(c_->CreateTag(name), [&] { return c_->TagByName(name); }, &Tag::name);
        }, true},
       {"structure", [&](const std::string& name) -> Result<std::string> {
-         Labelling l;
-         l.slide_id = w.slide.id;
-         l.structure = name;
-         l.dye_id = w.dye.id;
+         Labelling l = LabellingRecord(w.slide.id, name, w.dye.id);
          SFS_ASSIGN_OR_RETURN(Labelling added, c_->AddLabelling(l));
          return added.structure;
        }, true},
@@ -1366,9 +1278,7 @@ TEST_P(CatalogTest, SqlInjectionIsStoredLiterally) {
   World w = NewWorld();
   const std::string evil = "x'); DROP TABLE slide;--";
   const std::string evil2 = "\"; DELETE FROM entry; SELECT \"";
-  Slide in;
-  in.reference = evil;
-  in.sample_id = w.sample.id;
+  Slide in = SlideRecord(evil, w.sample.id);
   in.creator = evil2;
   in.notes = "Robert'); DROP TABLE species;--";
   Slide s = MUST(c_->CreateSlide(in));
@@ -1405,8 +1315,7 @@ TEST_P(CatalogTest, TextFieldsAreValidated) {
   Slide s = w.slide;
   s.notes = std::string("a\0b", 3);
   Status st = c_->UpdateSlide(s);
-  EXPECT_CODE(st, Code::kInvalidArgument);
-  EXPECT_THAT(st.message(), HasSubstr("notes"));
+  EXPECT_REFUSED(st, Code::kInvalidArgument, "notes");
   s.notes = "caf\xE9";
   EXPECT_CODE(c_->UpdateSlide(s), Code::kInvalidArgument);
   s.notes = std::string(64 * 1024 + 1, 'n');
@@ -1414,15 +1323,11 @@ TEST_P(CatalogTest, TextFieldsAreValidated) {
   s.notes = std::string(64 * 1024, 'n');  // exactly the limit is fine
   EXPECT_OK(c_->UpdateSlide(s));
 
-  Species sp;
-  sp.name = "Mouse";
+  Species sp = SpeciesRecord("Mouse");
   sp.strain = "\xFF";
   st = c_->CreateSpecies(sp).status();
-  EXPECT_CODE(st, Code::kInvalidArgument);
-  EXPECT_THAT(st.message(), HasSubstr("strain"));
-  Image im;
-  im.name = "i";
-  im.slide_id = w.slide.id;
+  EXPECT_REFUSED(st, Code::kInvalidArgument, "strain");
+  Image im = ImageRecord("i", w.slide.id);
   im.comments = std::string("\0", 1);
   EXPECT_CODE(c_->CreateImage(im), Code::kInvalidArgument);
   EXPECT_CODE(c_->ImageByName(w.slide.id, "i"), Code::kNotFound);
@@ -1447,10 +1352,7 @@ TEST_P(CatalogTest, IdsAreNeverReused) {
   ASSERT_OK(c_->DeleteTag(t.id));
   EXPECT_GT(MUST(c_->CreateTag("next")).id, t.id);
 
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   Labelling l1 = MUST(c_->AddLabelling(l));
   ASSERT_OK(c_->ReplaceLabellings(w.slide.id, {}));
   EXPECT_GT(MUST(c_->AddLabelling(l)).id, l1.id);
@@ -1654,8 +1556,7 @@ TEST_P(CatalogTest, TrashMovesRestoresAndEmpties) {
   Entry last = NewFile(w.root.id, "d.tif", 11);
   MUST(c_->TrashEntry(last.id, 1000, "d.tif", "p/d.tif", "2026-05-01T00:00:00"));
   auto del = c_->DeleteImage(w.image.id);
-  EXPECT_CODE(del, Code::kNotEmpty);
-  EXPECT_THAT(del.message(), HasSubstr("in the trash"));
+  EXPECT_REFUSED(del, Code::kNotEmpty, "in the trash");
   EXPECT_EQ(MUST(c_->EmptyTrash(-1, "")), 1);
   EXPECT_OK(c_->DeleteImage(w.image.id));
 }
@@ -1698,9 +1599,7 @@ TEST_P(CatalogTest, MoveEntryRenamesAndMoves) {
 // touching ctime; utimensat's atime and chown move ctime.
 TEST_P(CatalogTest, AtimeOwnersAndTimesBefore1970) {
   World w = NewWorld();
-  Entry e;
-  e.parent_id = w.root.id;
-  e.name = "old.tif";
+  Entry e = EntryRecord(w.root.id, "old.tif");
   e.hash = HashN(3);
   e.mtime_ns = -157766400000000001;  // 1965, one nanosecond before a second
   e.atime_ns = -1;
@@ -1847,10 +1746,7 @@ TEST_P(CatalogTest, MoveEntryTakesTheKindOfTheNewName) {
   World w2 = NewWorld("-2");
   Entry a = NewFolder(w.root.id, "a");
   auto file = [&](int64_t parent, const std::string& name) {
-    Entry e;
-    e.parent_id = parent;
-    e.name = name;
-    e.type = EntryType::kFile;
+    Entry e = EntryRecord(parent, name, EntryType::kFile);
     e.hash = HashN(1);
     e.kind = KindFromName(name);  // as the mount creates files
     return MUST(c_->CreateEntry(e));
@@ -1923,8 +1819,7 @@ TEST_P(CatalogTest, MoveEntryReplaceRules) {
 
   // Without replace: kAlreadyExists, nothing changes.
   auto r = c_->MoveEntry(src.id, w.root.id, "dst.tif", false);
-  EXPECT_CODE(r, Code::kAlreadyExists);
-  EXPECT_THAT(r.status().message(), HasSubstr("'dst.tif'"));
+  EXPECT_REFUSED(r, Code::kAlreadyExists, "'dst.tif'");
   EXPECT_EQ(MUST(c_->EntryByName(w.root.id, "dst.tif")).id, dst.id);
   EXPECT_EQ(MUST(c_->EntryByName(w.root.id, "src.tif")).id, src.id);
 
@@ -2027,9 +1922,7 @@ TEST_P(CatalogTest, CreateImageIsAtomic) {
   {
     // The image row goes in, then its root entry fails.
     InjectedFailure fail(*c_, "INSERT ON entry", "NEW.parent_id IS NULL");
-    Image i;
-    i.slide_id = w.slide.id;
-    i.name = "half";
+    Image i = ImageRecord("half", w.slide.id);
     auto r = c_->CreateImage(i);
     EXPECT_FALSE(r.ok());
     EXPECT_THAT(r.status().message(), HasSubstr("injected failure"));
@@ -2042,10 +1935,7 @@ TEST_P(CatalogTest, CreateImageIsAtomic) {
 
 TEST_P(CatalogTest, ReplaceLabellingsIsAtomicAtItsLastInsert) {
   World w = NewWorld();
-  Labelling old;
-  old.slide_id = w.slide.id;
-  old.structure = "tubulin";
-  old.dye_id = w.dye.id;
+  Labelling old = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   Labelling kept = MUST(c_->AddLabelling(old));
   {
     InjectedFailure fail(*c_, "INSERT ON labelling", "NEW.structure = 'third'");
@@ -2071,6 +1961,180 @@ TEST_P(CatalogTest, SetTagsIsAtomicAtItsLastTagging) {
   }
   EXPECT_THAT(MUST(c_->TagsOf(Entity::kSlide, w.slide.id)), ElementsAre("old1", "old2"));
   EXPECT_CODE(c_->TagByName("new1"), Code::kNotFound);  // tags made on the way are undone too
+}
+
+// Statement::Defer: on PostgreSQL the deferred writes wait in the
+// pipeline and go with the next statement that needs an answer, or with
+// the COMMIT. One failing in the middle of a batch fails the transaction
+// whole: nothing before or after it is recorded, and the error names the
+// statement and keeps its code (a unique key: kAlreadyExists). SQLite runs
+// each at once and reports the failure from Defer itself.
+TEST_P(CatalogTest, DeferredWriteFailureMidBatchRollsBackEverything) {
+  Database& db = c_->db();
+  const std::string insert = "INSERT INTO tag(id, name) VALUES (" + db.NewIdSql("tag") + ", ?)";
+  auto defer = [&](const std::string& name) {
+    auto st = db.Prepare(insert);
+    if (!st.ok()) return st.status();
+    StatementScope scope(**st);
+    scope->Bind(1, name);
+    return scope->Defer();
+  };
+  MUST(c_->CreateTag("taken"));
+  // Failure reported at the COMMIT.
+  ASSERT_OK(db.BeginWrite());
+  Status s = defer("before");
+  ASSERT_OK(s);
+  s = defer("taken");
+  if (s.ok()) s = defer("after");
+  if (s.ok()) {
+    EXPECT_TRUE(postgres()) << "SQLite reports the failure at once";
+    s = db.Commit();
+  } else {
+    EXPECT_FALSE(postgres()) << "PostgreSQL sends the statement later";
+    ASSERT_OK(db.Rollback());
+  }
+  EXPECT_EQ(s.code(), Code::kAlreadyExists) << s.ToString();
+  if (postgres()) {
+    EXPECT_THAT(s.message(), HasSubstr("INSERT INTO tag"));  // which of the batch
+  }
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 0);
+
+  // Failure reported by the next statement that needs an answer; every
+  // call after it in the transaction says the same, and the commit too.
+  ASSERT_OK(db.BeginWrite());
+  ASSERT_OK(defer("before"));
+  s = defer("taken");
+  if (s.ok()) {
+    // (Preparing a new statement waits for an answer too: it may be the
+    // call that reports.)
+    Status read;
+    auto st = db.Prepare("SELECT count(*) FROM tag");
+    if (!st.ok()) {
+      read = st.status();
+    } else {
+      StatementScope scope(**st);
+      read = scope->Step().status();
+    }
+    EXPECT_EQ(read.code(), Code::kAlreadyExists) << read.ToString();
+    EXPECT_THAT(read.message(), HasSubstr("INSERT INTO tag"));
+    EXPECT_EQ(defer("after").code(), Code::kAlreadyExists);
+    EXPECT_EQ(db.Commit().code(), Code::kAlreadyExists);
+  } else {
+    ASSERT_OK(db.Rollback());
+  }
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 0);
+
+  // The connection is sound afterwards, and deferred writes that succeed
+  // are recorded, seen by the transaction's own reads on the way.
+  ASSERT_OK(db.BeginWrite());
+  ASSERT_OK(defer("before"));
+  ASSERT_OK(defer("after"));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after')"), 2);
+  ASSERT_OK(defer("third"));
+  ASSERT_OK(db.Commit());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM tag WHERE name IN ('before', 'after', 'third')"), 3);
+}
+
+// A catalog method's deferred write that fails inside a caller's
+// Transaction fails the caller's transaction whole on PostgreSQL (no
+// savepoint isolates it); on SQLite the method fails at once. Either way
+// nothing of the transaction is recorded once it does not commit.
+TEST_P(CatalogTest, DeferredWriteFailureInsideACallersTransaction) {
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif");
+  Status s;
+  {
+    Transaction txn(*c_);
+    ASSERT_OK(txn.status());
+    MUST(c_->CreateTag("kept-if-committed"));
+    InjectedFailure fail(*c_, "UPDATE ON entry", NameN("NEW.id = ", f.id));
+    s = c_->SetTags(Entity::kEntry, f.id, {"x"});  // its ctime UPDATE fails
+    if (s.ok()) s = txn.Commit();
+  }
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("injected failure"));
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), IsEmpty());
+  EXPECT_CODE(c_->TagByName("kept-if-committed"), Code::kNotFound);
+  // And the catalog goes on.
+  ASSERT_OK(c_->SetTags(Entity::kEntry, f.id, {"x", "y"}));
+  EXPECT_THAT(MUST(c_->TagsOf(Entity::kEntry, f.id)), ElementsAre("x", "y"));
+}
+
+// Another connection's commit moves the counter pushed by NOTIFY, which
+// a mount's caches compare without a query (fs/xattr.h XattrMemo); SQLite
+// has none.
+TEST_P(CatalogTest, PushedChangeCounterMovesOnAnotherConnectionsCommit) {
+  if (!postgres()) {
+    EXPECT_FALSE(c_->PushedChangeCounter().has_value());
+    return;
+  }
+  EXPECT_FALSE(c_->PushedChangeCounter().has_value()) << "no listener unless asked for";
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "a.tif");
+  DatabaseOptions o;
+  o.listen = true;
+  auto mount = MUST(Catalog::OpenUrl(url_, o));
+  auto other = MUST(Catalog::OpenUrl(url_));
+  ASSERT_TRUE(mount->PushedChangeCounter().has_value());
+  auto waits_for_change = [&](int64_t before) {
+    for (int i = 0; i < 200; ++i) {
+      if (*mount->PushedChangeCounter() != before) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  // The listener's first connection counts as a change: wait it out.
+  (void)waits_for_change(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int64_t before = *mount->PushedChangeCounter();
+  ASSERT_OK(other->SetTags(Entity::kEntry, f.id, {"good"}));
+  EXPECT_TRUE(waits_for_change(before)) << "another session's tag edit was not notified";
+  // Its own commits are not counted (the mount told its kernel itself).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  before = *mount->PushedChangeCounter();
+  ASSERT_OK(mount->SetTags(Entity::kEntry, f.id, {"bad"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*mount->PushedChangeCounter(), before);
+}
+
+// CreateEntry reads its parent inside its INSERT (one round trip on
+// PostgreSQL): the new entry joins the parent's image, takes the group of
+// a setgid folder when an owner is given, and the refusals still say why.
+TEST_P(CatalogTest, CreateEntryReadsItsParentInItsInsert) {
+  World w = NewWorld();
+  Entry shared;
+  shared.parent_id = w.root.id;
+  shared.name = "shared";
+  shared.type = EntryType::kFolder;
+  shared.mode = 02775;
+  shared.uid = 1000;
+  shared.gid = 4242;
+  shared = MUST(c_->CreateEntry(shared));
+  EXPECT_EQ(shared.image_id, w.image.id);
+  EXPECT_EQ(shared.gid, 4242);
+  auto file_in = [&](int64_t parent, const std::string& name, int64_t gid) {
+    Entry e;
+    e.parent_id = parent;
+    e.name = name;
+    e.type = EntryType::kFile;
+    e.hash = HashN(1);
+    e.uid = gid < 0 ? -1 : 1001;
+    e.gid = gid;
+    return c_->CreateEntry(e);
+  };
+  EXPECT_EQ(MUST(file_in(shared.id, "a", 1001)).gid, 4242);         // the setgid folder's group
+  EXPECT_EQ(MUST(file_in(shared.id, "b", -1)).gid, -1);             // no owner given: none
+  EXPECT_EQ(MUST(file_in(w.root.id, "c", 1001)).gid, 1001);         // an ordinary folder
+  EXPECT_EQ(MUST(file_in(w.root.id, "d", 4000000000)).gid, 4000000000);  // gids past 2^31
+  EXPECT_EQ(MUST(file_in(shared.id, "a2", 1001)).image_id, w.image.id);
+  EXPECT_EQ(Scalar(NameN("SELECT subfolders FROM entry WHERE id = ", w.root.id)), 1);
+  // Refusals: the name taken, no such parent, a parent that is a file.
+  EXPECT_CODE(file_in(shared.id, "a", 1001), Code::kAlreadyExists);
+  EXPECT_CODE(file_in(987654, "x", 1001), Code::kReferenceMissing);
+  Entry a = MUST(c_->EntryByName(shared.id, "a"));
+  auto under_file = file_in(a.id, "x", 1001);
+  EXPECT_CODE(under_file, Code::kInvalidArgument);
+  EXPECT_THAT(under_file.status().message(), HasSubstr("not a folder"));
 }
 
 TEST_P(CatalogTest, MoveEntryIsAtomic) {
@@ -2100,10 +2164,7 @@ TEST_P(CatalogTest, DeleteWithChildrenDeletesNothing) {
   // kNotEmpty for every record kind that has children; each time the
   // parent and every child are still there.
   World w = NewWorld();
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(l));
   Entry dir = NewFolder(w.root.id, "dir");
   NewFile(dir.id, "f");
@@ -2191,23 +2252,17 @@ TEST_P(CatalogTest, NestedTransactionsAreSavepoints) {
 
 TEST_P(CatalogTest, FailedCallInsideATransactionUndoesOnlyItself) {
   World w = NewWorld();
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(l));
   {
     Transaction txn(*c_);
     NewSpecies("Inside");
-    Species dup;
-    dup.name = "Inside";
+    Species dup = SpeciesRecord("Inside");
     EXPECT_CODE(c_->CreateSpecies(dup), Code::kAlreadyExists);
     Labelling bad = l;
     bad.dye_id = 31337;
     EXPECT_CODE(c_->ReplaceLabellings(w.slide.id, {bad}), Code::kReferenceMissing);
-    Image orphan;
-    orphan.slide_id = 31337;
-    orphan.name = "x";
+    Image orphan = ImageRecord("x", 31337);
     EXPECT_CODE(c_->CreateImage(orphan), Code::kReferenceMissing);
     NewSpecies("Also");
     ASSERT_OK(txn.Commit());
@@ -2227,8 +2282,7 @@ TEST_P(CatalogTest, TransactionHoldsOtherThreadsOff) {
     Transaction txn(*c_);
     NewSpecies("First");
     other = std::thread([&] {
-      Species s;
-      s.name = "Second";
+      Species s = SpeciesRecord("Second");
       auto r = c_->CreateSpecies(s);
       EXPECT_TRUE(r.ok()) << r.status().ToString();
       done = true;
@@ -2255,9 +2309,7 @@ TEST_P(CatalogTest, ConcurrentWritersFromManyThreads) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        Entry e;
-        e.parent_id = folders[t];
-        e.name = NameN("f", i);
+        Entry e = EntryRecord(folders[t], NameN("f", i));
         e.hash = HashN(static_cast<unsigned>(t * 1000 + i));
         if (!c_->CreateEntry(e).ok()) ++failures;
         if (!c_->EntryByName(folders[t], e.name).ok()) ++failures;
@@ -2281,10 +2333,7 @@ TEST_P(CatalogTest, StatsCountEverything) {
 
   World w = NewWorld();
   World w2 = NewWorld("-2");
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(l));
   Entry dir = NewFolder(w.root.id, "dir");
   NewFile(w.root.id, "a", 1, 1000);
@@ -2432,10 +2481,7 @@ TEST_P(CatalogTest, AnalysisViews) {
 
   World w = NewWorld();
   Dye a488 = NewDye("A488");
-  Labelling l;
-  l.slide_id = w.slide.id;
-  l.structure = "tubulin";
-  l.dye_id = w.dye.id;
+  Labelling l = LabellingRecord(w.slide.id, "tubulin", w.dye.id);
   MUST(c_->AddLabelling(l));
   l.structure = "actin";
   l.dye_id = a488.id;
@@ -2500,8 +2546,7 @@ TEST_P(CatalogTest, DatabaseSeamErrors) {
   // SQL that does not compile is a programming error: kInvalidArgument,
   // with the statement in the message.
   auto st = c_->db().Prepare("SELEKT 1");
-  EXPECT_CODE(st, Code::kInvalidArgument);
-  EXPECT_THAT(st.status().message(), HasSubstr("SELEKT 1"));
+  EXPECT_REFUSED(st, Code::kInvalidArgument, "SELEKT 1");
   EXPECT_CODE(c_->db().Prepare("SELECT * FROM no_such_table"), Code::kInvalidArgument);
   // The same statement is prepared once and reused.
   auto a = MUST(c_->db().Prepare("SELECT count(*) FROM species"));
@@ -2529,8 +2574,7 @@ TEST_P(CatalogTest, NewerSchemaIsRefused) {
   ASSERT_OK(c_->db().Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
   c_.reset();
   auto r = Catalog::OpenUrl(postgres() ? url_ : dir_ + "/catalog.db");
-  EXPECT_CODE(r, Code::kTooNew);
-  EXPECT_THAT(r.status().message(), HasSubstr("schema version 99"));
+  EXPECT_REFUSED(r, Code::kTooNew, "schema version 99");
 }
 
 // Ids are never reused: on PostgreSQL they come from sequences, so even a
@@ -2689,9 +2733,7 @@ TEST_P(CatalogTest, TheWriteListenerRunsOncePerWriteAndNeverForARead) {
 // waits on the catalog lock until the transaction ends (here: never, as
 // the transaction waits for the read), so the bounded wait below fails.
 TEST_P(CatalogTest, ReadsDoNotWaitBehindAnOpenTransaction) {
-  c_->EnableReaders(4);
-  World w = NewWorld();
-  Entry f = NewFile(w.root.id, "frame.tif", 1, 100);
+  auto [w, f] = WithReaders(4, "frame.tif", 100);
   ASSERT_OK(c_->SetTags(Entity::kEntry, f.id, {"old"}));
   ASSERT_OK(c_->SetAnnotation(Entity::kEntry, f.id, "stage", "before"));
 
@@ -2717,7 +2759,7 @@ TEST_P(CatalogTest, ReadsDoNotWaitBehindAnOpenTransaction) {
   });
   written.get_future().wait();
 
-  if (GetParam().file_backed || postgres()) {
+  if (can_have_readers()) {
     auto reads = std::async(std::launch::async, [&] {
       Entry e = MUST(c_->EntryById(f.id));
       Entry by_name = MUST(c_->EntryByName(w.root.id, "frame.tif"));
@@ -2764,10 +2806,8 @@ TEST_P(CatalogTest, ReadsDoNotWaitBehindAnOpenTransaction) {
 // left mid-statement), sees a committed value, and the pool stays within
 // its bound. A write through a reader connection is refused.
 TEST_P(CatalogTest, ReadersServeManyThreadsWithinTheirBound) {
-  if (!GetParam().file_backed && !postgres()) GTEST_SKIP() << "no readers for an in-memory catalog";
-  c_->EnableReaders(3);
-  World w = NewWorld();
-  Entry f = NewFile(w.root.id, "a.tif", 1, 1);
+  if (!can_have_readers()) GTEST_SKIP() << "no readers for an in-memory catalog";
+  auto [w, f] = WithReaders(3, "a.tif", 1);
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0}, reads{0};
   std::thread writer([&] {
@@ -2823,9 +2863,7 @@ TEST_P(CatalogTest, PostgresReaderReconnectsAfterItsSessionEnded) {
     return pids;
   };
   const std::set<int64_t> before = sessions();
-  c_->EnableReaders(1);
-  World w = NewWorld();
-  Entry f = NewFile(w.root.id, "a.tif", 1, 7);
+  auto [w, f] = WithReaders(1, "a.tif", 7);
   // Reads outside any transaction opened the reader; it sits idle in the pool.
   ASSERT_EQ(MUST(c_->EntryById(f.id)).size, 7u);
   ASSERT_EQ(c_->readers_open(), 1);

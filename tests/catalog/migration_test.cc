@@ -16,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -156,6 +158,56 @@ class CatalogFileTest : public ::testing::Test {
     db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + extra_sql + "COMMIT;");
   }
 
+  // A catalog at schema `version` as an older samplefs left it: v1 with its
+  // data, each step up to `version`, then `extra_sql`. Call it through
+  // ASSERT_NO_FATAL_FAILURE.
+  void MakeVersion(int version, const std::string& extra_sql = "") {
+    std::string ladder;
+    for (int v = 1; v < version; ++v) ladder += SqliteMigrationSql(v);
+    RawDb db(path_);
+    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + ladder + extra_sql + "COMMIT;");
+    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), std::to_string(version));
+  }
+
+  // Opens the catalog made by MakeVersion: migrated to the current version.
+  std::unique_ptr<Catalog> OpenMigrated() {
+    auto c = Must(Catalog::OpenSqlite(path_));
+    EXPECT_EQ(c->schema_version(), kSchemaVersion);
+    return c;
+  }
+
+  // The migrated catalog's schema is a fresh catalog's.
+  void ExpectFreshSchema() {
+    const std::string fresh = dir_ + "/fresh.db";
+    Must(Catalog::OpenSqlite(fresh)).reset();
+    EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+  }
+
+  // Issue 18's steps add entry columns that old rows get values for. A
+  // catalog at `version` with one more folder `name` in Pos0/ (inserted
+  // with `columns` = `values`), migrated: `check` gets the catalog's
+  // files/, Pos0/, that folder and Pos0/a.tif; the schema is a fresh
+  // catalog's after.
+  struct Migrated {
+    Entry root, pos0, folder, a;
+  };
+  void CheckMigration(int version, const std::string& name, const std::string& columns, const std::string& values,
+                      const std::function<void(const Migrated&)>& check) {
+    ASSERT_NO_FATAL_FAILURE(MakeVersion(version, "INSERT INTO entry(id, image_id, parent_id, name, type, mode, " +
+                                                     columns + ") VALUES (15, 1, 2, '" + name + "', 'folder', 493, " +
+                                                     values + ");"));
+    {
+      auto c = OpenMigrated();
+      Migrated m;
+      m.root = Must(c->FilesRoot(1));
+      m.pos0 = Must(c->EntryByName(m.root.id, "Pos0"));
+      m.folder = Must(c->EntryByName(m.pos0.id, name));
+      m.a = Must(c->EntryByName(m.pos0.id, "a.tif"));
+      check(m);
+    }
+    ExpectFreshSchema();
+  }
+
   // Every schema object as "type|name|tbl_name|sql", for comparing schemas.
   static std::set<std::string> SchemaOf(const std::string& path) {
     RawDb db(path, SQLITE_OPEN_READONLY);
@@ -181,13 +233,8 @@ TEST_F(CatalogFileTest, FreshCatalogIsCurrentVersion) {
 }
 
 TEST_F(CatalogFileTest, MigratesVersion1WithItsData) {
-  MakeV1(path_);
-  {
-    RawDb db(path_);
-    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
-  }
-  auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), kSchemaVersion);
+  ASSERT_NO_FATAL_FAILURE(MakeVersion(1));
+  auto c = OpenMigrated();
 
   // The records are all there.
   Species hela = Must(c->SpeciesByName("HeLa"));
@@ -257,15 +304,12 @@ TEST_F(CatalogFileTest, MigratedSchemaEqualsFreshSchema) {
 // gains labelling_info, file_info.mount_path and the lower(name) indexes,
 // keeps its data, and ends with the fresh schema.
 TEST_F(CatalogFileTest, MigratesVersion2WithItsData) {
+  ASSERT_NO_FATAL_FAILURE(MakeVersion(2));
   {
     RawDb db(path_);
-    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + SqliteMigrationSql(1) +
-                "COMMIT;");
-    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
     ASSERT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE name = 'labelling_info'"), "0");
   }
-  auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), kSchemaVersion);
+  auto c = OpenMigrated();
   Slide s = Must(c->SlideByReference("S-001"));
   EXPECT_EQ(Must(c->LabellingsOfSlide(s.id)).size(), 2u);
   // Names ignore case in queries (the indexes serve that).
@@ -285,40 +329,21 @@ TEST_F(CatalogFileTest, MigratesVersion2WithItsData) {
     EXPECT_EQ(db.One("SELECT name FROM pragma_table_info('file_info') ORDER BY cid DESC LIMIT 1"), "mount_path");
     EXPECT_EQ(db.One("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE '%lower%'"), "5");
   }
-  const std::string fresh = dir_ + "/fresh.db";
-  Must(Catalog::OpenSqlite(fresh)).reset();
-  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+  ExpectFreshSchema();
 }
 
 // A version 3 catalog gains entry.ctime_ns (its mtime) and
 // entry.subfolders (counted from the tree), keeps its data, and ends with
 // the fresh schema (issue 18).
 TEST_F(CatalogFileTest, MigratesVersion3WithItsData) {
-  {
-    RawDb db(path_);
-    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + SqliteMigrationSql(1) +
-                SqliteMigrationSql(2) +
-                "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns) "
-                "VALUES (15, 1, 2, 'sub', 'folder', 493, 77);"
-                "COMMIT;");
-    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
-  }
-  auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  Entry root = Must(c->FilesRoot(1));
-  EXPECT_EQ(root.subfolders, 2);  // Pos0, x.zarr
-  Entry pos0 = Must(c->EntryByName(root.id, "Pos0"));
-  EXPECT_EQ(pos0.subfolders, 1);
-  Entry sub = Must(c->EntryByName(pos0.id, "sub"));
-  EXPECT_EQ(sub.subfolders, 0);
-  EXPECT_EQ(sub.ctime_ns, 77);
-  Entry a = Must(c->EntryByName(pos0.id, "a.tif"));
-  EXPECT_EQ(a.ctime_ns, 1700000000000000001);
-  EXPECT_EQ(a.subfolders, 0);
-  c.reset();
-  const std::string fresh = dir_ + "/fresh.db";
-  Must(Catalog::OpenSqlite(fresh)).reset();
-  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+  CheckMigration(3, "sub", "mtime_ns", "77", [](const Migrated& m) {
+    EXPECT_EQ(m.root.subfolders, 2);  // Pos0, x.zarr
+    EXPECT_EQ(m.pos0.subfolders, 1);
+    EXPECT_EQ(m.folder.subfolders, 0);
+    EXPECT_EQ(m.folder.ctime_ns, 77);
+    EXPECT_EQ(m.a.ctime_ns, 1700000000000000001);
+    EXPECT_EQ(m.a.subfolders, 0);
+  });
 }
 
 // A version 6 catalog gains entry.atime_ns (its mtime, including a time
@@ -326,33 +351,15 @@ TEST_F(CatalogFileTest, MigratesVersion3WithItsData) {
 // mounting user), keeps its data, and ends with the fresh schema (issue 18,
 // points 1 and 8).
 TEST_F(CatalogFileTest, MigratesVersion6WithItsData) {
-  {
-    RawDb db(path_);
-    std::string ladder;
-    for (int v = 1; v < 6; ++v) ladder += SqliteMigrationSql(v);
-    db.MustExec("PRAGMA foreign_keys=ON; BEGIN;" + SqliteSchemaV1Sql() + kV1Data + ladder +
-                "INSERT INTO entry(id, image_id, parent_id, name, type, mode, mtime_ns, ctime_ns) "
-                "VALUES (15, 1, 2, 'old', 'folder', 493, -123456789, 5);"
-                "COMMIT;");
-    ASSERT_EQ(db.One("SELECT value FROM meta WHERE key = 'schema_version'"), "6");
-  }
-  auto c = Must(Catalog::OpenSqlite(path_));
-  EXPECT_EQ(c->schema_version(), kSchemaVersion);
-  Entry root = Must(c->FilesRoot(1));
-  Entry pos0 = Must(c->EntryByName(root.id, "Pos0"));
-  Entry old = Must(c->EntryByName(pos0.id, "old"));
-  EXPECT_EQ(old.atime_ns, -123456789);
-  EXPECT_EQ(old.mtime_ns, -123456789);
-  EXPECT_EQ(old.ctime_ns, 5);
-  EXPECT_EQ(old.uid, -1);
-  EXPECT_EQ(old.gid, -1);
-  Entry a = Must(c->EntryByName(pos0.id, "a.tif"));
-  EXPECT_EQ(a.atime_ns, 1700000000000000001);
-  EXPECT_EQ(a.uid, -1);
-  c.reset();
-  const std::string fresh = dir_ + "/fresh.db";
-  Must(Catalog::OpenSqlite(fresh)).reset();
-  EXPECT_EQ(SchemaOf(path_), SchemaOf(fresh));
+  CheckMigration(6, "old", "mtime_ns, ctime_ns", "-123456789, 5", [](const Migrated& m) {
+    EXPECT_EQ(m.folder.atime_ns, -123456789);
+    EXPECT_EQ(m.folder.mtime_ns, -123456789);
+    EXPECT_EQ(m.folder.ctime_ns, 5);
+    EXPECT_EQ(m.folder.uid, -1);
+    EXPECT_EQ(m.folder.gid, -1);
+    EXPECT_EQ(m.a.atime_ns, 1700000000000000001);
+    EXPECT_EQ(m.a.uid, -1);
+  });
 }
 
 TEST_F(CatalogFileTest, NewerCatalogIsRefused) {

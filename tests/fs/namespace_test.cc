@@ -8,11 +8,15 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -992,6 +996,75 @@ TEST_F(NamespaceTest, RmdirDeletesEmptyRecords) {
   EXPECT_OK(ns().Rmdir(Path("tags"), "unused"));
   EXPECT_CODE(Resolve("tags/unused"), Code::kNotFound);
   EXPECT_CODE(ns().Rmdir(Path("tags"), "unused"), Code::kNotFound);
+}
+
+// rmdir of a folder in .Trash-<uid>/files/ while another thread creates in
+// it, on the catalog a mount has (a file with reader connections: reads
+// outside a transaction do not wait for the writer). The check for
+// emptiness and the delete are one transaction, so either the rmdir is
+// refused (kNotEmpty) and the new folder stays, or the rmdir wins and the
+// mkdir finds no parent; never both succeed with the new folder deleted
+// along (the trash row's delete cascades to the subtree).
+class TrashRaceTest : public FsTest {
+ protected:
+  void SetUp() override {
+    const char* base = getenv("TMPDIR");
+    dir_ = std::string(base && *base ? base : "/tmp") + "/samplefs-trash-race-XXXXXX";
+    ASSERT_NE(mkdtemp(dir_.data()), nullptr);
+    catalog_ = MUST(Catalog::OpenSqlite(dir_ + "/catalog.db"));
+    catalog_->EnableReaders(8);
+    ns_ = std::make_unique<Namespace>(*catalog_, MountIdentity{1234, 5678, kMountTime});
+    Species hela = AddSpecies("HeLa");
+    Slide s1 = AddSlide("S1", AddSample("P1", hela.id).id);
+    files_ = MUST(cat().FilesRoot(AddImage(s1.id, "img1").id));
+  }
+  void TearDown() override {
+    ns_.reset();
+    catalog_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  std::string dir_;
+  Entry files_;
+};
+
+TEST_F(TrashRaceTest, RmdirInTheTrashRacingACreateNeverLosesIt) {
+  const NodeSpec trash_files = SpecOf(NodeKind::kTrashFiles, 1000);
+  int refused = 0, removed = 0;
+  for (int round = 0; round < 300; ++round) {
+    const std::string name = "gone" + std::to_string(round);
+    Entry dir = AddFolder(files_.id, name);
+    MUST(cat().TrashEntry(dir.id, 1000, name, "slides/S1/images/img1/files/" + name, "2026-01-02T03:04:05"));
+    const NodeSpec in_trash = Path(".Trash-1000/files/" + name);
+    std::atomic<int> ready{0};
+    Status rmdir_status, mkdir_status;
+    std::thread rm([&] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+      rmdir_status = ns().Rmdir(trash_files, name);
+    });
+    std::thread mk([&] {
+      ready.fetch_add(1);
+      while (ready.load() < 2) {
+      }
+      mkdir_status = ns().Mkdir(in_trash, "new", 0755, "ann").status();
+    });
+    rm.join();
+    mk.join();
+    SCOPED_TRACE(name + ": rmdir " + rmdir_status.ToString() + ", mkdir " + mkdir_status.ToString());
+    ASSERT_FALSE(rmdir_status.ok() && mkdir_status.ok()) << "the rmdir deleted a folder created after its check";
+    if (mkdir_status.ok()) {
+      ASSERT_EQ(rmdir_status.code(), Code::kNotEmpty);
+      ASSERT_OK(cat().EntryByName(dir.id, "new"));
+      ++refused;
+    } else {
+      ASSERT_OK(rmdir_status);
+      EXPECT_CODE(cat().EntryById(dir.id), Code::kNotFound);
+      ++removed;
+    }
+  }
+  std::printf("rmdir refused %d, won %d of 300\n", refused, removed);
 }
 
 TEST_F(NamespaceTest, RmdirWhereItHasNoMeaningIsRefused) {

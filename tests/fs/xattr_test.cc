@@ -445,5 +445,31 @@ TEST(XattrMemoTest, KeepsAMomentAndForgetsOnChange) {
   EXPECT_TRUE(memo.Get(XattrMemo::kMaxEntries * 2, 1, t0).has_value());  // the newest is kept
 }
 
+// Where other writers' changes are pushed (PostgreSQL's NOTIFY counter),
+// an answer is kept past kMemoNs until the counter moves; an answer read
+// before the counter moved is never kept after it.
+TEST(XattrMemoTest, WithPushedChangesKeepsUntilTheCounterMoves) {
+  XattrMemo memo;
+  EntryXattrs a{{"user.xdg.tags"}, "good"};
+  const int64_t t0 = 1'000'000'000;
+  memo.Put(7, 70, a, memo.epoch(), t0, int64_t{5});
+  ASSERT_TRUE(memo.Get(7, 70, t0 + 100 * XattrMemo::kMemoNs, int64_t{5}).has_value());  // no time limit
+  EXPECT_FALSE(memo.Get(7, 70, t0 + 1, int64_t{6}).has_value());  // another writer changed the catalog
+  EXPECT_FALSE(memo.Get(7, 70, t0 + 1, int64_t{5}).has_value());  // and it is gone for good
+  // Read at counter 5, the counter moved to 6 meanwhile: the answer is
+  // never served at 6.
+  memo.Put(7, 70, a, memo.epoch(), t0, int64_t{5});
+  EXPECT_FALSE(memo.Get(7, 70, t0, int64_t{6}).has_value());
+  // This mount's own change still forgets it.
+  memo.Put(7, 70, a, memo.epoch(), t0, int64_t{6});
+  memo.Changed();
+  EXPECT_FALSE(memo.Get(7, 70, t0, int64_t{6}).has_value());
+  // Holds more than the timed memo (a 10,000-file getfattr -d stays warm).
+  for (fuse_ino_t i = 1; i <= XattrMemo::kMaxEntries * 2; ++i) memo.Put(i, 1, a, memo.epoch(), t0, int64_t{6});
+  size_t kept = 0;
+  for (fuse_ino_t i = 1; i <= XattrMemo::kMaxEntries * 2; ++i) kept += memo.Get(i, 1, t0, int64_t{6}).has_value();
+  EXPECT_EQ(kept, XattrMemo::kMaxEntries * 2);
+}
+
 }  // namespace
 }  // namespace samplefs::fs

@@ -31,11 +31,11 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-from mountlib import MountedTestCase, SAMPLECTL, write_random
+from mountlib import write_random
+from trashlib import TrashTestCase
 
 TOOLS = {name: shutil.which(name) for name in ("dolphin", "Xvfb", "xdotool", "dbus-run-session", "kioclient5")}
 
@@ -45,30 +45,17 @@ def missing(*names):
     return f"{', '.join(gone)} not installed (tools/install-deps.sh installs them)" if gone else None
 
 
-def tree_bytes(root):
-    total = 0
-    for dirpath, _, filenames in os.walk(root):
-        for n in filenames:
-            total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
-
-
-class DesktopTestCase(MountedTestCase):
+class DesktopTestCase(TrashTestCase):
     daemonize = True  # as users run it
 
     def setUp(self):
         super().setUp()
-        self.files = self.make_image()
-        self.desk = tempfile.mkdtemp(prefix="samplefs-desktop-")
-        self.home = os.path.join(self.desk, "home")
         runtime = os.path.join(self.desk, "run")
-        os.makedirs(self.home)
         os.makedirs(runtime, mode=0o700)
         # Every process of the session (KIO's workers detach into sessions
         # of their own) carries this marker: tearDown ends exactly those.
         self.marker = f"SAMPLEFS_DESKTOP_TEST={self.desk}"
-        self.env = dict(os.environ, HOME=self.home, XDG_RUNTIME_DIR=runtime,
-                        XDG_DATA_HOME=os.path.join(self.home, ".local", "share"),
+        self.env.update(XDG_RUNTIME_DIR=runtime,
                         XDG_CONFIG_HOME=os.path.join(self.home, ".config"),
                         XDG_CACHE_HOME=os.path.join(self.home, ".cache"),
                         SAMPLEFS_DESKTOP_TEST=self.desk,
@@ -86,19 +73,9 @@ class DesktopTestCase(MountedTestCase):
         seen = set()
         deadline = time.time() + 10
         while self.marked_pids() and time.time() < deadline:
-            for pid in self.marked_pids():
-                seen.add(pid)
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            self.signal_marked(signal.SIGTERM, seen)
             time.sleep(0.2)
-        for pid in self.marked_pids():
-            seen.add(pid)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self.signal_marked(signal.SIGKILL, seen)
         # Detached workers (and a D-Bus daemon) were reparented to this
         # process, a subreaper for the daemonized mount: reap those that are
         # zombies (the mount's daemon, still running, is not one of them).
@@ -121,8 +98,17 @@ class DesktopTestCase(MountedTestCase):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        shutil.rmtree(self.desk, ignore_errors=True)
         super().tearDown()
+
+    def signal_marked(self, sig, seen):
+        """Sends `sig` to every process of the session still there, adding
+        them to `seen`."""
+        for pid in self.marked_pids():
+            seen.add(pid)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def marked_pids(self):
         """Processes this test started, by the marker in their environment."""
@@ -143,21 +129,6 @@ class DesktopTestCase(MountedTestCase):
         self.procs.append(p)
         return p
 
-    def store_bytes(self):
-        self.m.settle()
-        return tree_bytes(os.path.join(self.m.store, "objects"))
-
-    def home_trash(self):
-        out = {}
-        for sub in ("files", "info"):
-            p = os.path.join(self.home, ".local", "share", "Trash", sub)
-            out[sub] = sorted(os.listdir(p)) if os.path.isdir(p) else []
-        return out
-
-    def samplectl(self, *args):
-        self.m.settle()
-        return self.run_tool(SAMPLECTL, "--config", self.m.config, *args).stdout
-
     def assertKioUsedTheHomeTrash(self, name, data, store_before):
         """The file left files/ and the catalog; the store did not grow;
         the bytes were copied into the home trash (KIO and Solid, above)."""
@@ -169,10 +140,10 @@ class DesktopTestCase(MountedTestCase):
                          "KIO no longer copies into the home trash: if the record is in the catalog's trash "
                          "(samplectl trash list), KIO now uses the mount's .Trash-<uid>; update "
                          "docs/DECISIONS.md 'Trash' and this test. samplectl trash list: "
-                         + self.samplectl("trash", "list"))
+                         + self.samplectl("trash", "list").stdout)
         with open(os.path.join(self.home, ".local", "share", "Trash", "files", name), "rb") as f:
             self.assertEqual(f.read(), data)
-        self.assertEqual(self.samplectl("trash", "list"), "")
+        self.assertEqual(self.samplectl("trash", "list").stdout, "")
         self.assertEqual(os.listdir(self.m.path(f".Trash-{os.getuid()}", "files")), [])
 
 

@@ -38,6 +38,37 @@ def ns(st, what):
     return getattr(st, f"st_{what}_ns")
 
 
+def moved(path, change, *times):
+    """For each of `times` ("atime", "mtime", "ctime"): whether change(path)
+    made it later (change may return the path's new name)."""
+    before = os.stat(path)
+    time.sleep(TICK)
+    path = change(path) or path
+    after = os.stat(path)
+    return tuple(ns(after, t) > ns(before, t) for t in times)
+
+
+def read_old_file(root, flags):
+    """Writes `n` in root, dates it 10**18 ns (atime; mtime 1 ns later),
+    reads it through a descriptor opened O_RDONLY | flags: its atime after."""
+    p = os.path.join(root, "n")
+    with open(p, "w") as f:
+        f.write("data")
+    os.utime(p, ns=(10**18, 10**18 + 1))
+    fd = os.open(p, os.O_RDONLY | flags)
+    os.read(fd, 10)
+    os.close(fd)
+    return os.stat(p).st_atime_ns
+
+
+def touched(root, name, *args):
+    """`touch NAME`, then `touch ARGS NAME`, in root: NAME's stat after."""
+    p = os.path.join(root, name)
+    subprocess.run(["touch", p], check=True)
+    subprocess.run(["touch", *args, p], check=True)
+    return os.stat(p)
+
+
 class PosixTestCase(MountedTestCase):
     def setUp(self):
         super().setUp()
@@ -45,13 +76,10 @@ class PosixTestCase(MountedTestCase):
         self.local = tempfile.mkdtemp(prefix="samplefs-local-")
         self.addCleanup(shutil.rmtree, self.local, True)
 
-    def both(self, scenario):
-        """Runs scenario(root) in the mount's files/ and in a local folder;
-        returns (mount's answer, local answer)."""
-        return scenario(self.files), scenario(self.local)
-
     def assertSameAsLocal(self, scenario):
-        mount, local = self.both(scenario)
+        """Runs scenario(root) in the mount's files/ and in a local folder,
+        checks that both answer the same and returns the answer."""
+        mount, local = scenario(self.files), scenario(self.local)
         self.assertEqual(mount, local, "the mount answers differently from a local folder")
         return mount
 
@@ -64,11 +92,7 @@ class Ctime(PosixTestCase):
         p = os.path.join(root, "c")
         with open(p, "w") as f:
             f.write("x")
-        before = os.stat(p)
-        time.sleep(TICK)
-        p = change(p) or p
-        after = os.stat(p)
-        return ns(after, "ctime") > ns(before, "ctime")
+        return moved(p, change, "ctime")[0]
 
     def test_chmod_moves_ctime(self):
         self.assertTrue(self.assertSameAsLocal(
@@ -152,11 +176,7 @@ class FolderTimes(PosixTestCase):
         d = os.path.join(root, "p")
         os.makedirs(d, exist_ok=True)
         os.makedirs(os.path.join(root, "q"), exist_ok=True)
-        before = os.stat(d)
-        time.sleep(TICK)
-        change(d)
-        after = os.stat(d)
-        return (ns(after, "mtime") > ns(before, "mtime"), ns(after, "ctime") > ns(before, "ctime"))
+        return moved(d, change, "mtime", "ctime")
 
     def scenario(self, change):
         self.assertEqual(self.assertSameAsLocal(lambda root: self.moves_times(root, change)), (True, True))
@@ -188,10 +208,7 @@ class FolderTimes(PosixTestCase):
 
     def test_files_root_moves_too(self):
         def scenario(root):
-            before = os.stat(root)
-            time.sleep(TICK)
-            open(os.path.join(root, "top"), "w").close()
-            return ns(os.stat(root), "mtime") > ns(before, "mtime")
+            return moved(root, lambda r: open(os.path.join(r, "top"), "w").close(), "mtime")[0]
         self.assertTrue(self.assertSameAsLocal(scenario))
 
     def test_mkdir_then_touch_keeps_no_old_time(self):
@@ -280,10 +297,7 @@ class Atime(PosixTestCase):
     def test_touch_a_sets_atime(self):
         # The issue's example: touch -a -d @1900000000 a; stat -c '%X %Y'.
         def scenario(root):
-            a = os.path.join(root, "a")
-            subprocess.run(["touch", a], check=True)
-            subprocess.run(["touch", "-a", "-d", "@1900000000", a], check=True)
-            st = os.stat(a)
+            st = touched(root, "a", "-a", "-d", "@1900000000")
             return (st.st_atime_ns, st.st_atime_ns != st.st_mtime_ns)
         self.assertEqual(self.assertSameAsLocal(scenario), (1900000000 * 10**9, True))
 
@@ -335,16 +349,7 @@ class Atime(PosixTestCase):
         self.assertEqual(self.assertSameAsLocal(self.relatime), [True, True, True, True])
 
     def test_o_noatime_leaves_it(self):
-        def scenario(root):
-            p = os.path.join(root, "n")
-            with open(p, "w") as f:
-                f.write("data")
-            os.utime(p, ns=(10**18, 10**18 + 1))
-            fd = os.open(p, os.O_RDONLY | os.O_NOATIME)
-            os.read(fd, 10)
-            os.close(fd)
-            return os.stat(p).st_atime_ns
-        self.assertEqual(self.assertSameAsLocal(scenario), 10**18)
+        self.assertEqual(self.assertSameAsLocal(lambda root: read_old_file(root, os.O_NOATIME)), 10**18)
 
     def test_all_paths_agree_and_the_catalog_gets_it_in_batches(self):
         p = os.path.join(self.files, "r")
@@ -391,17 +396,8 @@ class NoatimeMount(PosixTestCase):
     mount_options = ("noatime",)
 
     def test_reads_leave_atime(self):
-        def scenario(root, local):
-            p = os.path.join(root, "n")
-            with open(p, "w") as f:
-                f.write("data")
-            os.utime(p, ns=(10**18, 10**18 + 1))
-            fd = os.open(p, os.O_RDONLY | (os.O_NOATIME if local else 0))
-            os.read(fd, 10)
-            os.close(fd)
-            return os.stat(p).st_atime_ns
-        self.assertEqual(scenario(self.files, False), scenario(self.local, True))
-        self.assertEqual(scenario(self.files, False), 10**18)
+        self.assertEqual(self.assertSameAsLocal(
+            lambda root: read_old_file(root, os.O_NOATIME if root == self.local else 0)), 10**18)
         time.sleep(AtimeWait)
         self.assertEqual(self.m.sql("SELECT atime_ns FROM entry WHERE name = 'n'")[0][0], 10**18)
 
@@ -452,10 +448,7 @@ class TimesBefore1970(PosixTestCase):
 
     def test_touch_minus_one(self):
         def scenario(root):
-            t = os.path.join(root, "t")
-            subprocess.run(["touch", t], check=True)
-            subprocess.run(["touch", "-m", "-d", "@-1", t], check=True)
-            st = os.stat(t)
+            st = touched(root, "t", "-m", "-d", "@-1")
             return (st.st_mtime_ns, st.st_mtime)
         self.assertEqual(self.assertSameAsLocal(scenario), (-10**9, -1.0))
         self.assertEqual(self.m.sql("SELECT mtime_ns FROM entry WHERE name = 't'")[0][0], -10**9)

@@ -12,25 +12,17 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import time
 import unittest
 
-from mountlib import MountedTestCase, SAMPLECTL, write_random
+from mountlib import SAMPLECTL, write_random
+from trashlib import TrashTestCase
 
 GIO = shutil.which("gio")
 
 
-def tree_bytes(root):
-    total = 0
-    for dirpath, _, filenames in os.walk(root):
-        for n in filenames:
-            total += os.lstat(os.path.join(dirpath, n)).st_size
-    return total
-
-
 @unittest.skipIf(GIO is None, "gio (libglib2.0-bin) is not installed")
-class TrashTest(MountedTestCase):
+class TrashTest(TrashTestCase):
     def wait_for(self, check, what, deadline=1.0):
         """A change by another process shows within `deadline` seconds."""
         t0 = time.monotonic()
@@ -39,33 +31,8 @@ class TrashTest(MountedTestCase):
                 self.fail(f"{what}: not seen within {deadline} s")
             time.sleep(0.005)
 
-    def setUp(self):
-        super().setUp()
-        self.files = self.make_image()
-        self.home = tempfile.mkdtemp(prefix="samplefs-home-")
-        self.env = dict(os.environ, HOME=self.home, XDG_DATA_HOME=os.path.join(self.home, ".local", "share"))
-        self.trash = self.m.path(f".Trash-{os.getuid()}")
-
-    def tearDown(self):
-        shutil.rmtree(self.home, ignore_errors=True)
-        super().tearDown()
-
     def gio(self, *args, check=True):
         return self.run_tool(GIO, *args, check=check, env=self.env)
-
-    def samplectl(self, *args, check=True):
-        self.m.settle()
-        return self.run_tool(SAMPLECTL, "--config", self.m.config, *args, check=check)
-
-    def store_bytes(self):
-        self.m.settle()
-        return tree_bytes(os.path.join(self.m.store, "objects"))
-
-    def assertHomeTrashEmpty(self):
-        home_trash = os.path.join(self.home, ".local", "share", "Trash")
-        for sub in ("files", "info"):
-            p = os.path.join(home_trash, sub)
-            self.assertEqual(os.listdir(p) if os.path.isdir(p) else [], [], p)
 
     def test_gio_trash_file_and_restore(self):
         src = os.path.join(self.files, "raw.tif")

@@ -361,6 +361,30 @@ static Status DeferCached(Database& db, const std::string& sql) {
   return st->Defer();
 }
 
+namespace {
+
+// The writer connection's lock for a read: no write listener when it ends.
+class ReadOnWriter {
+ public:
+  explicit ReadOnWriter(WriterMutex& mu) : mu_(mu) { mu_.lock_for_read(); }
+  ~ReadOnWriter() { mu_.unlock(); }
+  ReadOnWriter(const ReadOnWriter&) = delete;
+  ReadOnWriter& operator=(const ReadOnWriter&) = delete;
+
+ private:
+  WriterMutex& mu_;
+};
+
+}  // namespace
+
+void WriterMutex::unlock() {
+  if (--depth_ == 0 && wrote_) {
+    wrote_ = false;
+    if (listener_) listener_();
+  }
+  mu_.unlock();
+}
+
 Transaction::Transaction(Catalog& catalog) : Transaction(catalog, -1) {}
 
 Transaction::Transaction(Catalog& catalog, int wait_ms) : catalog_(catalog), lock_(catalog.mu_) {
@@ -409,7 +433,8 @@ class Catalog::ReadLock {
     if (reader_) {
       db_ = reader_.get();
     } else {
-      writer_ = std::unique_lock<std::recursive_mutex>(c.mu_);
+      c.mu_.lock_for_read();
+      writer_ = std::unique_lock<WriterMutex>(c.mu_, std::adopt_lock);
       db_ = c.db_.get();
     }
   }
@@ -423,7 +448,7 @@ class Catalog::ReadLock {
  private:
   Catalog& c_;
   std::unique_ptr<Database> reader_;
-  std::unique_lock<std::recursive_mutex> writer_;
+  std::unique_lock<WriterMutex> writer_;
   Database* db_ = nullptr;
 };
 
@@ -500,7 +525,7 @@ Result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<Database> db) {
 }
 
 int Catalog::schema_version() {
-  std::lock_guard lock(mu_);
+  ReadOnWriter lock(mu_);
   auto v = OneRow<std::string>(*db_, "SELECT value FROM meta WHERE key = 'schema_version'", {},
                                [](const Statement& st) { return st.Text(0); }, "");
   return v.ok() ? std::atoi(v->c_str()) : 0;
@@ -1323,8 +1348,8 @@ Result<TrashItem> Catalog::TrashItemByName(int64_t uid, const std::string& trash
 }
 
 Result<std::vector<int64_t>> Catalog::TrashUids() {
-  std::lock_guard lock(mu_);
-  return Rows<int64_t>(*db_, "SELECT DISTINCT uid FROM trash ORDER BY uid", {},
+  ReadLock read(*this);
+  return Rows<int64_t>(read.db(), "SELECT DISTINCT uid FROM trash ORDER BY uid", {},
                        [](const Statement& st) { return st.Int(0); });
 }
 
@@ -1597,7 +1622,7 @@ Status Catalog::RemoveAnnotation(Entity entity, int64_t record_id, const std::st
 // Whole catalog.
 
 Result<CatalogStats> Catalog::Stats() {
-  std::lock_guard lock(mu_);
+  ReadOnWriter lock(mu_);
   // All the counts from one snapshot (another process may commit between
   // two of them): a read transaction of their own, unless the caller's
   // transaction is open on this thread.
@@ -1680,7 +1705,7 @@ Status Catalog::ForEachReferencedHash(const std::function<Status(const std::stri
   for (;;) {
     std::vector<std::string> page;
     {
-      std::lock_guard lock(mu_);
+      ReadOnWriter lock(mu_);
       SFS_RETURN_IF_ERROR(ForRows(*db_,
                                   "SELECT DISTINCT hash FROM entry WHERE hash IS NOT NULL AND hash > ? "
                                   "ORDER BY hash LIMIT ?",
@@ -1694,7 +1719,7 @@ Status Catalog::ForEachReferencedHash(const std::function<Status(const std::stri
 }
 
 Result<int64_t> Catalog::ExternalChangeCounter() {
-  std::lock_guard lock(mu_);
+  ReadOnWriter lock(mu_);
   return db_->ExternalChangeCounter();
 }
 

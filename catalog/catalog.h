@@ -47,6 +47,38 @@ namespace samplefs {
 
 class Catalog;
 
+// The catalog's write lock: a recursive mutex that knows when a writer
+// lets go. lock() is a writer's (a write statement or a Transaction);
+// lock_for_read() a read on the writer connection (no reader to be had,
+// the change-counter poll). When the outermost holder releases it and a
+// writer held it, the write listener runs (Catalog::SetWriteListener),
+// still under the lock, after the write committed or rolled back: a mount
+// drops the kernel's cached listings of its generated directories there,
+// before the request that wrote replies.
+class WriterMutex {
+ public:
+  void lock() {
+    mu_.lock();
+    ++depth_;
+    wrote_ = true;
+  }
+  void lock_for_read() {
+    mu_.lock();
+    ++depth_;
+  }
+  void unlock();
+  void set_listener(std::function<void()> fn) {
+    std::lock_guard lock(mu_);
+    listener_ = std::move(fn);
+  }
+
+ private:
+  std::recursive_mutex mu_;
+  int depth_ = 0;       // GUARDED_BY(mu_)
+  bool wrote_ = false;  // GUARDED_BY(mu_)
+  std::function<void()> listener_;  // GUARDED_BY(mu_)
+};
+
 // RAII transaction: BEGIN (or a SAVEPOINT when nested) on construction,
 // rolled back on destruction unless Commit() succeeded. Holds the catalog's
 // lock, so other threads wait until it ends.
@@ -65,7 +97,7 @@ class Transaction {
 
  private:
   Catalog& catalog_;
-  std::unique_lock<std::recursive_mutex> lock_;
+  std::unique_lock<WriterMutex> lock_;
   Status begin_status_;
   int depth_ = 0;
   bool done_ = false;
@@ -297,6 +329,10 @@ class Catalog {
   Status ForEachReferencedHash(const std::function<Status(const std::string&)>& fn);
   // Changes when another process commits to the catalog.
   Result<int64_t> ExternalChangeCounter();
+  // Runs `fn` each time a write on this catalog's connection ends (any
+  // write method or Transaction, committed or not), on the writing thread,
+  // under the catalog lock: `fn` must not call the catalog. Null: none.
+  void SetWriteListener(std::function<void()> fn) { mu_.set_listener(std::move(fn)); }
   // The same counter where the engine has it pushed (PostgreSQL's NOTIFY),
   // without a query or the catalog lock; nullopt otherwise (SQLite).
   std::optional<int64_t> PushedChangeCounter() const { return db_->PushedChangeCounter(); }
@@ -313,7 +349,7 @@ class Catalog {
   Result<CatalogStats> CountEverything();  // Stats() without its snapshot; REQUIRES(mu_)
   Status CheckRecordExists(const char* table, int64_t id, const char* what);
 
-  std::recursive_mutex mu_;
+  WriterMutex mu_;
   std::unique_ptr<Database> db_;  // GUARDED_BY(mu_)
   int txn_depth_ = 0;             // GUARDED_BY(mu_)
   // The thread inside a Transaction (its reads go to the writer).

@@ -48,7 +48,15 @@ Filesystem::Filesystem(Catalog& catalog, ObjectStore& store, MountOptions option
                   // Versions published: data synced, and duplicates dropped
                   // before any sync (docs/DECISIONS.md "Object store").
                   {"data_syncs", store_.data_syncs()},
-                  {"early_dedups", store_.early_dedups()}};
+                  {"early_dedups", store_.early_dedups()},
+                  // Directory listings (docs/DECISIONS.md "Listings"): the
+                  // kernel opens directories itself and keeps listings;
+                  // OPENDIRs and listings the daemon answered (from their
+                  // first entry), and generated ones dropped by writes.
+                  {"kernel_opens_directories", kernel_opens_directories()},
+                  {"opendirs", opendirs_.load(std::memory_order_relaxed)},
+                  {"listings_answered", listings_answered_.load(std::memory_order_relaxed)},
+                  {"generated_listings_dropped", invalidator_.generated_listings_dropped()}};
   });
 }
 

@@ -162,6 +162,15 @@ class Filesystem {
   // LOOKUP of a file in a folder shows that listed files are being stat'ed:
   // then rich for ListingPolicy::kRichWindow.
   bool RichListings() const { return listing_.Rich(MonotonicNs()); }
+  // Whether the kernel opens directories without asking (FUSE
+  // FUSE_CAP_NO_OPENDIR_SUPPORT, set at init): OpOpendir then answers
+  // ENOSYS once and no OPENDIR/RELEASEDIR reaches the daemon again.
+  bool kernel_opens_directories() const { return kernel_opens_dirs_.load(); }
+  void set_kernel_opens_directories(bool v) { kernel_opens_dirs_.store(v); }
+  // Counters for status.json: OPENDIR requests, listings answered from
+  // their first entry.
+  void CountOpendir() { opendirs_.fetch_add(1, std::memory_order_relaxed); }
+  void CountListing() { listings_answered_.fetch_add(1, std::memory_order_relaxed); }
   void FileLookedUp() { listing_.FileLookedUp(MonotonicNs()); }
   static int64_t MonotonicNs();
   // Folders whose listing the kernel may hold without attributes: a file
@@ -187,6 +196,9 @@ class Filesystem {
   Namespace ns_;
   ErrorLog errors_;
   Invalidator invalidator_;
+  std::atomic<bool> kernel_opens_dirs_{false};
+  std::atomic<uint64_t> opendirs_{0};
+  std::atomic<uint64_t> listings_answered_{0};
   std::string empty_hash_;
   fuse_session* session_ = nullptr;
 

@@ -3,12 +3,20 @@
 
 #include <pwd.h>
 
+#include <cstdlib>
+
 namespace samplefs::fs {
 
 namespace {
 
 void OpInit(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
+  // Directories open in the kernel, with no OPENDIR/RELEASEDIR round trip
+  // (two of a warm `find`'s requests per directory, each waiting for a
+  // daemon thread under load); the kernel then keeps every directory's
+  // listing (Invalidator::NoteGeneratedListing says how generated ones
+  // stay current).
+  static_cast<Filesystem*>(userdata)->set_kernel_opens_directories(
+      (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0 && getenv("SAMPLEFS_OPENDIR") == nullptr);
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   // Always readdirplus: every listed entry gets its node and attributes in
   // one pass, and d_ino always equals st_ino.
@@ -65,13 +73,18 @@ bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec) {
   return true;
 }
 
+double AttrTimeout(const Filesystem& fs, const NodeSpec& spec) {
+  if (spec.kind == NodeKind::kErrorsFile || spec.kind == NodeKind::kStatusFile) return 0;
+  return fs.options().attr_timeout;
+}
+
 fuse_entry_param EntryParam(Filesystem& fs, const Node& node, const struct stat& st) {
   fuse_entry_param e{};
   e.ino = node.ino;
   e.generation = 0;
   e.attr = st;
   e.attr.st_ino = InodeNumber(node.ino, node.spec);
-  e.attr_timeout = fs.options().attr_timeout;
+  e.attr_timeout = AttrTimeout(fs, node.spec);
   e.entry_timeout = fs.options().entry_timeout;
   return e;
 }

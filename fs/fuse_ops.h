@@ -36,6 +36,11 @@ void ReplyStatus(fuse_req_t req, const char* op, const std::string& path, const 
 bool ParentSpec(fuse_req_t req, fuse_ino_t parent, NodeSpec* spec);
 
 fuse_entry_param EntryParam(Filesystem& fs, const Node& node, const struct stat& st);
+// How long the kernel may keep a node's attributes: attr_timeout, but 0 for
+// the files under .samplefs, whose sizes change with no write to the
+// catalog (nothing drops them; before directories' listings were kept, a
+// READDIRPLUS of .samplefs refreshed them at every `ls -l`).
+double AttrTimeout(const Filesystem& fs, const NodeSpec& spec);
 
 // Resolves a new child node and answers the request with it. `found`: the
 // entry a lookup read, whose attributes then need no second query.

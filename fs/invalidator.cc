@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace samplefs::fs {
@@ -11,9 +12,11 @@ void Invalidator::Start(fuse_session* se, int poll_ms) {
   started_ = true;
   stop_ = false;
   thread_ = std::thread([this, poll_ms] { Run(poll_ms); });
+  catalog_.SetWriteListener([this] { DropGeneratedListings(); });
 }
 
 void Invalidator::Stop() {
+  if (started_) catalog_.SetWriteListener(nullptr);
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -115,6 +118,30 @@ void Invalidator::DropListing(fuse_ino_t dir) {
   if (attached() && InvalInode(dir, 0) == 0) ++sent_;
 }
 
+uint64_t Invalidator::NoteGeneratedListing(fuse_ino_t dir) {
+  std::lock_guard lock(listed_mu_);
+  if (std::find(listed_.begin(), listed_.end(), dir) == listed_.end()) listed_.push_back(dir);
+  return write_generation_.load();
+}
+
+void Invalidator::ListingReplied(fuse_ino_t dir, uint64_t generation) {
+  if (write_generation_.load() == generation) return;
+  Push({What::kListing, dir, {}});
+}
+
+void Invalidator::DropGeneratedListings() {
+  write_generation_.fetch_add(1);
+  std::vector<fuse_ino_t> dirs;
+  {
+    std::lock_guard lock(listed_mu_);
+    dirs.swap(listed_);
+  }
+  if (!attached()) return;
+  for (fuse_ino_t dir : dirs)
+    if (InvalInode(dir, 0) == 0) ++sent_;
+  generated_dropped_.fetch_add(dirs.size());
+}
+
 void Invalidator::InvalidateAll() {
   // Names first (entry_timeout is long: a name renamed or deleted by
   // another process would otherwise still resolve), then attributes, and
@@ -128,9 +155,14 @@ void Invalidator::InvalidateAll() {
     for (const auto& [parent, name] : n.links)
       if (InvalEntry(parent, name) == 0) ++sent_;
   }
+  // Every directory's listing: folders' and generated ones' alike (the
+  // root's too: another process may have filled a trash).
+  {
+    std::lock_guard lock(listed_mu_);
+    listed_.clear();
+  }
   for (const Node& n : all) {
-    if (n.ino == FUSE_ROOT_ID) continue;
-    off_t off = n.spec.kind == NodeKind::kFolder ? 0 : -1;
+    off_t off = n.spec.is_dir() ? 0 : -1;
     if (InvalInode(n.ino, off) == 0) ++sent_;
   }
 }
@@ -156,6 +188,9 @@ void Invalidator::Run(int poll_ms) {
           break;
         case What::kAttr:
           rc = InvalInode(it.ino, -1);
+          break;
+        case What::kListing:
+          rc = InvalInode(it.ino, 0);
           break;
       }
       if (rc == 0) ++sent_;

@@ -88,6 +88,30 @@ class Invalidator {
   // request, for the reasons given above).
   void DropListing(fuse_ino_t dir);
 
+  // Generated directories (every directory but files/ and the folders in
+  // it: views, records' directories, tags, queries, the root, the trash)
+  // list records from anywhere in the catalog. The kernel keeps every
+  // directory's listing (OpOpendir: no OPENDIR, so FOPEN_CACHE_DIR for
+  // all), so a listing of one from its first entry marks it here, and
+  // every write to the catalog through this mount (the catalog's write
+  // listener, before the writing request replies) drops the listings of
+  // the marked ones and unmarks them: a view is never listed from a cache
+  // older than the last write, and a write costs nothing while no view is
+  // cached (a copy into files/ while `find` walks folders). Changes by
+  // other processes drop every listing (InvalidateAll).
+  // Returns the write generation to pass to ListingReplied.
+  uint64_t NoteGeneratedListing(fuse_ino_t dir);
+  // After the reply to that listing: if a write ended while it was read,
+  // the kernel may cache what the write changed, so it is dropped again
+  // (queued: the kernel stores the reply after this returns).
+  void ListingReplied(fuse_ino_t dir, uint64_t generation);
+  // Drops the marked listings now (safe inside a request, as DropListing):
+  // the catalog's write listener (Start installs it, Stop removes it).
+  // Editors' temporary files (fs/scratch.h) change no listing: they are
+  // not listed.
+  void DropGeneratedListings();
+  uint64_t generated_listings_dropped() const { return generated_dropped_.load(); }
+
   // Waits until everything posted so far was sent, at most `timeout_ms`:
   // for requests that hold no lock the posted notifications may need (a
   // sidecar's close, setxattr), so a change reads back at once through
@@ -110,6 +134,7 @@ class Invalidator {
   enum class What : uint8_t {
     kEntry,     // the dentry (ino = parent, name)
     kAttr,      // the attributes of ino
+    kListing,   // the attributes and cached listing of directory ino
   };
   struct Item {
     What what;
@@ -139,6 +164,11 @@ class Invalidator {
   uint64_t done_ = 0;       // GUARDED_BY(mu_) items ever sent (or dropped)
   std::condition_variable done_cv_;
   std::atomic<uint64_t> sent_{0};
+
+  std::mutex listed_mu_;
+  std::vector<fuse_ino_t> listed_;  // GUARDED_BY(listed_mu_) generated directories the kernel may cache
+  std::atomic<uint64_t> write_generation_{0};
+  std::atomic<uint64_t> generated_dropped_{0};
 };
 
 }  // namespace samplefs::fs

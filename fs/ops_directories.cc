@@ -13,6 +13,12 @@ void ReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   Filesystem& fs = Fs(req);
   auto node = fs.nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
+  // A generated directory's listing, cached by the kernel, is marked so the
+  // next write to the catalog drops it (before it is read: a write during
+  // the listing drops it too).
+  if (off == 0) fs.CountListing();
+  const bool generated = fs.kernel_opens_directories() && node->spec.kind != NodeKind::kFolder;
+  const uint64_t generation = generated ? fs.invalidator().NoteGeneratedListing(ino) : 0;
   // Not zeroed (the kernel asks for 128 KiB: zeroing it was 15% of the
   // daemon's time in a cold find); fuse_add_direntry* write every byte of
   // the entries they add, and only those `pos` bytes are sent.
@@ -86,22 +92,28 @@ void ReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   }
   if (!s.ok() && pos == 0) return ReplyStatus(req, "readdir", fs.PathOf(ino), s);
   fuse_reply_buf(req, buf.get(), pos);
+  if (generated) fs.invalidator().ListingReplied(ino, generation);
 }
 
 }  // namespace
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   SFS_FUSE_TRY
-  auto node = Fs(req).nodes().Get(ino);
+  Filesystem& fs = Fs(req);
+  fs.CountOpendir();
+  // The kernel can open directories itself (FUSE_CAP_NO_OPENDIR_SUPPORT):
+  // ENOSYS says so, once, and it then keeps every directory's listing
+  // (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE) across opens. Folders inside
+  // files/ (SPEC section 4: up to 100,000 entries) are dropped on every
+  // change to their contents through the mount (DropListings) and by
+  // another process (Invalidator's poll); generated directories (views,
+  // queries, tags) on every write to the catalog
+  // (Invalidator::NoteGeneratedListing).
+  if (fs.kernel_opens_directories()) return (void)fuse_reply_err(req, ENOSYS);
+  auto node = fs.nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
-  // Folders inside files/ are the large directories (SPEC section 4: up to
-  // 100,000 entries): the kernel keeps their listings (FOPEN_CACHE_DIR)
-  // across opens (keep_cache; without it every opendir drops the cache).
-  // Every change to a folder's contents through the mount drops the
-  // listings of all its paths (DropListings), and a change by another
-  // process drops them all (Invalidator's poll).
-  // Generated directories (views, queries, tags) change with records
-  // elsewhere and are not cached.
+  // An older kernel: folders' listings are kept as above; generated
+  // directories are listed afresh at each open.
   if (node->spec.kind == NodeKind::kFolder) {
     fi->cache_readdir = 1;
     fi->keep_cache = 1;

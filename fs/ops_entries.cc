@@ -91,7 +91,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   if (!node) return (void)fuse_reply_err(req, ESTALE);
   auto st = NodeAttr(fs, ino, node->spec);
   if (!st.ok()) return ReplyStatus(req, "getattr", fs.PathOf(ino), st.status());
-  fuse_reply_attr(req, &*st, fs.options().attr_timeout);
+  fuse_reply_attr(req, &*st, AttrTimeout(fs, node->spec));
   SFS_FUSE_CATCH("getattr")
 }
 
@@ -374,7 +374,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
       if (!s.ok()) return ReplyStatus(req, "rename", path, s);
       PostChangedNode(fs, *target, Notices::kQueue);
       (void)fs.scratch().Remove(dir->entity, dir->id, name);
-      if (auto ino = fs.nodes().Rename(parent, name, newparent, newname)) fs.nodes().SetSpec(*ino, *target);
+        if (auto ino = fs.nodes().Rename(parent, name, newparent, newname)) fs.nodes().SetSpec(*ino, *target);
       return (void)fuse_reply_err(req, 0);
     }
     if (target.ok()) return ReplyStatus(req, "rename", path, Status(Code::kPermission, "cannot replace " + std::string(NodeKindName(target->kind))));

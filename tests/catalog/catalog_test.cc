@@ -2677,6 +2677,55 @@ TEST(GcCutoff, LiveMountsMoveItBack) {
 // ---------------------------------------------------------------------------
 // Reader connections (issue 14 item 5, docs/DECISIONS.md "Catalog readers").
 
+// The write listener (Catalog::SetWriteListener: a mount drops the kernel's
+// cached listings of generated directories there) runs once per write that
+// ends, a Transaction's included (once, when it ends, not per statement),
+// and never for a read, on the writer or on a reader.
+TEST_P(CatalogTest, TheWriteListenerRunsOncePerWriteAndNeverForARead) {
+  int calls = 0;
+  c_->SetWriteListener([&] { ++calls; });
+  World w = NewWorld();  // writes
+  calls = 0;
+  Species s;
+  s.name = "Mouse";
+  (void)MUST(c_->CreateSpecies(s));
+  EXPECT_EQ(calls, 1);
+  // A failed write counts too (it may have written part before failing).
+  EXPECT_FALSE(c_->CreateSpecies(s).ok());
+  EXPECT_EQ(calls, 2);
+  {
+    Transaction txn(*c_);
+    ASSERT_OK(txn.status());
+    Species a, b;
+    a.name = "Rat";
+    b.name = "Yeast";
+    (void)MUST(c_->CreateSpecies(a));
+    (void)MUST(c_->CreateSpecies(b));
+    EXPECT_EQ(calls, 2) << "not before the transaction ends";
+    ASSERT_OK(txn.Commit());
+  }
+  EXPECT_EQ(calls, 3);
+  // Reads: without readers (on the writer, under its lock) and with them.
+  for (int readers : {0, 2}) {
+    if (readers) c_->EnableReaders(readers);
+    calls = 0;
+    (void)MUST(c_->SpeciesByName("Mouse"));
+    (void)MUST(c_->Stats());
+    (void)MUST(c_->ExternalChangeCounter());
+    (void)MUST(c_->TrashUids());
+    (void)MUST(c_->EntryById(w.root.id));
+    EXPECT_GT(c_->schema_version(), 0);
+    ASSERT_OK(c_->ForEachReferencedHash([](const std::string&) { return Status::Ok(); }));
+    EXPECT_EQ(calls, 0) << "readers " << readers;
+  }
+  c_->SetWriteListener(nullptr);
+  Species z;
+  z.name = "Zebrafish";
+  (void)MUST(c_->CreateSpecies(z));
+  EXPECT_EQ(calls, 0);
+}
+
+
 // A read from a thread outside the transaction answers while another
 // thread holds the writer in an open transaction, with the last committed
 // state; the transaction's own thread reads its uncommitted changes; once

@@ -241,6 +241,60 @@ TEST_F(InvalidatorTest, InvalidateListingsDropsEveryOtherPathOfAFolderAtOnce) {
   EXPECT_EQ(rec_.events(), (std::vector<std::string>{Inode(a, 0)}));
 }
 
+// Generated directories' listings, kept by the kernel: a write to the
+// catalog drops those listed since the last write, at once (before the
+// write returns, so before the request that wrote replies), each once.
+TEST_F(InvalidatorTest, AWriteDropsTheGeneratedListingsTheKernelMayKeep) {
+  inv_->Start(nullptr, 60000);
+  Species a;
+  a.name = "HeLa";
+  (void)MUST(catalog_->CreateSpecies(a));
+  EXPECT_TRUE(rec_.events().empty()) << "nothing listed, nothing to drop";
+  const uint64_t g = inv_->NoteGeneratedListing(slides_);
+  (void)inv_->NoteGeneratedListing(p12_slides_);
+  (void)inv_->NoteGeneratedListing(slides_);  // listed again: one notice
+  inv_->ListingReplied(slides_, g);            // no write in between: nothing
+  (void)MUST(catalog_->SpeciesByName("HeLa"));  // a read drops nothing
+  EXPECT_TRUE(rec_.events().empty());
+  Species b;
+  b.name = "MCF7";
+  (void)MUST(catalog_->CreateSpecies(b));
+  std::vector<std::string> got = rec_.events();
+  EXPECT_EQ(std::multiset<std::string>(got.begin(), got.end()),
+            (std::multiset<std::string>{Inode(slides_, 0), Inode(p12_slides_, 0)}));
+  EXPECT_EQ(inv_->generated_listings_dropped(), 2u);
+  // Dropped listings are unmarked: the next write sends nothing.
+  rec_.Clear();
+  Species c;
+  c.name = "Mouse";
+  (void)MUST(catalog_->CreateSpecies(c));
+  EXPECT_TRUE(rec_.events().empty());
+  // A transaction drops them once, when it ends.
+  (void)inv_->NoteGeneratedListing(samples_);
+  {
+    Transaction txn(*catalog_);
+    Species d;
+    d.name = "Rat";
+    (void)MUST(catalog_->CreateSpecies(d));
+    EXPECT_TRUE(rec_.events().empty());
+    ASSERT_OK(txn.Commit());
+  }
+  EXPECT_EQ(rec_.events(), (std::vector<std::string>{Inode(samples_, 0)}));
+}
+
+// A listing read while a write ended may carry the state before it, and
+// the kernel stores the reply after the daemon sent it: dropped again then.
+TEST_F(InvalidatorTest, AListingReadAcrossAWriteIsDroppedAgainAfterItsReply) {
+  inv_->Start(nullptr, 60000);
+  const uint64_t g = inv_->NoteGeneratedListing(slides_);
+  Species a;
+  a.name = "HeLa";
+  (void)MUST(catalog_->CreateSpecies(a));
+  inv_->ListingReplied(slides_, g);
+  inv_->Drain(5000);
+  EXPECT_EQ(rec_.events(), (std::vector<std::string>{Inode(slides_, 0), Inode(slides_, 0)}));
+}
+
 TEST(InvalidatorExternalTest, AChangeByAnotherConnectionInvalidatesEverythingCached) {
   const char* base = getenv("TMPDIR");
   std::string dir = std::string(base && *base ? base : "/tmp") + "/samplefs-invalidator-XXXXXX";
@@ -263,18 +317,19 @@ TEST(InvalidatorExternalTest, AChangeByAnotherConnectionInvalidatesEverythingCac
     (void)MUST(mine->CreateSpecies(ours));
     std::this_thread::sleep_for(200ms);
     EXPECT_TRUE(rec.events().empty());
-    // Another connection: every name, then every attribute (and a folder's
-    // listing: offset 0); never the root.
+    // Another connection: every name, then every directory's attributes
+    // and listing (offset 0: the kernel keeps generated directories'
+    // listings too, the root's included).
     Species theirs;
     theirs.name = "MCF7";
     (void)MUST(other->CreateSpecies(theirs));
-    ASSERT_TRUE(rec.WaitFor(6));
+    ASSERT_TRUE(rec.WaitFor(7));
     inv.Stop();
     std::vector<std::string> got = rec.events();
-    ASSERT_EQ(got.size(), 6u);
+    ASSERT_EQ(got.size(), 7u);
     std::multiset<std::string> names(got.begin(), got.begin() + 3), attrs(got.begin() + 3, got.end());
     EXPECT_EQ(names, (std::multiset<std::string>{Entry(FUSE_ROOT_ID, "slides"), Entry(slides, "S7"), Entry(s7, "d")}));
-    EXPECT_EQ(attrs, (std::multiset<std::string>{Inode(slides, -1), Inode(s7, -1), Inode(d, 0)}));
+    EXPECT_EQ(attrs, (std::multiset<std::string>{Inode(FUSE_ROOT_ID, 0), Inode(slides, 0), Inode(s7, 0), Inode(d, 0)}));
   }
   std::filesystem::remove_all(dir);
 }

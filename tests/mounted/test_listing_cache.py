@@ -218,6 +218,80 @@ class ListingCache(MountedTestCase):
             self.assertEqual(self.ls(os.path.join(self.via[v], "d")), ["a", "b"])
             self.assertEqual(self.ls(os.path.join(self.via[v], "e")), ["other"])
 
+    # -- generated directories (views, records, tags, queries) -------------
+    # The kernel opens directories itself (no OPENDIR) and then keeps every
+    # directory's listing, generated ones too; a write to the catalog
+    # through the mount drops those before it replies.
+
+    def status(self):
+        with open(self.m.path(".samplefs", "status.json")) as f:
+            return json.load(f)["mount"]
+
+    def test_a_warm_listing_asks_the_daemon_nothing(self):
+        st = self.status()
+        if not st["kernel_opens_directories"]:
+            self.skipTest("this kernel sends OPENDIR for every directory")
+        # The set-up's files committed first: a commit is a write, which
+        # drops the listings of generated directories (the test below).
+        self.m.settle()
+        dirs = [os.path.join(self.via["species"], "d"), self.m.path("species"),
+                self.m.path("species", "HeLa", "slides"), self.m.path("dyes", "A647", "slides", "S1", "images")]
+        for p in dirs:
+            os.listdir(p)
+        before = self.status()
+        for _ in range(20):
+            for p in dirs:
+                os.listdir(p)
+        after = self.status()
+        self.assertEqual(after["listings_answered"], before["listings_answered"],
+                         "80 listings of cached directories reached the daemon")
+        self.assertLessEqual(after["opendirs"], 1)
+
+    def test_views_follow_changes_through_other_paths_at_once(self):
+        m = self.m
+        views = {
+            "images via /species": m.path("species", "HeLa", "slides", "S1", "images"),
+            "images via /dyes": m.path("dyes", "A647", "slides", "S1", "images"),
+            "slides of HeLa": m.path("species", "HeLa", "slides"),
+            "tags": m.path("tags"),
+            "query tag=hot": m.path("query", "tag=hot", "slides"),
+        }
+        for _ in range(2):
+            for p in views.values():
+                os.listdir(p)
+        self.assertEqual(self.ls(views["query tag=hot"]), [])
+        # An image made through /slides shows through the other paths.
+        os.mkdir(m.path("slides", "S1", "images", "cell02"))
+        self.assertEqual(self.ls(views["images via /species"]), ["cell01", "cell02"])
+        self.assertEqual(self.ls(views["images via /dyes"]), ["cell01", "cell02"])
+        # A renamed one too.
+        os.rename(m.path("slides", "S1", "images", "cell02"), m.path("slides", "S1", "images", "cell03"))
+        self.assertEqual(self.ls(views["images via /dyes"]), ["cell01", "cell03"])
+        # A tag set with setxattr shows in tags/ and in a query at once.
+        subprocess.run(["setfattr", "-n", "user.xdg.tags", "-v", "hot", m.path("slides", "S1")], check=True)
+        self.assertEqual(self.ls(views["tags"]), ["hot"])
+        self.assertEqual(self.ls(views["query tag=hot"]), ["S1"])
+        # A slide made through /slides shows in its species' slides.
+        os.mkdir(m.path("species", "HeLa", "slides", "S2"))
+        os.rmdir(m.path("slides", "S2"))
+        self.assertEqual(self.ls(views["slides of HeLa"]), ["S1"])
+        # Untagged: gone from the query again.
+        subprocess.run(["setfattr", "-x", "user.xdg.tags", m.path("slides", "S1")], check=True)
+        self.assertEqual(self.ls(views["query tag=hot"]), [])
+
+    def test_views_follow_changes_by_another_process(self):
+        species = self.m.path("species")
+        for _ in range(2):
+            os.listdir(species)
+        self.assertEqual(self.ls(species), ["HeLa"])
+        self.run_tool(SAMPLECTL, "--config", self.m.config, "tag", "add", "S1", "cold")
+        con = sqlite3.connect(self.m.catalog, timeout=10)
+        with con:
+            con.execute("INSERT INTO species(name, species, strain, notes) VALUES ('Mouse', '', '', '')")
+        con.close()
+        self.poll("species made by sqlite3", lambda: self.ls(species) == ["HeLa", "Mouse"])
+        self.poll("tag made by samplectl", lambda: self.ls(self.m.path("tags")) == ["cold"])
+
     # -- changes by other processes ----------------------------------------
     def test_sql_changes_show_after_the_poll(self):
         self.warm("slides", "species", "dyes")

@@ -1,6 +1,7 @@
 #include "catalog/object_store.h"
 
 #include "catalog/crash_point.h"
+#include "catalog/seal_log.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -429,20 +431,18 @@ Status ObjectWriter::WriteSeal(Seal seal, bool durable) {
     while (::fdatasync(fd_.get()) != 0)
       if (errno != EINTR) return Status::FromErrno(errno, "fsync staging file " + path_);
   }
-  const std::string path = path_ + ".seal";
-  const std::string text = seal.Encode();
-  // Rewritten in place: a daemon killed halfway leaves a seal that does not
-  // parse, which recovery reports and drops. Its version had not been
-  // closed yet (sealing is what close() waits for), so nothing closed is lost.
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Status::FromErrno(errno, "create seal " + path);
-  size_t written = 0;
-  SFS_RETURN_IF_ERROR(PwriteAll(fd.get(), text.data(), text.size(), 0, &written));
+  if (!seal_log_) return Status(Code::kInvalidArgument, "this staging file cannot be sealed");
+  // One line appended to the session's log (catalog/seal_log.h), instead
+  // of a seal file of its own: no inode made here and deleted at commit.
+  // A daemon killed halfway leaves a line without its end, which recovery
+  // ignores; its version had not been closed yet (sealing is what close()
+  // waits for), so nothing closed is lost.
+  SFS_RETURN_IF_ERROR(seal_log_->Append(path_.substr(path_.rfind('/') + 1), seal, durable));
   seal_written_ = true;
-  if (durable) {
-    while (::fsync(fd.get()) != 0)
-      if (errno != EINTR) return Status::FromErrno(errno, "fsync seal " + path);
+  if (durable && !entry_durable_) {
+    // The staging file's own name must survive a power cut too.
     SFS_RETURN_IF_ERROR(FsyncPath(path_.substr(0, path_.rfind('/'))));
+    entry_durable_ = true;
   }
   seal_generation_ = generation_;
   seal_durable_ = durable;
@@ -451,7 +451,7 @@ Status ObjectWriter::WriteSeal(Seal seal, bool durable) {
 
 void ObjectWriter::RemoveSeal() {
   if (!seal_written_) return;
-  ::unlink((path_ + ".seal").c_str());
+  seal_log_->Done(path_.substr(path_.rfind('/') + 1));
   seal_written_ = false;
   seal_generation_ = UINT64_MAX;
 }
@@ -699,7 +699,9 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& root_i
   }
   UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, "open object store " + root);
-  return std::unique_ptr<ObjectStore>(new ObjectStore(std::move(root), std::move(fd)));
+  std::unique_ptr<ObjectStore> store(new ObjectStore(std::move(root), std::move(fd)));
+  store->seal_log_ = std::make_shared<SealLog>(store->root_ + "/staging");
+  return store;
 }
 
 std::string ObjectStore::ObjectPath(const ContentHash& hash) const {
@@ -779,7 +781,12 @@ Result<std::unique_ptr<ObjectWriter>> ObjectStore::NewWriter() {
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::string path = dir + "/" + RandomHex() + ".tmp";
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd.valid()) return std::unique_ptr<ObjectWriter>(new ObjectWriter(this, std::move(fd), std::move(path)));
+    if (fd.valid()) {
+      std::unique_ptr<ObjectWriter> w(new ObjectWriter(this, std::move(fd), std::move(path)));
+      std::lock_guard lock(seal_log_mu_);
+      w->seal_log_ = seal_log_;
+      return w;
+    }
     if (errno != EEXIST) return Status::FromErrno(errno, "create staging file " + path);
   }
   return Status(Code::kIo, "could not pick an unused staging file name", EEXIST);
@@ -915,10 +922,11 @@ Result<std::vector<std::string>> ObjectStore::StaleStaging(int64_t min_age_sec) 
 // ---------------------------------------------------------------------------
 // Seals and sessions
 
-std::string Seal::Encode() const {
+std::string Seal::Encode(const std::string& staging) const {
   nlohmann::json j = {{"v", 1},           {"entry_id", entry_id}, {"hash", hash.hex()},
                       {"size", size},     {"mtime_ns", mtime_ns}, {"sealed_ns", sealed_ns},
                       {"mode", mode},     {"closed", closed},     {"path", path}};
+  if (!staging.empty()) j["staging"] = staging;
   return j.dump() + "\n";
 }
 
@@ -960,13 +968,25 @@ void RemoveTreeImpl(const std::string& dir) {
   ::rmdir(dir.c_str());
 }
 
-Result<std::string> ReadSmallFile(const std::string& path) {
+// A seal file, or a session's seal log (kept small by SealLog, but read
+// whole whatever its size).
+Result<std::string> ReadWholeFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
-  std::string text(64 * 1024, '\0');
-  SFS_ASSIGN_OR_RETURN(size_t n, PreadFull(fd.get(), text.data(), text.size(), 0, "read seal"));
-  text.resize(n);
+  std::string text;
+  size_t got = 0;
+  for (;;) {
+    text.resize(got + 64 * 1024);
+    SFS_ASSIGN_OR_RETURN(size_t n, PreadFull(fd.get(), text.data() + got, text.size() - got, got, "read a seal"));
+    got += n;
+    if (got < text.size()) break;
+  }
+  text.resize(got);
   return text;
+}
+
+bool EndsWith(std::string_view s, std::string_view tail) {
+  return s.size() > tail.size() && s.substr(s.size() - tail.size()) == tail;
 }
 
 }  // namespace
@@ -974,8 +994,15 @@ Result<std::string> ReadSmallFile(const std::string& path) {
 void ObjectStore::EndSession() {
   // Staging files left here were never closed (their writers are gone):
   // removed. Sealed versions left here could not be recorded (a catalog
-  // locked through the unmount's last attempt, reported then): kept, so the
-  // next mount finds this session unlocked and records them.
+  // locked through the unmount's last attempt, reported then): kept, with
+  // the seal log, so the next mount finds this session unlocked and
+  // records them.
+  std::vector<std::string> live;
+  {
+    std::lock_guard lock(seal_log_mu_);
+    if (seal_log_ && seal_log_->dir() == session_dir_) live = seal_log_->LiveNames();
+  }
+  std::sort(live.begin(), live.end());
   std::vector<std::string> names;
   UniqueDir d(::opendir(session_dir_.c_str()));
   if (d.get()) {
@@ -985,11 +1012,11 @@ void ObjectStore::EndSession() {
     });
   }
   std::sort(names.begin(), names.end());
-  bool sealed = false;
+  bool sealed = !live.empty();
   for (const auto& n : names) {
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".seal") == 0) sealed = true;
-    else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 &&
-             !std::binary_search(names.begin(), names.end(), n + ".seal"))
+    if (EndsWith(n, ".seal")) sealed = true;
+    else if (EndsWith(n, ".tmp") && !std::binary_search(names.begin(), names.end(), n + ".seal") &&
+             !std::binary_search(live.begin(), live.end(), n))
       ::unlink((session_dir_ + "/" + n).c_str());
   }
   if (!sealed) RemoveTreeImpl(session_dir_);
@@ -1009,6 +1036,10 @@ Status ObjectStore::ClaimSession() {
       fd.reset();
       RemoveTreeImpl(dir);
       return st;
+    }
+    {
+      std::lock_guard lock(seal_log_mu_);
+      seal_log_ = std::make_shared<SealLog>(dir);
     }
     session_dir_ = std::move(dir);
     session_lock_fd_ = std::move(fd);
@@ -1052,21 +1083,55 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
       return Status::Ok();
     }));
     std::sort(names.begin(), names.end());
-    for (const auto& name : names) {
-      std::string_view sv(name);
-      if (sv.size() > 4 && sv.substr(sv.size() - 4) == ".tmp") {
-        if (!std::binary_search(names.begin(), names.end(), name + ".seal")) {
-          ::unlink((dir + "/" + name).c_str());  // never closed: never committed
-          if (unsealed) ++*unsealed;
+    // The session's seal log (a mount since issue 16), and seal files of
+    // their own (`<staging>.seal`, an older daemon's): staging name -> seal.
+    std::map<std::string, std::pair<std::string, Result<Seal>>> seals;  // name -> (where, seal)
+    bool log_damaged = false;
+    const std::string log_path = dir + "/" + SealLog::kFileName;
+    if (std::binary_search(names.begin(), names.end(), std::string(SealLog::kFileName))) {
+      auto text = ReadWholeFile(log_path);
+      if (!text.ok()) {
+        Orphan o;
+        o.seal_path = log_path;
+        o.seal = text.status();
+        out.push_back(std::move(o));
+        log_damaged = true;
+      } else {
+        SealLog::Parsed parsed = SealLog::Parse(*text);
+        for (auto& [name, seal] : parsed.live) seals.emplace(name, std::make_pair(log_path, Result<Seal>(seal)));
+        for (uint64_t at : parsed.damaged) {
+          Orphan o;
+          o.seal_path = log_path;
+          o.seal = Status(Code::kInvalidArgument, "a damaged record at byte " + std::to_string(at) +
+                                                      " (its checksum does not match): the version it sealed "
+                                                      "cannot be recovered");
+          out.push_back(std::move(o));
+          log_damaged = true;
         }
-        continue;
+        if (parsed.torn_tail)
+          spdlog::info("{}: its last record was cut short (never completed, so never a close() that returned)",
+                       log_path);
       }
-      if (sv.size() <= 5 || sv.substr(sv.size() - 5) != ".seal") continue;
+    }
+    for (const auto& name : names) {
+      if (!EndsWith(name, ".seal")) continue;
+      const std::string staging_name = name.substr(0, name.size() - 5);
+      if (seals.count(staging_name)) continue;  // the log's is the later
+      auto text = ReadWholeFile(dir + "/" + name);
+      seals.emplace(staging_name,
+                    std::make_pair(dir + "/" + name, text.ok() ? Seal::Decode(*text) : Result<Seal>(text.status())));
+    }
+    for (const auto& name : names) {
+      if (EndsWith(name, ".tmp") && !seals.count(name)) {
+        ::unlink((dir + "/" + name).c_str());  // never closed: never committed
+        if (unsealed) ++*unsealed;
+      }
+    }
+    for (auto& [name, where_seal] : seals) {
       Orphan o;
-      o.seal_path = dir + "/" + name;
-      auto text = ReadSmallFile(o.seal_path);
-      o.seal = text.ok() ? Seal::Decode(*text) : Result<Seal>(text.status());
-      const std::string staging_path = o.seal_path.substr(0, o.seal_path.size() - 5);
+      o.seal_path = std::move(where_seal.first);
+      o.seal = std::move(where_seal.second);
+      const std::string staging_path = dir + "/" + name;
       UniqueFd sfd(::open(staging_path.c_str(), O_RDWR | O_CLOEXEC));
       if (sfd.valid()) {
         o.writer.reset(new ObjectWriter(this, std::move(sfd), staging_path));
@@ -1078,6 +1143,13 @@ Result<std::vector<ObjectStore::Orphan>> ObjectStore::TakeOrphanedSessions(int* 
         if (o.seal.ok() && on_disk > o.seal->size) (void)o.writer->Truncate(o.seal->size);
       } else if (errno != ENOENT) {
         o.seal = Status::FromErrno(errno, "open staging file " + staging_path);
+      } else if (log_damaged && o.seal.ok()) {
+        // Published, and maybe recorded since: its done mark may be the
+        // damaged record. Not recorded again over what may be newer.
+        o.seal = Status(Code::kInvalidArgument,
+                        (o.seal->path.empty() ? "file #" + std::to_string(o.seal->entry_id) : o.seal->path) +
+                            ": its staging file is gone and the session's seal log is damaged (it may have been "
+                            "recorded already); not recorded again");
       }
       out.push_back(std::move(o));
     }

@@ -3,6 +3,7 @@
 // Layout under the store root (created 0700, files 0400/0600):
 //   objects/<h0h1>/<h2h3>/<32-hex-hash>   immutable, read-only objects
 //   staging/<random>.tmp                  files being written
+//   staging/<session>.d/                  a mount's: lock, seals.log, *.tmp
 //
 // Writing: ObjectStore::NewWriter() gives an ObjectWriter bound to a fresh
 // staging file. Data arrives in chunks at any offset (pwrite); the XXH3-128
@@ -23,13 +24,15 @@
 // its seal). Staging files left by a crash are removed by CleanStaging().
 //
 // Seals (SPEC section 3: a daemon's death loses nothing closed). A mount
-// seals a version when a close() of it returns (and, durably, at fsync): a
-// small `<staging>.seal` file beside the staging file says which record it
-// is and which bytes (size, XXH3-128) were closed. The bytes and the seal
-// live in the page cache, which a killed daemon does not take with it, so
-// the next mount finds them (TakeOrphanedSessions), re-hashes the staging
-// file against the seal, and commits what verifies. A staging file without
-// a seal was never closed, and is never committed.
+// seals a version when a close() of it returns (and, durably, at fsync):
+// one line appended to the session's seal log (catalog/seal_log.h) says
+// which record it is and which bytes (size, XXH3-128) were closed, and the
+// commit appends a "done" line. The bytes and the log live in the page
+// cache, which a killed daemon does not take with it, so the next mount
+// finds them (TakeOrphanedSessions), re-hashes the staging file against the
+// seal, and commits what verifies. A staging file without a seal was never
+// closed, and is never committed. Seals of an older daemon, one small
+// `<staging>.seal` file per version, are still read.
 //
 // Sessions: a mount's staging files live in `staging/<random>.d/`, beside a
 // `lock` file it holds with flock() for its lifetime (ClaimSession). A
@@ -63,6 +66,7 @@
 namespace samplefs {
 
 class ObjectStore;
+class SealLog;
 
 // What a seal says (see above): a version of file record `entry_id` whose
 // first `size` bytes hash to `hash`.
@@ -76,7 +80,9 @@ struct Seal {
   bool closed = true;     // false: sealed by fsync while still open
   std::string path;       // the file's path in the mount, for messages
 
-  std::string Encode() const;
+  // One line of JSON; with `staging`, the staging file's name is in it
+  // (the seal log's records).
+  std::string Encode(const std::string& staging = {}) const;
   static Result<Seal> Decode(const std::string& text);  // kInvalidArgument if malformed
 };
 
@@ -112,13 +118,14 @@ class ObjectWriter {
   // writes came in order, else re-read from disk; cached per generation.
   Result<ContentHash> Digest();
 
-  // Writes `<staging>.seal` for the current content (see the file comment);
-  // `seal.hash` and `seal.size` are filled in here. `durable` (fsync): the
-  // data, the seal and the directory are fsynced too, so the sealed
-  // version survives a power cut. A seal of an unchanged generation is not
-  // written again unless `durable` asks for more than was done.
+  // Appends the seal of the current content to the session's seal log (see
+  // the file comment); `seal.hash` and `seal.size` are filled in here.
+  // `durable` (fsync): the data, the log and the directory are synced too,
+  // so the sealed version survives a power cut. A seal of an unchanged
+  // generation is not written again unless `durable` asks for more than
+  // was done.
   Status WriteSeal(Seal seal, bool durable);
-  // Removes the seal once the version is recorded (or given up).
+  // Marks the seal done once the version is recorded (or given up).
   void RemoveSeal();
   bool sealed_at(uint64_t generation) const { return seal_generation_ == generation; }
 
@@ -151,6 +158,8 @@ class ObjectWriter {
   uint64_t seal_generation_ = UINT64_MAX;  // the seal file describes this one
   bool seal_durable_ = false;
   bool seal_written_ = false;
+  bool entry_durable_ = false;  // the staging file's directory entry was fsynced
+  std::shared_ptr<SealLog> seal_log_;  // where seals go (null: never sealed)
   // An object holds this content already: compares the bytes, refreshes
   // the object's mtime, drops the staging file without
   // syncing it and marks the writer published (deduplicated). False, with
@@ -293,6 +302,10 @@ class ObjectStore {
   Status SyncFilesystem() const;
   void EndSession();
   std::string root_;
+  // The seal log of the staging folder new writers go to (the session's
+  // once claimed); each writer keeps the one it was made with.
+  mutable std::mutex seal_log_mu_;
+  std::shared_ptr<SealLog> seal_log_;  // GUARDED_BY(seal_log_mu_)
   UniqueFd root_fd_;
   std::string session_dir_;  // staging/<random>.d once claimed, else empty
   UniqueFd session_lock_fd_;

@@ -209,8 +209,8 @@ Status VersionHandle::Flush(Filesystem& fs) {
     // of a shared mmap may still come), or here with -o sync_close. A
     // version that failed is dropped at release, which still records a
     // chmod it carried: `sync DIR` waits for that release too.
-    // Every close() of a writer seals what it leaves (a small file beside
-    // the staging file), so that a daemon killed before the commit loses
+    // Every close() of a writer seals what it leaves (a line appended to
+    // the session's seals.log), so that a daemon killed before the commit loses
     // nothing whose close() returned 0: the next mount verifies and
     // records it (ObjectStore's seals, catalog/recovery.h).
     if (s.ok() && of_->writer && !of_->sealed)

@@ -126,11 +126,12 @@ class FaultTestCase(MountedTestCase):
         self.assertEqual(os.stat(path).st_size, 0, f"{name}: stat through the mount")
 
     def staging(self):
-        """Staging files and seals, loose or in a mount's session directory
-        (staging/<id>.d/, whose `lock` the running daemon holds)."""
+        """Staging files, loose or in a mount's session directory
+        (staging/<id>.d/, whose `lock` the running daemon holds, beside its
+        `seals.log`)."""
         out = []
         for d, _, names in os.walk(os.path.join(self.m.store, "staging")):
-            out += [os.path.join(d, n) for n in names if n != "lock"]
+            out += [os.path.join(d, n) for n in names if n not in ("lock", "seals.log")]
         return out
 
     def assertNoStaging(self, timeout=10.0):

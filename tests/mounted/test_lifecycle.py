@@ -235,11 +235,22 @@ class Lifecycle(MountedTestCase):
         return files
 
     def sealed_staging(self):
-        """{file name: staging path} of the versions a dead daemon sealed."""
+        """{file name: staging path} of the versions a dead daemon sealed:
+        the live seals of each session's seals.log (a line is "<checksum>
+        <json>"; the latest line of a staging name wins, a "done" line ends
+        it)."""
         out = {}
-        for seal in glob.glob(os.path.join(self.m.store, "staging", "*.d", "*.seal")):
-            with open(seal) as f:
-                out[json.load(f)["path"].rsplit("/", 1)[-1]] = seal[:-5]
+        for log in glob.glob(os.path.join(self.m.store, "staging", "*.d", "seals.log")):
+            live = {}
+            with open(log) as f:
+                for line in f:
+                    record = json.loads(line.split(" ", 1)[1])
+                    if "done" in record:
+                        live.pop(record["done"], None)
+                    else:
+                        live[record["staging"]] = record["path"].rsplit("/", 1)[-1]
+            for staging, name in live.items():
+                out[name] = os.path.join(os.path.dirname(log), staging)
         return out
 
     def test_a_version_changed_after_its_seal_is_dropped_and_reported(self):

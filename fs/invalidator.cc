@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 
 namespace samplefs::fs {
@@ -120,7 +119,7 @@ void Invalidator::DropListing(fuse_ino_t dir) {
 
 uint64_t Invalidator::NoteGeneratedListing(fuse_ino_t dir) {
   std::lock_guard lock(listed_mu_);
-  if (std::find(listed_.begin(), listed_.end(), dir) == listed_.end()) listed_.push_back(dir);
+  listed_.insert(dir);
   return write_generation_.load();
 }
 
@@ -131,9 +130,10 @@ void Invalidator::ListingReplied(fuse_ino_t dir, uint64_t generation) {
 
 void Invalidator::DropGeneratedListings() {
   write_generation_.fetch_add(1);
-  std::vector<fuse_ino_t> dirs;
+  std::unordered_set<fuse_ino_t> dirs;
   {
     std::lock_guard lock(listed_mu_);
+    if (listed_.empty()) return;
     dirs.swap(listed_);
   }
   if (!attached()) return;

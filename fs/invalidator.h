@@ -33,6 +33,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "fs/node_table.h"
@@ -166,7 +168,7 @@ class Invalidator {
   std::atomic<uint64_t> sent_{0};
 
   std::mutex listed_mu_;
-  std::vector<fuse_ino_t> listed_;  // GUARDED_BY(listed_mu_) generated directories the kernel may cache
+  std::unordered_set<fuse_ino_t> listed_;  // GUARDED_BY(listed_mu_) generated directories the kernel may cache
   std::atomic<uint64_t> write_generation_{0};
   std::atomic<uint64_t> generated_dropped_{0};
 };

@@ -13,10 +13,10 @@ void ReaddirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   Filesystem& fs = Fs(req);
   auto node = fs.nodes().Get(ino);
   if (!node) return (void)fuse_reply_err(req, ESTALE);
+  if (off == 0) fs.CountListing();
   // A generated directory's listing, cached by the kernel, is marked so the
   // next write to the catalog drops it (before it is read: a write during
   // the listing drops it too).
-  if (off == 0) fs.CountListing();
   const bool generated = fs.kernel_opens_directories() && node->spec.kind != NodeKind::kFolder;
   const uint64_t generation = generated ? fs.invalidator().NoteGeneratedListing(ino) : 0;
   // Not zeroed (the kernel asks for 128 KiB: zeroing it was 15% of the

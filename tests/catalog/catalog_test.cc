@@ -33,6 +33,7 @@
 
 #include "catalog/hash.h"
 #include "catalog/names.h"
+#include "catalog_testing.h"
 
 namespace samplefs {
 
@@ -105,10 +106,6 @@ std::string HashN(unsigned n) {
   return buf;
 }
 
-std::string TempBase() {
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
 
 struct Engine {
   const char* name;
@@ -143,9 +140,8 @@ class CatalogTest : public ::testing::TestWithParam<Engine> {
       path = WithSchema(url, schema_);
       url_ = path;
     } else if (GetParam().file_backed) {
-      std::string tmpl = TempBase() + "/samplefs_catalog_test.XXXXXX";
-      ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
-      dir_ = tmpl;
+      dir_ = testing_util::MakeTempDir("samplefs_catalog_test");
+      ASSERT_FALSE(dir_.empty()) << std::strerror(errno);
       path = dir_ + "/catalog.db";
     }
     auto opened = Catalog::OpenUrl(path);

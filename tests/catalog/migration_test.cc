@@ -27,6 +27,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/schema.h"
+#include "catalog_testing.h"
 
 namespace samplefs {
 
@@ -47,10 +48,6 @@ std::string NameN(std::string prefix, long long n) {
 }
 
 
-std::string TempBase() {
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
 
 template <class T>
 T Must(Result<T> r) {
@@ -146,9 +143,8 @@ INSERT INTO tagging(tag_id, entity, record_id) VALUES (1, 'slide', 1), (2, 'entr
 class CatalogFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = TempBase() + "/samplefs_migration_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
-    dir_ = tmpl;
+    dir_ = testing_util::MakeTempDir("samplefs_migration_test");
+    ASSERT_FALSE(dir_.empty()) << std::strerror(errno);
     path_ = dir_ + "/catalog.db";
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

@@ -1,5 +1,6 @@
 // Unit tests of the content-addressed object store (SPEC section 3).
 #include "catalog/object_store.h"
+#include "catalog_testing.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
@@ -33,15 +34,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string TempBase() {
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
+using testing_util::TempBase;
 
-std::string ReadWhole(const std::string& path) {  // small test files only
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing_util::ReadWhole;
 
 void WriteWhole(const std::string& path, const std::string& data, mode_t mode = 0600) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -74,9 +69,8 @@ std::string Pattern(size_t size, uint32_t seed) {
 class ObjectStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = TempBase() + "/samplefs_os_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
-    dir_ = tmpl;
+    dir_ = testing_util::MakeTempDir("samplefs_os_test");
+    ASSERT_FALSE(dir_.empty()) << std::strerror(errno);
     root_ = dir_ + "/store";
     auto opened = ObjectStore::Open(root_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();

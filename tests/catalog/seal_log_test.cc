@@ -24,21 +24,15 @@
 #include "catalog/catalog.h"
 #include "catalog/object_store.h"
 #include "catalog/recovery.h"
+#include "catalog_testing.h"
 
 namespace samplefs {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string TempBase() {
-  const char* t = std::getenv("TMPDIR");
-  return t && *t ? t : "/tmp";
-}
 
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using testing_util::ReadWhole;
 
 void WriteWhole(const std::string& path, const std::string& data) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -59,9 +53,8 @@ Seal SealOf(int64_t entry, const std::string& data, int64_t sealed_ns) {
 class SealLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = TempBase() + "/samplefs_seal_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << std::strerror(errno);
-    dir_ = tmpl;
+    dir_ = testing_util::MakeTempDir("samplefs_seal_test");
+    ASSERT_FALSE(dir_.empty()) << std::strerror(errno);
   }
   void TearDown() override {
     std::error_code ec;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "catalog/crash_point.h"
@@ -145,14 +146,20 @@ void Committer::Stop() {
 }
 
 void Committer::Submit(std::shared_ptr<CommitJob> job) {
-  bool started;
+  bool started, wake = false;
   {
     std::lock_guard lock(mu_);
     started = thread_.joinable();
-    if (started) queue_.push_back(job);
+    if (started) {
+      // A thread gathering background versions wakes at its deadline or
+      // for a full round; waking it for each close cost a context switch
+      // per file.
+      wake = !gathering_ || !job->background || queue_.size() + 1 >= kGatherMin;
+      queue_.push_back(job);
+    }
   }
   if (started) {
-    cv_.notify_one();
+    if (wake) cv_.notify_one();
     return;
   }
   // Not running (unit tests of the namespace, or after Stop): commit here.
@@ -168,7 +175,11 @@ Status Committer::Wait(CommitJob& job) {
 
 bool Committer::Drain(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [&] { return queue_.empty() && running_ == 0; });
+  ++hurry_;  // somebody waits: no gathering
+  cv_.notify_all();
+  bool idle = idle_cv_.wait_for(lock, timeout, [&] { return queue_.empty() && running_ == 0; });
+  --hurry_;
+  return idle;
 }
 
 size_t Committer::pending() const {
@@ -197,11 +208,22 @@ void Committer::Run() {
     bool stopping;
     {
       std::unique_lock lock(mu_);
+      std::optional<std::chrono::steady_clock::time_point> gather_until;
       for (;;) {
         // In submission order, skipping jobs that wait for a retry (at
         // Stop() every job goes, for its last try).
         stopping = stop_;
         const auto now = std::chrono::steady_clock::now();
+        if (!stopping && hurry_ == 0 && GatherMore(now)) {
+          // Group commit (kGatherMin, kGatherDelay in committer.h).
+          if (!gather_until) gather_until = now + gather_delay_;
+          if (now < *gather_until) {
+            gathering_ = true;
+            cv_.wait_until(lock, *gather_until);
+            gathering_ = false;
+            continue;
+          }
+        }
         auto next = std::chrono::steady_clock::time_point::max();
         for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxBatch;) {
           if (stopping || (*it)->not_before <= now) {
@@ -219,6 +241,7 @@ void Committer::Run() {
       }
       running_ = batch.size();
     }
+    rounds_.fetch_add(1, std::memory_order_relaxed);
     auto retry = CommitRound(batch, !stopping);
     {
       std::lock_guard lock(mu_);
@@ -227,6 +250,16 @@ void Committer::Run() {
     }
     idle_cv_.notify_all();
   }
+}
+
+bool Committer::GatherMore(std::chrono::steady_clock::time_point now) const {
+  size_t ready = 0;
+  for (const auto& job : queue_) {
+    if (job->not_before > now) continue;
+    if (!job->background) return false;  // somebody waits for it
+    if (++ready >= kGatherMin) return false;
+  }
+  return ready > 0;
 }
 
 std::vector<std::shared_ptr<CommitJob>> Committer::CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,

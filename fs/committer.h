@@ -119,13 +119,33 @@ class Committer {
   // of many small files never outruns the disk by more than that.
   void Throttle();
 
-  // No round is made to wait for more work: while one round commits, the
-  // next one gathers what arrives, so rounds grow with the load by themselves.
+  // Group commit. A round of background versions starts once kGatherMin
+  // are ready, or gather_delay after the first of them arrived, whichever
+  // comes first; a version somebody waits for (fsync, truncate, sync_close),
+  // Drain() (`sync DIR`, unmount) and Stop() start it at once. Without the
+  // wait a copy of small files ran rounds of one or two files (each round
+  // two syncfs of the store's file system and a catalog transaction, and a
+  // wake-up of this thread per close): 2,977 data syncs for 5,000 files.
+  // Nobody waits for a background version (close() has returned; stat and
+  // reads show it already), so the delay is seen only by other processes
+  // reading the catalog.
+  static constexpr size_t kGatherMin = 64;
+  static constexpr std::chrono::milliseconds kGatherDelay{20};
+  // For tests: how long background versions may gather.
+  void set_gather_delay(std::chrono::milliseconds d) {
+    std::lock_guard lock(mu_);
+    gather_delay_ = d;
+  }
+  // Rounds run since the start.
+  uint64_t rounds() const { return rounds_.load(); }
   static constexpr size_t kMaxBatch = 512;
   static constexpr size_t kMaxPending = 1024;
 
  private:
   void Run();
+  // Whether the ready versions are all background ones and fewer than
+  // kGatherMin (then the round may wait for more). mu_ held.
+  bool GatherMore(std::chrono::steady_clock::time_point now) const;
   // Publishes and records `batch` (one round); returns the background jobs
   // to try again later (only if `may_retry`), finishes the others.
   std::vector<std::shared_ptr<CommitJob>> CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,
@@ -140,6 +160,7 @@ class Committer {
   std::atomic<uint64_t> committed_{0};
   std::atomic<uint64_t> given_up_{0};
   std::atomic<uint64_t> publish_epoch_{0};
+  std::atomic<uint64_t> rounds_{0};
   CommitFn commit_;
   FailFn fail_;
   mutable std::mutex mu_;
@@ -148,6 +169,9 @@ class Committer {
   std::deque<std::shared_ptr<CommitJob>> queue_;  // GUARDED_BY(mu_)
   size_t running_ = 0;                            // GUARDED_BY(mu_)
   bool stop_ = false;                             // GUARDED_BY(mu_)
+  bool gathering_ = false;  // waiting for more background versions; GUARDED_BY(mu_)
+  int hurry_ = 0;           // Drain() calls waiting; GUARDED_BY(mu_)
+  std::chrono::milliseconds gather_delay_{kGatherDelay};  // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

@@ -105,6 +105,72 @@ TEST_F(CommitterTest, CommitsEveryJobInOrderAndInBatches) {
   c.Stop();
 }
 
+// Group commit: closes arriving one by one within the gathering delay are
+// one round (one syncfs pair, one transaction), not a round each.
+TEST_F(CommitterTest, BackgroundVersionsGatherIntoOneRound) {
+  std::atomic<int> calls{0};
+  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
+                ++calls;
+                return Status::Ok();
+              }),
+              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  c.set_gather_delay(std::chrono::seconds(30));  // only a full round or a waiter starts it
+  c.Start();
+  std::vector<std::shared_ptr<CommitJob>> jobs;
+  for (int i = 0; i < 10; ++i) {
+    jobs.push_back(Job("closed " + std::to_string(i), true));
+    c.Submit(jobs.back());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(calls.load(), 0) << "a round started before the gathering delay or a full round";
+  EXPECT_EQ(c.pending(), 10u);
+  // `sync DIR` (Drain) does not wait for the delay.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(c.Drain(std::chrono::seconds(20)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(calls.load(), 10);
+  EXPECT_EQ(c.rounds(), 1u);
+  for (auto& j : jobs) EXPECT_TRUE(Committer::Wait(*j).ok());
+  c.Stop();
+}
+
+TEST_F(CommitterTest, AWaitedVersionOrAFullRoundIsNotDelayed) {
+  std::atomic<int> calls{0};
+  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
+                ++calls;
+                return Status::Ok();
+              }),
+              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  c.set_gather_delay(std::chrono::seconds(30));
+  c.Start();
+  // A version fsync() waits for goes at once, with what gathered before it.
+  auto early = Job("closed earlier", true);
+  c.Submit(early);
+  auto waited = Job("fsynced", false);
+  const auto t0 = std::chrono::steady_clock::now();
+  c.Submit(waited);
+  EXPECT_TRUE(Committer::Wait(*waited).ok());
+  EXPECT_TRUE(Committer::Wait(*early).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(calls.load(), 2);
+  // kGatherMin background versions are a round of their own.
+  std::vector<std::shared_ptr<CommitJob>> jobs;
+  for (size_t i = 0; i < Committer::kGatherMin; ++i) {
+    jobs.push_back(Job("copied " + std::to_string(i), true));
+    c.Submit(jobs.back());
+  }
+  for (auto& j : jobs) EXPECT_TRUE(Committer::Wait(*j).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(calls.load(), 2 + static_cast<int>(Committer::kGatherMin));
+  // Stop() commits what is gathering without waiting either.
+  auto last = Job("closed last", true);
+  c.Submit(last);
+  c.Stop();
+  EXPECT_TRUE(Committer::Wait(*last).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+}
+
 TEST_F(CommitterTest, BackgroundFailuresAreRetriedWaitedOnesReported) {
   std::atomic<int> busy_left{2};
   std::vector<std::pair<std::string, bool>> failures;

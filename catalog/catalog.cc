@@ -1165,6 +1165,22 @@ Status Catalog::UpdateEntry(const Entry& e, int64_t ctime_ns) {
   return r.status();
 }
 
+Result<bool> Catalog::RecordFileVersion(int64_t id, const std::string& hash, uint64_t size, int64_t mtime_ns,
+                                         int mode, int64_t ctime_ns) {
+  if (!IsHashHex(hash))
+    return Status(Code::kInvalidArgument, "file " + std::to_string(id) + " has no valid content hash");
+  std::lock_guard lock(mu_);
+  auto r = OneRow<int64_t>(
+      *db_,
+      "UPDATE entry SET hash = ?1, size = ?2, mtime_ns = ?3, mode = CASE WHEN CAST(?4 AS BIGINT) < 0 THEN mode ELSE CAST(?4 AS BIGINT) END, "
+      "ctime_ns = CASE WHEN ctime_ns > CAST(?5 AS BIGINT) THEN ctime_ns ELSE CAST(?5 AS BIGINT) END WHERE id = ?6 AND type = 'file' RETURNING id",
+      {hash, static_cast<int64_t>(size), mtime_ns, int64_t{mode < 0 ? -1 : (mode & 07777)}, ctime_ns, id},
+      [](const Statement& st) { return st.Int(0); }, "file " + std::to_string(id) + " does not exist");
+  if (r.status().is_not_found()) return false;
+  SFS_RETURN_IF_ERROR(r.status());
+  return true;
+}
+
 Status Catalog::SetEntryAtime(int64_t id, int64_t atime_ns) {
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(*db_, "UPDATE entry SET atime_ns = ?, ctime_ns = ? WHERE id = ? RETURNING id",

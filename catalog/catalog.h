@@ -233,6 +233,13 @@ class Catalog {
   // Its ctime becomes `ctime_ns`, 0: now (a version recorded after it was
   // written keeps the ctime the mount showed while it was pending).
   Status UpdateEntry(const Entry& e, int64_t ctime_ns = 0);
+  // A new version of file `id`: its hash, size and mtime, its mode if
+  // `mode` >= 0, and ctime the later of its own and `ctime_ns`. One
+  // statement, no read before it (the committer records every closed file
+  // this way: on PostgreSQL a round trip per file less). Returns false,
+  // writing nothing, if no file has that id (unlinked meanwhile).
+  Result<bool> RecordFileVersion(int64_t id, const std::string& hash, uint64_t size, int64_t mtime_ns,
+                                 int mode, int64_t ctime_ns);
   // utimensat's atime (schema v7): sets it, and ctime to now.
   Status SetEntryAtime(int64_t id, int64_t atime_ns);
   // Reads' atimes, written by the mount in batches (relatime): one

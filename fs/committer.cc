@@ -38,18 +38,11 @@ Result<bool> RecordVersionLocked(Catalog& catalog, CommitJob& job, const Publish
   if (mtime == 0) mtime = NowNs();
   job.mtime_ns = mtime;
   CrashPoint("before-commit");
-  auto e = catalog.EntryById(of.entry_id);
-  if (!e.ok()) {
-    if (!e.status().is_not_found()) return e.status();
-    return false;  // unlinked while open: CommittedLocked updates the orphan
-  }
-  e->hash = obj.hash.hex();
-  e->size = obj.size;
-  e->mtime_ns = mtime;
-  if (of.pending_mode) e->mode = *of.pending_mode;
-  // The ctime stat showed while the version was pending (OverlayPendingLocked).
-  SFS_RETURN_IF_ERROR(catalog.UpdateEntry(*e, std::max(e->ctime_ns, of.ctime_ns)));
-  return true;
+  // The ctime stat showed while the version was pending (OverlayPendingLocked),
+  // unless the record's is later. No record (unlinked while open):
+  // CommittedLocked updates the orphan.
+  return catalog.RecordFileVersion(of.entry_id, obj.hash.hex(), obj.size, mtime,
+                                   of.pending_mode ? static_cast<int>(*of.pending_mode) : -1, of.ctime_ns);
 }
 
 }  // namespace

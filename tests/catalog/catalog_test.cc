@@ -2133,6 +2133,37 @@ TEST_P(CatalogTest, CreateEntryReadsItsParentInItsInsert) {
   EXPECT_THAT(under_file.status().message(), HasSubstr("not a folder"));
 }
 
+// The committer's record of a closed version: one statement, no read.
+TEST_P(CatalogTest, RecordFileVersionWritesTheVersionOrReportsTheFileGone) {
+  World w = NewWorld();
+  Entry f = NewFile(w.root.id, "frame.tif");
+  ASSERT_EQ(f.mode & 07777, 0644);
+  const int64_t ctime_before = f.ctime_ns;
+  // A chmod carried by the version, and a ctime later than the record's.
+  EXPECT_TRUE(MUST(c_->RecordFileVersion(f.id, HashN(7), 65536, 1234567890, 0600, ctime_before + 1000)));
+  Entry e = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(e.hash, HashN(7));
+  EXPECT_EQ(e.size, 65536u);
+  EXPECT_EQ(e.mtime_ns, 1234567890);
+  EXPECT_EQ(e.mode & 07777, 0600);
+  EXPECT_EQ(e.ctime_ns, ctime_before + 1000);
+  EXPECT_EQ(e.name, "frame.tif");
+  EXPECT_EQ(e.kind, f.kind);
+  // No mode: kept. An earlier ctime than the record's: the record's stays.
+  EXPECT_TRUE(MUST(c_->RecordFileVersion(f.id, HashN(8), 5, 42, -1, 1)));
+  e = MUST(c_->EntryById(f.id));
+  EXPECT_EQ(e.hash, HashN(8));
+  EXPECT_EQ(e.size, 5u);
+  EXPECT_EQ(e.mode & 07777, 0600);
+  EXPECT_EQ(e.ctime_ns, ctime_before + 1000);
+  // Gone, or not a file: false, and nothing written.
+  EXPECT_FALSE(MUST(c_->RecordFileVersion(987654, HashN(9), 1, 1, -1, 0)));
+  EXPECT_FALSE(MUST(c_->RecordFileVersion(w.root.id, HashN(9), 1, 1, -1, 0)));
+  EXPECT_EQ(MUST(c_->EntryById(w.root.id)).type, EntryType::kFolder);
+  EXPECT_CODE(c_->RecordFileVersion(f.id, "not a hash", 1, 1, -1, 0), Code::kInvalidArgument);
+  EXPECT_EQ(MUST(c_->EntryById(f.id)).hash, HashN(8));
+}
+
 TEST_P(CatalogTest, MoveEntryIsAtomic) {
   World w = NewWorld();
   Image other = NewImage("img1", w.slide.id);

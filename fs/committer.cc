@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <optional>
 #include <vector>
 
 #include "catalog/crash_point.h"
@@ -148,6 +147,7 @@ void Committer::Submit(std::shared_ptr<CommitJob> job) {
       // for a full round; waking it for each close cost a context switch
       // per file.
       wake = !gathering_ || !job->background || queue_.size() + 1 >= kGatherMin;
+      job->queued_at = std::chrono::steady_clock::now();
       queue_.push_back(job);
     }
   }
@@ -201,18 +201,21 @@ void Committer::Run() {
     bool stopping;
     {
       std::unique_lock lock(mu_);
-      std::optional<std::chrono::steady_clock::time_point> gather_until;
       for (;;) {
         // In submission order, skipping jobs that wait for a retry (at
         // Stop() every job goes, for its last try).
         stopping = stop_;
         const auto now = std::chrono::steady_clock::now();
-        if (!stopping && hurry_ == 0 && GatherMore(now)) {
-          // Group commit (kGatherMin, kGatherDelay in committer.h).
-          if (!gather_until) gather_until = now + gather_delay_;
-          if (now < *gather_until) {
+        std::chrono::steady_clock::time_point oldest;
+        if (!stopping && hurry_ == 0 && GatherMore(now, &oldest)) {
+          // Group commit (kGatherMin, kGatherDelay in committer.h), timed
+          // from the oldest version's arrival: versions that arrived during
+          // the last round have waited already, and go at once if that
+          // round took longer than the delay.
+          const auto until = oldest + gather_delay_;
+          if (now < until) {
             gathering_ = true;
-            cv_.wait_until(lock, *gather_until);
+            cv_.wait_until(lock, until);
             gathering_ = false;
             continue;
           }
@@ -245,12 +248,14 @@ void Committer::Run() {
   }
 }
 
-bool Committer::GatherMore(std::chrono::steady_clock::time_point now) const {
+bool Committer::GatherMore(std::chrono::steady_clock::time_point now,
+                           std::chrono::steady_clock::time_point* oldest) const {
   size_t ready = 0;
   for (const auto& job : queue_) {
     if (job->not_before > now) continue;
     if (!job->background) return false;  // somebody waits for it
     if (++ready >= kGatherMin) return false;
+    if (ready == 1 || job->queued_at < *oldest) *oldest = job->queued_at;
   }
   return ready > 0;
 }

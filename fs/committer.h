@@ -65,6 +65,7 @@ struct CommitJob {
   bool background = false;               // from release(): retried, never waited for
   int attempts = 0;
   std::chrono::steady_clock::time_point not_before{};
+  std::chrono::steady_clock::time_point queued_at{};  // first Submit (group commit)
 
   // The outcome, for a waiting fsync()/close().
   std::mutex mu;
@@ -144,8 +145,9 @@ class Committer {
  private:
   void Run();
   // Whether the ready versions are all background ones and fewer than
-  // kGatherMin (then the round may wait for more). mu_ held.
-  bool GatherMore(std::chrono::steady_clock::time_point now) const;
+  // kGatherMin (then the round may wait for more); `oldest`: when the
+  // first of them was submitted. mu_ held.
+  bool GatherMore(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::time_point* oldest) const;
   // Publishes and records `batch` (one round); returns the background jobs
   // to try again later (only if `may_retry`), finishes the others.
   std::vector<std::shared_ptr<CommitJob>> CommitRound(std::vector<std::shared_ptr<CommitJob>>& batch,

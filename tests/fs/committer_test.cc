@@ -171,6 +171,34 @@ TEST_F(CommitterTest, AWaitedVersionOrAFullRoundIsNotDelayed) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
+// The gathering delay counts from a version's arrival: one that arrived
+// during a long round has waited already and goes right after it (timing
+// the delay from the end of the round idled the committer after every
+// round under a steady copy).
+TEST_F(CommitterTest, AVersionThatWaitedThroughARoundIsNotDelayedAgain) {
+  std::atomic<bool> first_round{true};
+  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
+                if (first_round.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+                return Status::Ok();
+              }),
+              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  c.set_gather_delay(std::chrono::seconds(2));
+  c.Start();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waited = Job("fsynced", false);  // its round starts at once and takes 2.5 s
+  c.Submit(waited);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto closed = Job("closed during the round", true);
+  c.Submit(closed);
+  EXPECT_TRUE(Committer::Wait(*waited).ok());
+  EXPECT_TRUE(Committer::Wait(*closed).ok());
+  // Arrived at 0.2 s, so due at 2.2 s: committed when the first round ends
+  // (2.5 s), not 2 s after it (4.5 s).
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(3900));
+  EXPECT_EQ(c.rounds(), 2u);
+  c.Stop();
+}
+
 TEST_F(CommitterTest, BackgroundFailuresAreRetriedWaitedOnesReported) {
   std::atomic<int> busy_left{2};
   std::vector<std::pair<std::string, bool>> failures;

@@ -1172,8 +1172,10 @@ Result<bool> Catalog::RecordFileVersion(int64_t id, const std::string& hash, uin
   std::lock_guard lock(mu_);
   auto r = OneRow<int64_t>(
       *db_,
-      "UPDATE entry SET hash = ?1, size = ?2, mtime_ns = ?3, mode = CASE WHEN CAST(?4 AS BIGINT) < 0 THEN mode ELSE CAST(?4 AS BIGINT) END, "
-      "ctime_ns = CASE WHEN ctime_ns > CAST(?5 AS BIGINT) THEN ctime_ns ELSE CAST(?5 AS BIGINT) END WHERE id = ?6 AND type = 'file' RETURNING id",
+      "UPDATE entry SET hash = ?1, size = ?2, mtime_ns = ?3, "
+      "mode = CASE WHEN CAST(?4 AS BIGINT) < 0 THEN mode ELSE CAST(?4 AS BIGINT) END, "
+      "ctime_ns = CASE WHEN ctime_ns > CAST(?5 AS BIGINT) THEN ctime_ns ELSE CAST(?5 AS BIGINT) END "
+      "WHERE id = ?6 AND type = 'file' RETURNING id",
       {hash, static_cast<int64_t>(size), mtime_ns, int64_t{mode < 0 ? -1 : (mode & 07777)}, ctime_ns, id},
       [](const Statement& st) { return st.Int(0); }, "file " + std::to_string(id) + " does not exist");
   if (r.status().is_not_found()) return false;

@@ -34,6 +34,19 @@ Committer::CommitFn PerJob(std::function<Status(CommitJob&, const PublishedObjec
   };
 }
 
+// Counts the jobs committed; every one succeeds.
+Committer::CommitFn Counting(std::atomic<int>* calls) {
+  return PerJob([calls](CommitJob&, const PublishedObject&) {
+    ++*calls;
+    return Status::Ok();
+  });
+}
+
+// For tests in which no job may fail.
+Committer::FailFn NoFailure() {
+  return [](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); };
+}
+
 class CommitterTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -109,11 +122,7 @@ TEST_F(CommitterTest, CommitsEveryJobInOrderAndInBatches) {
 // one round (one syncfs pair, one transaction), not a round each.
 TEST_F(CommitterTest, BackgroundVersionsGatherIntoOneRound) {
   std::atomic<int> calls{0};
-  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
-                ++calls;
-                return Status::Ok();
-              }),
-              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  Committer c(Counting(&calls), NoFailure());
   c.set_gather_delay(std::chrono::seconds(30));  // only a full round or a waiter starts it
   c.Start();
   std::vector<std::shared_ptr<CommitJob>> jobs;
@@ -137,11 +146,7 @@ TEST_F(CommitterTest, BackgroundVersionsGatherIntoOneRound) {
 
 TEST_F(CommitterTest, AWaitedVersionOrAFullRoundIsNotDelayed) {
   std::atomic<int> calls{0};
-  Committer c(PerJob([&](CommitJob&, const PublishedObject&) {
-                ++calls;
-                return Status::Ok();
-              }),
-              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  Committer c(Counting(&calls), NoFailure());
   c.set_gather_delay(std::chrono::seconds(30));
   c.Start();
   // A version fsync() waits for goes at once, with what gathered before it.
@@ -181,7 +186,7 @@ TEST_F(CommitterTest, AVersionThatWaitedThroughARoundIsNotDelayedAgain) {
                 if (first_round.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
                 return Status::Ok();
               }),
-              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+              NoFailure());
   c.set_gather_delay(std::chrono::seconds(2));
   c.Start();
   const auto t0 = std::chrono::steady_clock::now();
@@ -281,13 +286,12 @@ TEST_F(CommitterTest, StopGivesQueuedRetriesALastTry) {
 }
 
 TEST_F(CommitterTest, WithoutAThreadSubmitCommitsInline) {
-  int commits = 0;
-  Committer c(PerJob([&](CommitJob&, const PublishedObject&) { ++commits; return Status::Ok(); }),
-              [&](CommitJob&, const Status& s, bool) { ADD_FAILURE() << s.ToString(); });
+  std::atomic<int> commits{0};
+  Committer c(Counting(&commits), NoFailure());
   auto j = Job("inline", false);
   c.Submit(j);
   EXPECT_TRUE(Committer::Wait(*j).ok());
-  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(commits.load(), 1);
   EXPECT_TRUE(c.Drain(std::chrono::milliseconds(1)));
 }
 

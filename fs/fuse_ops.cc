@@ -95,9 +95,9 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
   Node node = fs.nodes().Resolve(parent, name, spec, 1);
   auto attrs = [&]() -> Result<struct stat> {
     if (!found) return NodeAttr(fs, node.ino, spec);
-    // The entry the lookup found, read after OpLookup saw no open file: no
-    // version was pending or being committed, so it is the record NodeAttr
-    // would read. A file opened since then changes its size through the
+    // The entry the lookup found, not an open file's and read while no
+    // commit round recorded versions: no version of it was pending or being
+    // committed, so it is the record NodeAttr would read. A file opened since then changes its size through the
     // kernel, which drops attributes of a reply older than its own change.
     struct stat a = EntryAttr(*found, fs.ns().identity());
     a.st_ino = InodeNumber(node.ino, spec);

@@ -36,19 +36,24 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Filesystem& fs = Fs(req);
   NodeSpec ps;
   if (!ParentSpec(req, parent, &ps)) return;
-  // The entry found gives the reply's attributes only if no file was open
-  // before it was read: a version being committed meanwhile would make it
-  // stale, and the kernel would keep the old size for attr_timeout
-  // (NodeAttr reads the record after looking for the open file instead).
-  // The concurrent difftest caught the other order.
-  const bool none_open = !fs.files().Any();
+  // The entry found gives the reply's attributes unless it is a file that
+  // is open, or a commit round recorded versions while it was read: a
+  // version committed meanwhile would make it stale, and the kernel would
+  // keep the old size for attr_timeout (NodeAttr reads the record after
+  // looking for the open file instead). The concurrent difftest caught a
+  // stale order. As in a listing (OpReaddir): during a copy other files
+  // are open, and this file's record is still read once, not twice.
+  const uint64_t epoch = fs.publish_epoch();  // before the entry is read
   std::optional<Entry> found;
   auto child = [&]() -> Result<NodeSpec> {
-    if (ps.kind != NodeKind::kFolder || !none_open) return fs.ns().Lookup(ps, name);
+    if (ps.kind != NodeKind::kFolder) return fs.ns().Lookup(ps, name);
     auto e = fs.ns().LookupEntry(ps, name);
     if (!e.ok()) return e.status();
-    found = std::move(*e);
-    return Namespace::SpecOf(*found);
+    NodeSpec spec = Namespace::SpecOf(*e);
+    if (spec.kind != NodeKind::kFile ||
+        (!fs.files().Find(spec.record_id) && fs.publish_epoch() == epoch))
+      found = std::move(*e);
+    return spec;
   }();
   if (!child.ok() && child.status().is_not_found()) {
     if (auto scratch = fs.ns().LookupScratch(ps, name)) child = *scratch;

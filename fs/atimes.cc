@@ -1,5 +1,6 @@
 #include "fs/atimes.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
 
@@ -75,6 +76,7 @@ Status AtimeBook::Flush(int wait_ms) {
 void AtimeBook::Start() {
   if (thread_.joinable()) return;
   thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sfs-atimes");
     std::unique_lock lock(mu_);
     while (!stopping_) {
       cv_.wait_for(lock, kFlushInterval, [this] { return stopping_; });

@@ -1,5 +1,6 @@
 #include "fs/invalidator.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -10,7 +11,10 @@ void Invalidator::Start(fuse_session* se, int poll_ms) {
   se_ = se;
   started_ = true;
   stop_ = false;
-  thread_ = std::thread([this, poll_ms] { Run(poll_ms); });
+  thread_ = std::thread([this, poll_ms] {
+    pthread_setname_np(pthread_self(), "sfs-invalidate");
+    Run(poll_ms);
+  });
   catalog_.SetWriteListener([this] { DropGeneratedListings(); });
 }
 

@@ -139,6 +139,19 @@ class Detached(DaemonTestCase):
         self.assertEqual(tty_nr, 0, "the daemon has a controlling terminal")
         self.assertEqual(session, pid, "the daemon is not the leader of its own session (setsid)")
         self.assertEqual(os.readlink(f"/proc/{pid}/cwd"), "/", "the daemon's cwd would keep a directory busy")
+        # Its threads are named, and the committer's background rounds run
+        # nicer than the requests (Committer::kBackgroundNice).
+        nice = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+            nice.setdefault(comm, set()).add(int(st[st.rindex(")") + 2:].split()[16]))
+        base = os.getpriority(os.PRIO_PROCESS, 0)  # the daemon inherited ours
+        self.assertEqual(nice.get("sfs-committer"), {min(base + 10, 19)}, f"threads and their nice values: {nice}")
+        for name in ("sfs-atimes", "sfs-invalidate", "samplefs"):
+            self.assertEqual(nice.get(name), {base}, f"threads and their nice values: {nice}")
         # It works, and logs to log_file once detached: the unmount line is
         # written after the fork.
         os.mkdir(m.path("species", "HeLa"))

@@ -136,7 +136,7 @@ class Committer {
   // The committer's thread runs this much nicer than the daemon: on a busy
   // machine, requests (a find or ls while cp -r writes) go before the
   // background rounds nobody waits for. A cold find of 100,000 files during
-  // a cp -r of 10,000 took a median 1.46-1.54x its idle time, 1.31-1.37x
+  // a cp -r of 10,000 took a median 1.43-1.54x its idle time, 1.31-1.47x
   // with it (tests/bench/README.md "Mount: a listing during a copy"). On an
   // idle core it changes nothing; kMaxPending bounds how far behind it can
   // fall, and a version somebody waits for (fsync) is late only while the

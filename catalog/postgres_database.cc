@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -237,6 +238,7 @@ class PostgresDatabase final : public Database {
       if (observer_) observer_(true, "connected again to " + RedactCatalogUrl(url_));
     }
     ++generation_;
+    connects_->fetch_add(1);
     backend_pid_.store(PQbackendPID(conn_));
     // The busy timeout's counterpart: how long a statement waits for a
     // row lock another session holds.
@@ -262,12 +264,18 @@ class PostgresDatabase final : public Database {
     if (conn_ && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
     return Watch(Reconnect());
   }
+  // During an outage a session tries again at most every 500 ms, unless
+  // another session of this catalog (the writer, a reader) connected since
+  // its last try: the server is back, and a lookup right after the mount's
+  // first successful write must not fail for the rest of the 500 ms.
   Status Reconnect() {
     if (txn_open_) return Unreachable("the connection was lost during a transaction");
     auto now = std::chrono::steady_clock::now();
-    if (conn_ && now < next_reconnect_)
+    const uint64_t connects = connects_->load();
+    if (conn_ && now < next_reconnect_ && connects == connects_seen_)
       return Unreachable(OneLine(PQerrorMessage(conn_)) + " (reconnecting)");
     next_reconnect_ = now + std::chrono::milliseconds(500);
+    connects_seen_ = connects;
     return Connect();
   }
 
@@ -774,6 +782,10 @@ class PostgresDatabase final : public Database {
   std::vector<Sent> sent_;   // in the pipeline, not answered yet
   Status deferred_error_;    // a deferred command failed: the transaction's fate until Rollback
   std::chrono::steady_clock::time_point next_reconnect_{};
+  // Connections made by this session and by those opened from it
+  // (OpenReader), shared; the count at this session's last try.
+  std::shared_ptr<std::atomic<uint64_t>> connects_ = std::make_shared<std::atomic<uint64_t>>(0);
+  uint64_t connects_seen_ = 0;
   std::unordered_map<std::string, std::unique_ptr<PostgresStatement>> cache_;
   std::atomic<int64_t> changes_{0};
   std::atomic<int> backend_pid_{0};
@@ -820,7 +832,10 @@ Result<std::unique_ptr<Database>> PostgresDatabase::OpenReader() {
   DatabaseOptions o = options_;
   o.listen = false;
   o.read_only = true;
-  return OpenPostgresDatabase(url_, o);
+  auto db = std::make_unique<PostgresDatabase>(url_, o);
+  db->connects_ = connects_;
+  SFS_RETURN_IF_ERROR(db->Connect());
+  return std::unique_ptr<Database>(std::move(db));
 }
 }  // namespace
 

@@ -275,42 +275,57 @@ class DatabaseOutage(MountedTestCase):
             f.write(b"recorded before" * 1000)
         self.m.settle()
         reader = open(os.path.join(files, "old.tif"), "rb")
-        writer = open(os.path.join(files, "during.tif"), "wb")
-        writer.write(b"begun before the outage;")
-        writer.flush()
+        # Closed before tearDown unmounts, even when an assertion fails
+        # (an open descriptor would keep the unmount waiting).
+        with open(os.path.join(files, "old.tif"), "rb") as tagged_file:
+            tagged = tagged_file.fileno()
+            writer = open(os.path.join(files, "during.tif"), "wb")
+            writer.write(b"begun before the outage;")
+            writer.flush()
 
-        self.server("pause")
-        paused = True
+            self.server("pause")
+            paused = True
 
-        def resume():
-            if paused:
-                self.server("resume")
-        self.addCleanup(resume)
+            def resume():
+                if paused:
+                    self.server("resume")
+            self.addCleanup(resume)
 
-        # Needs the catalog: a clear "try again later" errno, not EIO.
-        self.assertErrno(errno.ECONNREFUSED, os.mkdir, os.path.join(files, "newdir"))
-        # Open data keeps working.
-        self.assertEqual(reader.read(), b"recorded before" * 1000)
-        reader.close()  # (before tearDown's unmount)
-        # A file being written is finished and closed during the outage:
-        # close() succeeds (the version is sealed), the commit waits.
-        writer.write(b" finished during it" * 5000)
-        writer.close()
-        time.sleep(1)
-        content = b"begun before the outage;" + b" finished during it" * 5000
+            # Needs the catalog: a clear "try again later" errno, not EIO.
+            self.assertErrno(errno.ECONNREFUSED, os.mkdir, os.path.join(files, "newdir"))
+            # Open data keeps working.
+            self.assertEqual(reader.read(), b"recorded before" * 1000)
+            reader.close()  # (before tearDown's unmount)
+            # A file being written is finished and closed during the outage:
+            # close() succeeds (the version is sealed), the commit waits.
+            writer.write(b" finished during it" * 5000)
+            writer.close()
+            time.sleep(1)
+            content = b"begun before the outage;" + b" finished during it" * 5000
+            # A lookup (the catalog's readers) fails just before the server
+            # comes back: that reader then waits before trying again...
+            self.assertErrno(errno.ECONNREFUSED, os.stat, os.path.join(files, "probe"))
 
-        self.server("resume")
-        paused = False
-        # Reconnects by itself: no remount.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                os.mkdir(os.path.join(files, "after"))
-                break
-            except OSError as e:
-                if e.errno != errno.ECONNREFUSED or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+            self.server("resume")
+            paused = False
+            # Reconnects by itself: no remount. A tag edit on an open file (no
+            # lookup: the writer's session) until the first success.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    os.setxattr(tagged, "user.xdg.tags", b"after-outage")
+                    break
+                except OSError as e:
+                    if e.errno != errno.ECONNREFUSED or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            # ...but not once another session has reached the server: lookups
+            # and a mkdir right after the first success work at once.
+            for i in range(20):
+                with self.assertRaises(FileNotFoundError):
+                    os.stat(os.path.join(files, f"never-{i}"))
+            os.mkdir(os.path.join(files, "after"))
+            self.assertEqual(os.getxattr(os.path.join(files, "old.tif"), "user.xdg.tags"), b"after-outage")
         # The version closed during the outage is recorded (the committer's
         # retries: at most ~30 s apart).
         deadline = time.monotonic() + 60

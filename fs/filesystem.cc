@@ -89,10 +89,10 @@ Status Filesystem::EnsureEmptyObject() {
 std::string Filesystem::PathOf(fuse_ino_t ino, const std::string& child) const {
   std::string path = child.empty() ? "" : "/" + child;
   for (int depth = 0; ino != FUSE_ROOT_ID && depth < 64; ++depth) {
-    auto n = nodes_.Get(ino);
+    auto n = nodes_.NameOf(ino);
     if (!n) return "?" + path;
-    path = "/" + n->name + path;
-    ino = n->parent;
+    path = "/" + n->second + path;
+    ino = n->first;
   }
   return path.empty() ? "/" : path;
 }

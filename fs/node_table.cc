@@ -57,6 +57,18 @@ std::optional<Node> NodeTable::Get(fuse_ino_t ino) const {
   return *it->second;
 }
 
+std::optional<std::pair<fuse_ino_t, std::string>> NodeTable::NameOf(fuse_ino_t ino) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return std::nullopt;
+  const Node& n = *it->second;
+  auto known = [&](fuse_ino_t dir) { return dir == FUSE_ROOT_ID || nodes_.count(dir) != 0; };
+  if (known(n.parent)) return std::make_pair(n.parent, n.name);
+  for (const auto& link : n.links)
+    if (known(link.first)) return link;
+  return std::nullopt;
+}
+
 Node NodeTable::Resolve(fuse_ino_t parent, const std::string& name, const NodeSpec& spec,
                         uint64_t lookups) {
   std::lock_guard lock(mu_);

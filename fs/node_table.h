@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "fs/node.h"
@@ -47,6 +48,13 @@ class NodeTable {
   // The node for inode `ino`, or nullptr if the kernel forgot it. Returns a
   // copy so callers never hold a pointer into the table.
   std::optional<Node> Get(fuse_ino_t ino) const;
+
+  // The (parent, name) of `ino` for a path: the name it was last resolved
+  // at, unless the kernel has forgotten that directory since (a file or
+  // sidecar reached through several views, whose other view's directory
+  // went), then another of its names whose directory is still known.
+  // nullopt if the kernel forgot `ino`, or every directory it was named in.
+  std::optional<std::pair<fuse_ino_t, std::string>> NameOf(fuse_ino_t ino) const;
 
   // Finds or creates the node for (parent, name) with `spec` and adds
   // `lookups` to its lookup count (1 for lookup/create/readdirplus, 0 for

@@ -214,6 +214,31 @@ TEST(NodeTableTest, AFileHasOneInodeWhateverPathReachesIt) {
   EXPECT_TRUE(t.Get(h.ino)->links.empty());
 }
 
+TEST(NodeTableTest, NameOfFallsBackToANameWhoseDirectoryIsStillKnown) {
+  // A sidecar reached through two views (slides/S1/slide.json, then
+  // species/HeLa/slides/S1/slide.json): one inode, last resolved under the
+  // second view's directory. The kernel forgets that directory (its dentry
+  // was invalidated) while the file is still open through the first: its
+  // path for messages (Filesystem::PathOf) goes through the first.
+  NodeTable t;
+  Node slides = t.Resolve(FUSE_ROOT_ID, "slides", SpecOf(NodeKind::kSlidesView), 1);
+  Node s1 = t.Resolve(slides.ino, "S1", SpecOf(NodeKind::kSlide, 1), 1);
+  NodeSpec sidecar = SpecOf(NodeKind::kSidecar, 1);
+  Node f = t.Resolve(s1.ino, "slide.json", sidecar, 1);
+  Node other = t.Resolve(FUSE_ROOT_ID, "other", SpecOf(NodeKind::kSlide, 1), 1);
+  EXPECT_EQ(t.Resolve(other.ino, "slide.json", sidecar, 1).ino, f.ino);
+  EXPECT_EQ(t.NameOf(f.ino), std::make_pair(other.ino, std::string("slide.json")));
+  t.Forget(other.ino, 1);
+  EXPECT_EQ(t.NameOf(f.ino), std::make_pair(s1.ino, std::string("slide.json")));
+  EXPECT_EQ(t.NameOf(s1.ino), std::make_pair(slides.ino, std::string("S1")));
+  EXPECT_EQ(t.NameOf(slides.ino), std::make_pair(fuse_ino_t{FUSE_ROOT_ID}, std::string("slides")));
+  // Every directory it was named in forgotten: no name.
+  t.Forget(s1.ino, 1);
+  EXPECT_FALSE(t.NameOf(f.ino).has_value());
+  t.Forget(f.ino, 2);
+  EXPECT_FALSE(t.NameOf(f.ino).has_value());
+}
+
 TEST(NodeTableTest, SetSpecAndSelect) {
   NodeTable t;
   Node a = t.Resolve(FUSE_ROOT_ID, "a", SpecOf(NodeKind::kFile, 1), 1);

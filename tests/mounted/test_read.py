@@ -619,7 +619,29 @@ class ReadViews(FixtureTestCase):
 
     def test_stat_size_equals_bytes_read(self):
         """For every regular file of the mount (data, sidecars, status.json,
-        errors), stat's size is the number of bytes read."""
+        errors), stat's size is the number of bytes read.
+
+        status.json is live: its `mount` counters (inodes the kernel holds,
+        directories opened, listings answered) move with every walk of the
+        mount, this test's own included, so its size is checked by
+        stat(1), read, stat(1) again until both stats agree (the document
+        did not change in between): then the read has that size."""
+        live = "./.samplefs/status.json"
+
+        def read_size():
+            with open(self.m.path(live), "rb") as f:
+                return len(f.read())
+
+        def between_equal_stats(stat_size, measure):
+            """stat_size() and measure() of status.json, taken while it did
+            not change (two equal stat_size() around the measure)."""
+            for _ in range(20):
+                before = stat_size()
+                value = measure()
+                if stat_size() == before:
+                    return int(before), int(value)
+            self.fail("status.json changed size around every one of 20 reads")
+
         n = 0
         for dirpath, dirnames, filenames in os.walk(self.m.mnt):
             for name in filenames:
@@ -627,33 +649,36 @@ class ReadViews(FixtureTestCase):
                 st = os.lstat(p)
                 if not stat.S_ISREG(st.st_mode):
                     continue
+                n += 1
+                if "./" + os.path.relpath(p, self.m.mnt) == live:
+                    continue
                 with open(p, "rb") as f:
                     data = f.read()
                 self.assertEqual(st.st_size, len(data), f"stat size of {p}")
                 self.assertEqual(os.stat(p).st_size, len(data), f"stat size of {p} after reading")
-                n += 1
         expected = sum(1 for v in self.fx.tree().values() if v[0] == "f")
         self.assertEqual(n, expected)
+        size, read = between_equal_stats(lambda: os.stat(self.m.path(live)).st_size, read_size)
+        self.assertEqual(size, read, "stat size of status.json")
         # stat(1) and wc -c say the same, for every regular file at once.
-        # Except status.json, whose `mount` counters (directories opened,
-        # listings answered) move while this very find walks on: it is
-        # compared with a stat taken just before its read, as above.
-        live = "./.samplefs/status.json"
         r = self.run_tool("find", ".", "-type", "f", "-exec", "stat", "-c", "%s\t%n", "{}", "+",
                           cwd=self.m.mnt)
         sizes = dict(reversed(line.split("\t", 1)) for line in r.stdout.splitlines())
         self.assertEqual(len(sizes), expected)
         self.assertIn(live, sizes)
-        sizes[live] = self.run_tool("stat", "-c", "%s", self.m.path(live)).stdout.strip()
         for rel, size in sizes.items():
+            if rel == live:
+                continue
             with open(self.m.path(rel), "rb") as f:
                 self.assertEqual(int(size), len(f.read()), f"stat -c %s {rel}")
-        for rel in ("slides/HeLa-P12-s01/slide.json", ".samplefs/status.json",
-                    "slides/RW07-LV-s01/images/cell01/files/z-stack 1 (Zelle α).tif"):
-            if "./" + rel == live:
-                sizes[live] = self.run_tool("stat", "-c", "%s", self.m.path(live)).stdout.strip()
+        stat_1 = lambda: self.run_tool("stat", "-c", "%s", self.m.path(live)).stdout.strip()  # noqa: E731
+        size, read = between_equal_stats(stat_1, read_size)
+        self.assertEqual(size, read, "stat -c %s of status.json")
+        for rel in ("slides/HeLa-P12-s01/slide.json", "slides/RW07-LV-s01/images/cell01/files/z-stack 1 (Zelle α).tif"):
             wc = self.run_tool("wc", "-c", self.m.path(rel)).stdout.split()[0]
             self.assertEqual(int(wc), int(sizes["./" + rel]), f"wc -c {rel}")
+        size, wc = between_equal_stats(stat_1, lambda: self.run_tool("wc", "-c", self.m.path(live)).stdout.split()[0])
+        self.assertEqual(wc, size, "wc -c of status.json")
 
     def test_cmp_every_file_in_every_view(self):
         t0 = time.monotonic()

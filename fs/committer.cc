@@ -209,7 +209,7 @@ void Committer::Run() {
   errno = 0;
   const int nice = getpriority(PRIO_PROCESS, tid);
   if ((nice != -1 || errno == 0) && setpriority(PRIO_PROCESS, tid, std::min(nice + kBackgroundNice, 19)) != 0)
-    spdlog::debug("the committer keeps the daemon's priority: {}", strerror(errno));
+    spdlog::warn("the committer keeps the daemon's priority: {}", strerror(errno));
   for (;;) {
     std::vector<std::shared_ptr<CommitJob>> batch;
     bool stopping;

@@ -101,6 +101,11 @@ class Committer {
   // readdirplus answers, and a close does not make it discard an answer
   // that was read from the catalog just before the publish committed.
   uint64_t publish_epoch() const { return publish_epoch_.load(); }
+  // Moves the epoch for a write to an open file's record made outside the
+  // committer and outside any request whose reply the kernel orders (the
+  // mode kept when a version is dropped at RELEASE): a lookup or listing
+  // that read the record before it does not answer with it.
+  void NoteRecordChanged() { publish_epoch_.fetch_add(1); }
 
   void Start();
   // Runs every queued job once more (failed background jobs are then given

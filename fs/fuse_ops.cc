@@ -96,8 +96,9 @@ void ReplyNewEntry(fuse_req_t req, fuse_ino_t parent, const std::string& name, c
   auto attrs = [&]() -> Result<struct stat> {
     if (!found) return NodeAttr(fs, node.ino, spec);
     // The entry the lookup found, not an open file's and read while no
-    // commit round recorded versions: no version of it was pending or being
-    // committed, so it is the record NodeAttr would read. A file opened since then changes its size through the
+    // commit round recorded versions (Committer::publish_epoch): no version
+    // of it was pending or being committed, so it is the record NodeAttr
+    // would read. A file opened since then changes its size through the
     // kernel, which drops attributes of a reply older than its own change.
     struct stat a = EntryAttr(*found, fs.ns().identity());
     a.st_ino = InodeNumber(node.ino, spec);

@@ -82,6 +82,14 @@ std::shared_ptr<OpenFile> OpenFiles::Find(int64_t entry_id) {
 }
 
 void OpenFiles::MaybeRelease(const std::shared_ptr<OpenFile>& of) {
+  {
+    // Not waiting for the file's lock while holding the table's: a commit
+    // round may hold the file's for a while (on its nicer thread), and
+    // every Find and Acquire (lookups, listings, opens) would wait too.
+    // Whoever still uses it (a writer, a round) calls this again when done.
+    std::lock_guard ol(of->mu);
+    if (of->writers != 0 || of->writer) return;
+  }
   std::lock_guard lock(mu_);
   auto it = files_.find(of->entry_id);
   if (it == files_.end() || it->second != of) return;
@@ -208,6 +216,7 @@ void OpenFiles::DropVersionLocked(OpenFile& of) {
     s = catalog_.UpdateEntry(*e);
     if (s.ok()) s = txn.Commit();
   }
+  committer_.NoteRecordChanged();  // before the file can leave the table (MaybeRelease)
   if (!s.ok()) spdlog::error("keeping the mode of file #{} failed: {}", of.entry_id, s.ToString());
   of.pending_mode.reset();
 }

@@ -140,12 +140,12 @@ class Committer {
   static constexpr std::chrono::milliseconds kGatherDelay{20};
   // The committer's thread runs this much nicer than the daemon: on a busy
   // machine, requests (a find or ls while cp -r writes) go before the
-  // background rounds nobody waits for. A cold find of 100,000 files during
-  // a cp -r of 10,000 took a median 1.43-1.54x its idle time, 1.31-1.47x
-  // with it (tests/bench/README.md "Mount: a listing during a copy"). On an
-  // idle core it changes nothing; kMaxPending bounds how far behind it can
-  // fall, and a version somebody waits for (fsync) is late only while the
-  // machine is busy.
+  // rounds, most of which nobody waits for. A cold find of 100,000 files
+  // during a cp -r of 10,000 went past 1.5x its idle time in 10 of 28
+  // rounds without it, 4 of 34 with it (docs/DECISIONS.md "Writes": the
+  // figures and the costs: rounds somebody waits for, fsync, run at this
+  // value too). On an idle core it changes nothing; kMaxPending bounds how
+  // far behind it can fall.
   static constexpr int kBackgroundNice = 10;
   // For tests: how long background versions may gather.
   void set_gather_delay(std::chrono::milliseconds d) {

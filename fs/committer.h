@@ -65,7 +65,7 @@ struct CommitJob {
   bool background = false;               // from release(): retried, never waited for
   int attempts = 0;
   std::chrono::steady_clock::time_point not_before{};
-  std::chrono::steady_clock::time_point queued_at{};  // first Submit (group commit)
+  std::chrono::steady_clock::time_point queued_at{};  // Submit's time (group commit; kept on retries)
 
   // The outcome, for a waiting fsync()/close().
   std::mutex mu;

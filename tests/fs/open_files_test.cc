@@ -202,10 +202,14 @@ TEST_F(OpenFilesTest, DropKeepsAPendingChmod) {
   ASSERT_TRUE(files().EnsureWriterLocked(*of, true).ok());
   Write(*of, "partial");
   of->pending_mode = 0640;
+  const uint64_t epoch = rig_->committer.publish_epoch();
   files().DropVersionLocked(*of);  // writing -> none
   EXPECT_EQ(of->writer, nullptr);
   Entry e = MUST(cat().EntryById(file_.id));
   EXPECT_EQ(e.mode, 0640u);
+  // Written outside the committer: a lookup that read the record before
+  // must not answer with it (OpLookup's epoch test).
+  EXPECT_GT(rig_->committer.publish_epoch(), epoch);
   EXPECT_EQ(e.size, 4u) << "the file keeps its previous version";
 }
 

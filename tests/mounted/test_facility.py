@@ -274,12 +274,12 @@ class DatabaseOutage(MountedTestCase):
         with open(os.path.join(files, "old.tif"), "wb") as f:
             f.write(b"recorded before" * 1000)
         self.m.settle()
-        reader = open(os.path.join(files, "old.tif"), "rb")
         # Closed before tearDown unmounts, even when an assertion fails
         # (an open descriptor would keep the unmount waiting).
-        with open(os.path.join(files, "old.tif"), "rb") as tagged_file:
+        with open(os.path.join(files, "old.tif"), "rb") as reader, \
+                open(os.path.join(files, "old.tif"), "rb") as tagged_file, \
+                open(os.path.join(files, "during.tif"), "wb") as writer:
             tagged = tagged_file.fileno()
-            writer = open(os.path.join(files, "during.tif"), "wb")
             writer.write(b"begun before the outage;")
             writer.flush()
 
@@ -295,7 +295,7 @@ class DatabaseOutage(MountedTestCase):
             self.assertErrno(errno.ECONNREFUSED, os.mkdir, os.path.join(files, "newdir"))
             # Open data keeps working.
             self.assertEqual(reader.read(), b"recorded before" * 1000)
-            reader.close()  # (before tearDown's unmount)
+            reader.close()
             # A file being written is finished and closed during the outage:
             # close() succeeds (the version is sealed), the commit waits.
             writer.write(b" finished during it" * 5000)
